@@ -1,0 +1,745 @@
+//! Error mapping and wire behaviour against wiremock (and tiny raw TCP servers).
+
+use std::future::Future;
+use std::time::Duration;
+
+use bai_api::{
+    Client, ClientConfig, DownloadStyle, ErrorCode, ErrorKind, Mode, Sensitive, StatusFilter,
+};
+use serde_json::json;
+use url::Url;
+use wiremock::matchers::{body_json, body_partial_json, header, method, path, query_param};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+async fn within<F: Future<Output = ()>>(f: F) {
+    tokio::time::timeout(Duration::from_secs(30), f)
+        .await
+        .expect("test timed out");
+}
+
+fn problem(status: u16, slug: &str, title: &str) -> ResponseTemplate {
+    ResponseTemplate::new(status).set_body_raw(
+        json!({"type": format!("https://api.backend.ai/probs/{slug}"), "title": title}).to_string(),
+        "application/problem+json",
+    )
+}
+
+async fn server(version: &str) -> MockServer {
+    let s = MockServer::start().await;
+    for p in ["/func/", "/"] {
+        Mock::given(method("GET"))
+            .and(path(p))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(json!({"version": version, "manager": "25.15.0"})),
+            )
+            .mount(&s)
+            .await;
+    }
+    s
+}
+
+fn session_client(s: &MockServer) -> Client {
+    let mut cfg = ClientConfig::session(Url::parse(&s.uri()).expect("url"));
+    cfg.timeout = Duration::from_secs(5);
+    Client::new(cfg).expect("client")
+}
+
+fn logged_in_client(s: &MockServer) -> Client {
+    let mut cfg = ClientConfig::session(Url::parse(&s.uri()).expect("url"));
+    cfg.session_id = Some("sid-123".into());
+    cfg.timeout = Duration::from_secs(5);
+    Client::new(cfg).expect("client")
+}
+
+fn api_client(s: &MockServer) -> Client {
+    let mut cfg = ClientConfig::api(
+        Url::parse(&s.uri()).expect("url"),
+        "AKIAIOSFODNN7EXAMPLE".into(),
+        "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".into(),
+    );
+    cfg.timeout = Duration::from_secs(5);
+    Client::new(cfg).expect("client")
+}
+
+fn decrypt_login(origin: &str, body: &[u8]) -> serde_json::Value {
+    use base64::Engine as _;
+    use cbc::cipher::{block_padding::Pkcs7, BlockDecryptMut, KeyIvInit};
+    let text = std::str::from_utf8(body).expect("utf8");
+    let (iv, data) = text.split_once(':').expect("iv:data");
+    assert_eq!(iv.len(), 16);
+    let mut key = base64::engine::general_purpose::STANDARD
+        .encode(origin)
+        .into_bytes();
+    key.extend_from_slice(iv.as_bytes());
+    key.extend_from_slice(iv.as_bytes());
+    key.truncate(32);
+    let ct = base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .expect("b64");
+    let plain = cbc::Decryptor::<aes::Aes256>::new_from_slices(&key, iv.as_bytes())
+        .expect("key")
+        .decrypt_padded_vec_mut::<Pkcs7>(&ct)
+        .expect("decrypt");
+    serde_json::from_slice(&plain).expect("json")
+}
+
+#[tokio::test]
+async fn html_answer_is_wrong_url() {
+    within(async {
+        let s = MockServer::start().await;
+        Mock::given(method("GET"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_raw("<!DOCTYPE html><html>hi</html>", "text/html"),
+            )
+            .mount(&s)
+            .await;
+        let e = session_client(&s)
+            .negotiate_version()
+            .await
+            .expect_err("html");
+        assert_eq!(e.code(), ErrorCode::WrongUrl, "{e}");
+        assert!(e.to_string().contains("HTML"), "{e}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn non_json_answer_is_wrong_url() {
+    within(async {
+        let s = MockServer::start().await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(200).set_body_raw("hello", "text/plain"))
+            .mount(&s)
+            .await;
+        let e = api_client(&s).negotiate_version().await.expect_err("text");
+        assert_eq!(e.code(), ErrorCode::WrongUrl, "{e}");
+        // A 404 with a non-JSON body as well.
+        let s = MockServer::start().await;
+        let e = session_client(&s)
+            .negotiate_version()
+            .await
+            .expect_err("404");
+        assert_eq!(e.code(), ErrorCode::WrongUrl, "{e}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn closed_port_is_unreachable() {
+    within(async {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = l.local_addr().expect("addr").port();
+        drop(l);
+        let cfg =
+            ClientConfig::session(Url::parse(&format!("http://127.0.0.1:{port}")).expect("url"));
+        let e = Client::new(cfg)
+            .expect("client")
+            .negotiate_version()
+            .await
+            .expect_err("refused");
+        assert_eq!(e.code(), ErrorCode::Unreachable, "{e}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn https_against_plain_http_is_tls_error() {
+    within(async {
+        let s = server("v9.20250722").await;
+        let url = s.uri().replace("http://", "https://");
+        for insecure in [false, true] {
+            let mut cfg = ClientConfig::session(Url::parse(&url).expect("url"));
+            cfg.tls.insecure = insecure;
+            let e = Client::new(cfg)
+                .expect("client")
+                .negotiate_version()
+                .await
+                .expect_err("tls");
+            assert_eq!(e.code(), ErrorCode::Tls, "{e}");
+            assert!(e.to_string().contains("TLS"), "{e}");
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn silent_server_times_out() {
+    within(async {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = l.local_addr().expect("addr").port();
+        let keep = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((sock, _)) = l.accept().await {
+                held.push(sock);
+            }
+        });
+        let mut cfg =
+            ClientConfig::session(Url::parse(&format!("http://127.0.0.1:{port}")).expect("url"));
+        cfg.timeout = Duration::from_millis(300);
+        let e = Client::new(cfg)
+            .expect("client")
+            .negotiate_version()
+            .await
+            .expect_err("timeout");
+        assert_eq!(e.code(), ErrorCode::Timeout, "{e}");
+        keep.abort();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn unsupported_versions() {
+    within(async {
+        for body in [
+            json!({"manager": "19.03"}),
+            json!({"version": "v3.20170615"}),
+            json!({"version": "garbage"}),
+        ] {
+            let s = MockServer::start().await;
+            Mock::given(method("GET"))
+                .and(path("/func/"))
+                .respond_with(ResponseTemplate::new(200).set_body_json(body.clone()))
+                .mount(&s)
+                .await;
+            let e = session_client(&s)
+                .negotiate_version()
+                .await
+                .expect_err("old");
+            assert_eq!(e.code(), ErrorCode::UnsupportedVersion, "{body}: {e}");
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn negotiated_version_is_sent_and_v4_uses_kernel_prefix() {
+    within(async {
+        let s = server("v4.20190615").await;
+        Mock::given(method("GET"))
+            .and(path("/func/stream/kernel/s1/apps"))
+            .and(header("X-BackendAI-Version", "v4.20190615"))
+            .and(header("X-BackendAI-SessionID", "sid-123"))
+            .and(header("Cookie", "AIOHTTP_SESSION=sid-123"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(json!([{"name":"sshd","protocol":"tcp","ports":[2200]}])),
+            )
+            .expect(1)
+            .mount(&s)
+            .await;
+        let c = logged_in_client(&s);
+        let apps = c.session_apps("s1").await.expect("apps");
+        assert_eq!(apps[0].name, "sshd");
+        assert_eq!(apps[0].ports, vec![2200]);
+        let newer = server("v10.20300101").await;
+        assert_eq!(
+            session_client(&newer).negotiate_version().await.expect("v"),
+            bai_api::CLIENT_API_VERSION
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn login_over_http_is_encrypted_and_keeps_the_session_id() {
+    within(async {
+        let s = server("v9.20250722").await;
+        let origin = s.uri();
+        Mock::given(method("POST"))
+            .and(path("/server/login"))
+            .and(header("X-BackendAI-Encoded", "true"))
+            .respond_with(move |req: &Request| {
+                let creds = decrypt_login(&origin, &req.body);
+                assert_eq!(creds["username"], "me@example.com");
+                assert_eq!(creds["password"], "pw");
+                assert!(req.headers.get("X-BackendAI-SessionID").is_none());
+                ResponseTemplate::new(200)
+                    .insert_header(
+                        "Set-Cookie",
+                        "AIOHTTP_SESSION=cookieonly42; HttpOnly; Max-Age=604800; Path=/",
+                    )
+                    .set_body_json(json!({"authenticated": true,
+                        "data": {"access_key": "AK", "role": "user", "status": "active"}}))
+            })
+            .expect(1)
+            .mount(&s)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/server/login-check"))
+            .and(header("X-BackendAI-SessionID", "cookieonly42"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(
+                json!({"authenticated": true, "data": {"access_key": "AK", "role": "user",
+                "status": "active"}, "session_id": "cookieonly42"}),
+            ))
+            .mount(&s)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/server/logout"))
+            .respond_with(ResponseTemplate::new(201))
+            .mount(&s)
+            .await;
+        let c = session_client(&s);
+        let info = c
+            .login("me@example.com", &Sensitive::new("pw".to_owned()), None)
+            .await
+            .expect("login");
+        assert_eq!(info.account.role.as_deref(), Some("user"));
+        assert_eq!(
+            c.session_id().map(Sensitive::into_inner).as_deref(),
+            Some("cookieonly42")
+        );
+        let check = c.login_check().await.expect("check");
+        assert!(check.authenticated);
+        // Restore the login in a new client.
+        let mut cfg = ClientConfig::session(Url::parse(&s.uri()).expect("url"));
+        cfg.session_id = c.session_id();
+        assert!(
+            Client::new(cfg)
+                .expect("client")
+                .login_check()
+                .await
+                .expect("check")
+                .authenticated
+        );
+        c.logout().await.expect("logout");
+        assert!(c.session_id().is_none());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn wrong_password_is_auth_failed_in_both_shapes() {
+    within(async {
+        for status in [401, 200] {
+            let s = server("v9.20250722").await;
+            Mock::given(method("POST"))
+                .and(path("/server/login"))
+                .respond_with(ResponseTemplate::new(status).set_body_json(json!({
+                    "authenticated": false,
+                    "data": {"type": "https://api.backend.ai/probs/auth-failed",
+                             "title": "Unauthorized access", "details": "User credential mismatch."}
+                })))
+                .mount(&s)
+                .await;
+            let c = session_client(&s);
+            let e = c
+                .login(
+                    "me@example.com",
+                    &Sensitive::new("hunter2".to_owned()),
+                    None,
+                )
+                .await
+                .expect_err("wrong pw");
+            assert_eq!(e.code(), ErrorCode::AuthFailed, "{e}");
+            assert!(e.to_string().contains("credential mismatch"), "{e}");
+            assert!(!format!("{e} {e:?}").contains("hunter2"));
+            assert!(c.session_id().is_none());
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn totp_required() {
+    within(async {
+        let s = server("v9.20250722").await;
+        Mock::given(method("POST"))
+            .and(path("/server/login"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "authenticated": false,
+                "data": {"type": "https://api.backend.ai/probs/require-totp-authentication",
+                         "title": "Two-factor authentication required", "details": "OTP not provided"}
+            })))
+            .mount(&s)
+            .await;
+        let e = session_client(&s)
+            .login("me@example.com", &Sensitive::new("pw".to_owned()), None)
+            .await
+            .expect_err("totp");
+        assert_eq!(e.code(), ErrorCode::TotpRequired, "{e}");
+        assert!(matches!(
+            e.kind(),
+            ErrorKind::TotpRequired {
+                registration: false
+            }
+        ));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn unauthorized_after_login_is_expired_and_before_is_not_logged_in() {
+    within(async {
+        let s = server("v9.20250722").await;
+        Mock::given(method("POST"))
+            .and(path("/func/admin/gql"))
+            .respond_with(problem(401, "auth-failed", "Unauthorized access"))
+            .mount(&s)
+            .await;
+        let e = logged_in_client(&s)
+            .list_sessions(StatusFilter::Active)
+            .await
+            .expect_err("expired");
+        assert!(matches!(e.kind(), ErrorKind::LoginExpired), "{e}");
+        assert_eq!(e.code(), ErrorCode::LoginExpired);
+        let e = session_client(&s)
+            .list_sessions(StatusFilter::Active)
+            .await
+            .expect_err("anonymous");
+        assert!(matches!(e.kind(), ErrorKind::NotLoggedIn), "{e}");
+        // API mode: a 401 is a refused keypair.
+        let e = api_client(&s).negotiate_version().await.map(|_| ());
+        assert!(e.is_ok());
+        let s2 = server("v9.20250722").await;
+        Mock::given(method("POST"))
+            .and(path("/admin/gql"))
+            .respond_with(problem(
+                401,
+                "auth-failed",
+                "Credential/signature mismatch.",
+            ))
+            .mount(&s2)
+            .await;
+        let e = api_client(&s2)
+            .list_sessions(StatusFilter::Active)
+            .await
+            .expect_err("401");
+        assert_eq!(e.code(), ErrorCode::AuthFailed, "{e}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn not_found_session_and_app_and_not_running() {
+    within(async {
+        let s = server("v9.20250722").await;
+        Mock::given(method("GET"))
+            .and(path("/stream/session/nope/apps"))
+            .respond_with(problem(404, "object-not-found", "No such session."))
+            .mount(&s)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/stream/session/up/apps"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(json!([{"name":"ttyd","protocol":"http","ports":[7681]}])),
+            )
+            .mount(&s)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/session/up"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"status": "RUNNING"})))
+            .mount(&s)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/stream/session/pending/apps"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+            .mount(&s)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/session/pending"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"status": "PREPARING"})))
+            .mount(&s)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/session/up/download_single"))
+            .respond_with(problem(404, "object-not-found", "No such app service."))
+            .mount(&s)
+            .await;
+        let c = api_client(&s);
+        let e = c.tcpproxy_target("nope", "sshd").await.expect_err("404");
+        assert_eq!(e.code(), ErrorCode::SessionNotFound, "{e}");
+        let e = c.tcpproxy_target("up", "sshd").await.expect_err("no sshd");
+        assert_eq!(e.code(), ErrorCode::AppNotFound, "{e}");
+        assert!(e.to_string().contains("ttyd"), "{e}");
+        let e = c
+            .tcpproxy_target("pending", "sshd")
+            .await
+            .expect_err("pending");
+        assert_eq!(e.code(), ErrorCode::SessionNotRunning, "{e}");
+        assert!(e.to_string().contains("PREPARING"), "{e}");
+        assert_eq!(c.session_info("up").await.expect("info").status, "RUNNING");
+        assert!(c.tcpproxy_target("up", "ttyd").await.is_ok());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn server_error_keeps_the_problem() {
+    within(async {
+        let s = server("v9.20250722").await;
+        Mock::given(method("GET"))
+            .and(path("/func/stream/session/s1/apps"))
+            .respond_with(problem(
+                500,
+                "internal-server-error",
+                "Something went wrong.",
+            ))
+            .mount(&s)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/func/session/s1"))
+            .respond_with(
+                ResponseTemplate::new(502).set_body_raw("<html>bad gateway</html>", "text/html"),
+            )
+            .mount(&s)
+            .await;
+        let c = logged_in_client(&s);
+        let e = c.session_apps("s1").await.expect_err("500");
+        assert_eq!(e.code(), ErrorCode::ServerError, "{e}");
+        assert_eq!(e.status(), Some(500));
+        assert_eq!(
+            e.problem().and_then(|p| p.title.as_deref()),
+            Some("Something went wrong.")
+        );
+        let e = c.session_info("s1").await.expect_err("502");
+        assert_eq!(e.code(), ErrorCode::ServerError, "{e}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn clock_skew_names_both_clocks() {
+    within(async {
+        let s = server("v9.20250722").await;
+        Mock::given(method("POST"))
+            .and(path("/admin/gql"))
+            .respond_with(
+                problem(
+                    400,
+                    "invalid-auth-params",
+                    "Missing or invalid authorization parameters",
+                )
+                .set_body_raw(
+                    json!({"type": "https://api.backend.ai/probs/invalid-auth-params",
+                               "title": "Missing or invalid authorization parameters",
+                               "msg": "Date/time sync error"})
+                    .to_string(),
+                    "application/problem+json",
+                )
+                .insert_header("Date", "Wed, 01 Jan 2020 00:00:00 GMT"),
+            )
+            .mount(&s)
+            .await;
+        let e = api_client(&s)
+            .list_sessions(StatusFilter::Active)
+            .await
+            .expect_err("skew");
+        assert_eq!(e.code(), ErrorCode::ClockSkew, "{e}");
+        let msg = e.to_string();
+        assert!(msg.contains("local clock"), "{msg}");
+        assert!(msg.contains("2020-01-01 00:00:00"), "{msg}");
+    })
+    .await;
+}
+
+fn item(name: &str) -> serde_json::Value {
+    json!({"id": format!("id-{name}"), "name": name, "status": "RUNNING", "status_info": null,
+           "image": "cr.backend.ai/python:3.11", "type": "INTERACTIVE",
+           "created_at": "2025-01-02T03:04:05+00:00", "group_name": "default",
+           "service_ports": "[{\"name\":\"sshd\",\"protocol\":\"tcp\",\"container_ports\":[2200],\"host_ports\":[30002]}]"})
+}
+
+#[tokio::test]
+async fn list_sessions_paginates_and_raises_graphql_errors() {
+    within(async {
+        let s = server("v9.20250722").await;
+        let first: Vec<_> = (0..100).map(|i| item(&format!("s{i}"))).collect();
+        Mock::given(method("POST"))
+            .and(path("/admin/gql"))
+            .and(header("content-type", "application/json"))
+            .and(body_partial_json(
+                json!({"variables": {"offset": 0, "limit": 100,
+                "status": "CREATING,RUNNING,RUNNING_DEGRADED"}}),
+            ))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "data": {"compute_session_list": {"items": first, "total_count": 101}},
+                "errors": null})))
+            .expect(1)
+            .mount(&s)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/admin/gql"))
+            .and(body_partial_json(json!({"variables": {"offset": 100}})))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "data": {"compute_session_list": {"items": [item("last")], "total_count": 101}},
+                "errors": null})))
+            .expect(1)
+            .mount(&s)
+            .await;
+        let list = api_client(&s)
+            .list_sessions(StatusFilter::Running)
+            .await
+            .expect("list");
+        assert_eq!(list.len(), 101);
+        assert!(list[100].has_app("sshd"));
+        assert_eq!(list[100].service_ports[0].host_ports, vec![30002]);
+
+        let s = server("v9.20250722").await;
+        Mock::given(method("POST"))
+            .and(path("/admin/gql"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "data": null, "errors": [{"message": "Cannot query field \"x\""}]})))
+            .mount(&s)
+            .await;
+        let e = api_client(&s)
+            .list_sessions(StatusFilter::Active)
+            .await
+            .expect_err("gql");
+        assert!(e.to_string().contains("Cannot query field"), "{e}");
+    })
+    .await;
+}
+
+fn tar_of(name: &str, data: &[u8]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(data.len() as u64);
+    h.set_mode(0o600);
+    h.set_cksum();
+    b.append_data(&mut h, name, data).expect("append");
+    b.into_inner().expect("tar")
+}
+
+fn multipart(boundary: &str, tars: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for t in tars {
+        out.extend_from_slice(
+            format!("--{boundary}\r\nContent-Type: application/octet-stream\r\nContent-Encoding: identity\r\nContent-Length: {}\r\n\r\n", t.len())
+                .as_bytes(),
+        );
+        out.extend_from_slice(t);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    out
+}
+
+#[tokio::test]
+async fn downloads_in_both_styles() {
+    within(async {
+        let s = server("v9.20250722").await;
+        let body = multipart(
+            "BOUND",
+            &[tar_of("a.txt", b"AAA"), tar_of("b.bin", b"\r\n--BOUND")],
+        );
+        Mock::given(method("POST"))
+            .and(path("/session/s1/download"))
+            .and(query_param("files", "a.txt"))
+            .and(query_param("files", "dir/b.bin"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_raw(body.clone(), "multipart/mixed; boundary=BOUND"),
+            )
+            .expect(1)
+            .mount(&s)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/session/s1/download"))
+            .and(body_json(json!({"files": ["a.txt", "dir/b.bin"]})))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_raw(body, "multipart/mixed; boundary=BOUND"),
+            )
+            .expect(1)
+            .mount(&s)
+            .await;
+        let c = api_client(&s);
+        for style in [DownloadStyle::Query, DownloadStyle::JsonBody] {
+            let files = c
+                .download("s1", &["a.txt", "dir/b.bin"], style)
+                .await
+                .expect("download");
+            assert_eq!(files.len(), 2);
+            assert_eq!(
+                (files[0].name.as_str(), files[0].data.as_slice()),
+                ("a.txt", &b"AAA"[..])
+            );
+            assert_eq!(files[1].data, b"\r\n--BOUND");
+        }
+        let e = c
+            .download("s1", &["1", "2", "3", "4", "5", "6"], DownloadStyle::Query)
+            .await
+            .expect_err("6 files");
+        assert_eq!(e.code(), ErrorCode::InvalidInput);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn ssh_key_fetch_strips_absent_and_too_large() {
+    within(async {
+        let s = server("v9.20250722").await;
+        Mock::given(method("POST"))
+            .and(path("/func/session/has-key/download_single"))
+            .and(query_param("file", "/home/work/id_container"))
+            .respond_with(ResponseTemplate::new(200).set_body_bytes(
+                b"\x00\x01junk-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n"
+                    .to_vec(),
+            ))
+            .mount(&s)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/func/session/no-key/download_single"))
+            .respond_with(problem(400, "invalid-api-params", "The file is not found."))
+            .mount(&s)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/func/session/gone/download_single"))
+            .respond_with(problem(404, "object-not-found", "No such session."))
+            .mount(&s)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/func/session/big/download_single"))
+            .respond_with(ResponseTemplate::new(200).set_body_bytes(vec![b'x'; 1024 * 1024 + 1]))
+            .mount(&s)
+            .await;
+        let c = logged_in_client(&s);
+        let key = c.fetch_ssh_key("has-key").await.expect("key").expect("some");
+        assert!(key.expose().starts_with("-----BEGIN RSA PRIVATE KEY-----"));
+        assert_eq!(format!("{key:?}"), "<redacted>");
+        assert!(c.fetch_ssh_key("no-key").await.expect("none").is_none());
+        let e = c.fetch_ssh_key("gone").await.expect_err("gone");
+        assert_eq!(e.code(), ErrorCode::SessionNotFound, "{e}");
+        let e = c
+            .download_single("big", "/home/work/big")
+            .await
+            .expect_err("too large");
+        assert!(matches!(e.kind(), ErrorKind::TooLarge { .. }), "{e}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn tcpproxy_request_in_session_mode_uses_func_prefix() {
+    within(async {
+        let s = server("v8.20240915").await;
+        Mock::given(method("GET"))
+            .and(path("/func/stream/session/s1/apps"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(json!([{"name":"sshd","protocol":"tcp","ports":[2200]}])),
+            )
+            .mount(&s)
+            .await;
+        let c = logged_in_client(&s);
+        assert_eq!(c.mode(), Mode::Session);
+        let t = c.tcpproxy_target("s1", "sshd").await.expect("target");
+        let ws = t.request().expect("request");
+        assert!(ws.tls.is_none());
+        let uri = ws.request.uri().to_string();
+        assert!(uri.starts_with("ws://127.0.0.1:"), "{uri}");
+        assert!(
+            uri.ends_with("/func/stream/session/s1/tcpproxy?app=sshd"),
+            "{uri}"
+        );
+        assert_eq!(ws.request.headers()["x-backendai-version"], "v8.20240915");
+        assert_eq!(ws.request.headers()["x-backendai-sessionid"], "sid-123");
+        assert!(!ws.request.headers().contains_key("authorization"));
+        assert!(!format!("{t:?}").contains("sid-123"));
+    })
+    .await;
+}

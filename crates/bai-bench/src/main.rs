@@ -1,0 +1,733 @@
+//! `make bench`: the same workloads (a) straight to loopback servers, (b) through `bai app` and
+//! the sandbox's tcpproxy, and (c) through the official Python client's `backend.ai app` proxy
+//! and the same sandbox, printed side by side in one run.
+//!
+//! Every process whose CPU time or memory is measured (the proxies) is a child of its own, read
+//! from `/proc`; the sandbox, the echo and iperf3 servers and the load generators are shared by
+//! all three routes, so they cost each route the same.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::process::{Child, Command};
+
+#[derive(Parser, Debug)]
+#[command(about = "Benchmarks bai's local proxy against direct loopback and the Python client")]
+struct Args {
+    /// The `bai` binary (release build).
+    #[arg(long, default_value = "target/release/bai")]
+    bai: PathBuf,
+    /// The `bai-sandbox` binary (release build).
+    #[arg(long, default_value = "target/release/bai-sandbox")]
+    sandbox: PathBuf,
+    /// The official client's `backend.ai` (skipped when missing).
+    #[arg(long, default_value = ".venv/bin/backend.ai")]
+    python: PathBuf,
+    /// Seconds per iperf3 run.
+    #[arg(long, default_value_t = 5)]
+    iperf_secs: u32,
+    /// Connections for the setup-latency workload.
+    #[arg(long, default_value_t = 300)]
+    setups: usize,
+    /// Connections held at once.
+    #[arg(long, default_value_t = 1000)]
+    held: usize,
+    /// MiB copied by scp each way.
+    #[arg(long, default_value_t = 512)]
+    scp_mib: usize,
+    /// Also write the table (markdown) to this file.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// What the sandbox printed on its first line (`--json`).
+struct SandboxInfo {
+    manager: String,
+    access_key: String,
+    secret_key: String,
+    session: String,
+    account: String,
+    sshd_port: u16,
+    key: PathBuf,
+}
+
+/// One way of reaching the servers.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Route {
+    Direct,
+    Bai,
+    Python,
+}
+
+impl Route {
+    fn label(self) -> &'static str {
+        match self {
+            Route::Direct => "direct",
+            Route::Bai => "bai",
+            Route::Python => "python client",
+        }
+    }
+}
+
+/// Three local ports to use for one route, and the proxy processes behind them.
+struct Endpoints {
+    echo: u16,
+    iperf: u16,
+    ssh: u16,
+    proxies: Vec<Child>,
+    /// pid of the process that carries the iperf3 and echo traffic, when it is a proxy.
+    iperf_pid: Option<u32>,
+    echo_pid: Option<u32>,
+}
+
+#[derive(Default, Clone)]
+struct Figures {
+    up_gbps: Option<f64>,
+    down_gbps: Option<f64>,
+    cpu_s_per_gib: Option<f64>,
+    setup_median_us: Option<f64>,
+    setup_p99_us: Option<f64>,
+    held_ok: Option<usize>,
+    rss_mib_100: Option<f64>,
+    scp_up_mbs: Option<f64>,
+    scp_down_mbs: Option<f64>,
+    notes: Vec<String>,
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    rt.block_on(run(args))
+}
+
+async fn run(args: Args) -> Result<()> {
+    for (what, path) in [("bai", &args.bai), ("bai-sandbox", &args.sandbox)] {
+        if !path.exists() {
+            bail!(
+                "{what} not found at {} (make bench builds it)",
+                path.display()
+            );
+        }
+    }
+    let scratch = tempfile::tempdir().context("creating a scratch dir")?;
+
+    let echo_port = spawn_echo_server().await?;
+    let iperf_port = free_port()?;
+    let _iperf = Command::new("iperf3")
+        .args(["-s", "-B", "127.0.0.1", "-p", &iperf_port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting iperf3 -s (apt-get install iperf3)")?;
+    wait_port(iperf_port).await?;
+
+    let (_sandbox, info) = start_sandbox(&args.sandbox, echo_port, iperf_port).await?;
+    eprintln!(
+        "sandbox up: manager {}, session {}",
+        info.manager, info.session
+    );
+
+    let payload = scratch.path().join("payload.bin");
+    write_payload(&payload, args.scp_mib)?;
+
+    let mut routes = vec![Route::Direct, Route::Bai];
+    if args.python.exists() {
+        routes.push(Route::Python);
+    } else {
+        eprintln!(
+            "python client not found at {}: column (c) skipped",
+            args.python.display()
+        );
+    }
+
+    let mut results = Vec::new();
+    for route in routes {
+        eprintln!("== {}", route.label());
+        let mut ep = endpoints(route, &args, &info, scratch.path(), echo_port, iperf_port).await?;
+        let fig = measure(route, &args, &info, &mut ep, scratch.path(), &payload).await;
+        for mut p in ep.proxies.drain(..) {
+            let _ = p.kill().await;
+        }
+        results.push((route, fig));
+    }
+
+    let table = render(&args, &results);
+    println!("{table}");
+    if let Some(out) = &args.out {
+        std::fs::write(out, &table).with_context(|| format!("writing {}", out.display()))?;
+    }
+    Ok(())
+}
+
+async fn measure(
+    route: Route,
+    args: &Args,
+    info: &SandboxInfo,
+    ep: &mut Endpoints,
+    scratch: &Path,
+    payload: &Path,
+) -> Figures {
+    let mut f = Figures::default();
+    let cpu_before = ep.iperf_pid.and_then(cpu_seconds);
+    let mut bytes = 0u64;
+    match iperf(ep.iperf, args.iperf_secs, false).await {
+        Ok((bps, b)) => {
+            f.up_gbps = Some(bps / 1e9);
+            bytes += b;
+        }
+        Err(e) => f.notes.push(format!("iperf3 up: {e:#}")),
+    }
+    match iperf(ep.iperf, args.iperf_secs, true).await {
+        Ok((bps, b)) => {
+            f.down_gbps = Some(bps / 1e9);
+            bytes += b;
+        }
+        Err(e) => f.notes.push(format!("iperf3 down: {e:#}")),
+    }
+    if let (Some(before), Some(after)) = (cpu_before, ep.iperf_pid.and_then(cpu_seconds)) {
+        if bytes > 0 {
+            f.cpu_s_per_gib = Some((after - before) / (bytes as f64 / (1u64 << 30) as f64));
+        }
+    }
+
+    match setup_latency(ep.echo, args.setups).await {
+        Ok((median, p99)) => {
+            f.setup_median_us = Some(median);
+            f.setup_p99_us = Some(p99);
+        }
+        Err(e) => f.notes.push(format!("setup: {e:#}")),
+    }
+
+    match hold(ep.echo, 100, ep.echo_pid).await {
+        Ok((_, rss)) => f.rss_mib_100 = rss,
+        Err(e) => f.notes.push(format!("100 held: {e:#}")),
+    }
+    match hold(ep.echo, args.held, None).await {
+        Ok((ok, _)) => f.held_ok = Some(ok),
+        Err(e) => f.notes.push(format!("{} held: {e:#}", args.held)),
+    }
+
+    let key = info.key.to_string_lossy().into_owned();
+    let remote = format!(
+        "{}@127.0.0.1:bench-{}.bin",
+        info.account,
+        route.label().replace(' ', "-")
+    );
+    let back = scratch.join(format!("back-{:?}.bin", route));
+    let size = std::fs::metadata(payload).map(|m| m.len()).unwrap_or(0) as f64;
+    match scp(ep.ssh, &key, &payload.to_string_lossy(), &remote).await {
+        Ok(secs) => f.scp_up_mbs = Some(size / secs / 1e6),
+        Err(e) => f.notes.push(format!("scp up: {e:#}")),
+    }
+    match scp(ep.ssh, &key, &remote, &back.to_string_lossy()).await {
+        Ok(secs) => {
+            f.scp_down_mbs = Some(size / secs / 1e6);
+            if !same_file(payload, &back) {
+                f.notes
+                    .push("scp down: the copy differs from the original".into());
+            }
+        }
+        Err(e) => f.notes.push(format!("scp down: {e:#}")),
+    }
+    // The remote copy lives in the session's home, which the sandbox removes at exit.
+    let _ = std::fs::remove_file(&back);
+    f
+}
+
+// ---- routes ---------------------------------------------------------------------------------
+
+async fn endpoints(
+    route: Route,
+    args: &Args,
+    info: &SandboxInfo,
+    scratch: &Path,
+    echo_port: u16,
+    iperf_port: u16,
+) -> Result<Endpoints> {
+    match route {
+        Route::Direct => Ok(Endpoints {
+            echo: echo_port,
+            iperf: iperf_port,
+            ssh: info.sshd_port,
+            proxies: Vec::new(),
+            iperf_pid: None,
+            echo_pid: None,
+        }),
+        Route::Bai | Route::Python => {
+            let mut proxies = Vec::new();
+            let mut ports = Vec::new();
+            let mut pids = Vec::new();
+            for app in ["echo", "iperf", "sshd"] {
+                let (child, port) = spawn_proxy(route, args, info, scratch, app).await?;
+                pids.push(child.id());
+                proxies.push(child);
+                ports.push(port);
+            }
+            Ok(Endpoints {
+                echo: ports[0],
+                iperf: ports[1],
+                ssh: ports[2],
+                proxies,
+                echo_pid: pids[0],
+                iperf_pid: pids[1],
+            })
+        }
+    }
+}
+
+/// Starts one proxy process for `app` and returns it with the port it serves on.
+async fn spawn_proxy(
+    route: Route,
+    args: &Args,
+    info: &SandboxInfo,
+    scratch: &Path,
+    app: &str,
+) -> Result<(Child, u16)> {
+    let home = scratch.join(format!("home-{}", route.label().replace(' ', "-")));
+    std::fs::create_dir_all(&home).context("creating a proxy home")?;
+    let port = free_port()?;
+    let bind = format!("127.0.0.1:{port}");
+    let mut cmd = match route {
+        Route::Bai => {
+            let mut c = Command::new(&args.bai);
+            c.args(["app", &info.session, app, "-b", &bind])
+                .env("BAI_CONFIG_DIR", home.join("bai"))
+                .env("BAI_SECRET_STORE", "file");
+            c
+        }
+        _ => {
+            let mut c = Command::new(&args.python);
+            c.args(["app", &info.session, app, "-b", &bind]);
+            c
+        }
+    };
+    cmd.env("HOME", &home)
+        .env("BACKEND_ENDPOINT", &info.manager)
+        .env("BACKEND_ENDPOINT_TYPE", "api")
+        .env("BACKEND_ACCESS_KEY", &info.access_key)
+        .env("BACKEND_SECRET_KEY", &info.secret_key)
+        .env("RUST_LOG", "warn")
+        .current_dir(&home)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("starting the {} proxy for {app}", route.label()))?;
+    let stdout = child.stdout.take().context("proxy stdout")?;
+    let wanted = format!("127.0.0.1:{port}");
+    let mut lines = BufReader::new(stdout).lines();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await? {
+            if line.contains(&wanted) {
+                return Ok(());
+            }
+        }
+        bail!("the proxy exited before announcing {wanted}")
+    })
+    .await
+    .with_context(|| format!("waiting for the {} proxy for {app}", route.label()))??;
+    // Keep draining stdout so the proxy never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok((child, port))
+}
+
+async fn start_sandbox(bin: &Path, echo: u16, iperf: u16) -> Result<(Child, SandboxInfo)> {
+    let mut child = Command::new(bin)
+        .args([
+            "--port",
+            "0",
+            "--sessions",
+            "1",
+            "--json",
+            "--app",
+            &format!("echo=127.0.0.1:{echo}"),
+            "--app",
+            &format!("iperf=127.0.0.1:{iperf}"),
+        ])
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting bai-sandbox")?;
+    let stdout = child.stdout.take().context("sandbox stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let first = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+        .await
+        .context("waiting for the sandbox")??
+        .context("the sandbox exited before printing its endpoints")?;
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let v: serde_json::Value = serde_json::from_str(&first).context("sandbox --json line")?;
+    let s = v["sessions"]
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["status"] == "RUNNING"))
+        .context("the sandbox has no RUNNING session")?;
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+    Ok((
+        child,
+        SandboxInfo {
+            manager: text(&v["manager"]),
+            access_key: text(&v["access_key"]),
+            secret_key: text(&v["secret_key"]),
+            session: text(&s["name"]),
+            account: text(&s["account"]),
+            sshd_port: s["sshd_port"].as_u64().unwrap_or(0) as u16,
+            key: PathBuf::from(text(&s["id_container"])),
+        },
+    ))
+}
+
+// ---- workloads ------------------------------------------------------------------------------
+
+/// One iperf3 run; returns (bits per second received, bytes).
+async fn iperf(port: u16, secs: u32, reverse: bool) -> Result<(f64, u64)> {
+    let mut cmd = Command::new("iperf3");
+    cmd.args([
+        "-c",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "-t",
+        &secs.to_string(),
+        "-J",
+    ]);
+    if reverse {
+        cmd.arg("-R");
+    }
+    let out = tokio::time::timeout(
+        Duration::from_secs(u64::from(secs) + 30),
+        cmd.kill_on_drop(true).output(),
+    )
+    .await
+    .context("iperf3 timed out")??;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).context("iperf3 -J output")?;
+    if let Some(e) = v["error"].as_str() {
+        bail!("iperf3: {e}");
+    }
+    let sum = &v["end"]["sum_received"];
+    Ok((
+        sum["bits_per_second"]
+            .as_f64()
+            .context("no bits_per_second")?,
+        sum["bytes"].as_u64().unwrap_or(0),
+    ))
+}
+
+/// `n` sequential connect + 32-byte echo + close; returns (median, p99) in µs.
+async fn setup_latency(port: u16, n: usize) -> Result<(f64, f64)> {
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        tokio::time::timeout(Duration::from_secs(10), echo_once(port))
+            .await
+            .context("an echo timed out")??;
+        samples.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    samples.sort_by(|a, b| a.total_cmp(b));
+    let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
+    Ok((at(0.5), at(0.99)))
+}
+
+async fn echo_once(port: u16) -> Result<()> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).await?;
+    s.set_nodelay(true)?;
+    echo_on(&mut s).await
+}
+
+async fn echo_on(s: &mut TcpStream) -> Result<()> {
+    let msg = [0x5au8; 32];
+    s.write_all(&msg).await?;
+    let mut back = [0u8; 32];
+    s.read_exact(&mut back).await?;
+    if back != msg {
+        bail!("echo mismatch");
+    }
+    Ok(())
+}
+
+/// Opens `n` connections at once, each echoing; returns how many echoed twice (once on open,
+/// once after all were open) and, with a pid, that process's RSS in MiB while they were open.
+async fn hold(port: u16, n: usize, pid: Option<u32>) -> Result<(usize, Option<f64>)> {
+    let deadline = Duration::from_secs(60);
+    let mut tasks = tokio::task::JoinSet::new();
+    let (all_open_tx, _) = tokio::sync::broadcast::channel::<()>(1);
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<bool>(n.max(1));
+    for _ in 0..n {
+        let mut go = all_open_tx.subscribe();
+        let done = done_tx.clone();
+        tasks.spawn(async move {
+            let first = async {
+                let mut s = TcpStream::connect(("127.0.0.1", port)).await?;
+                s.set_nodelay(true)?;
+                echo_on(&mut s).await?;
+                anyhow::Ok(s)
+            };
+            let s = tokio::time::timeout(deadline, first).await;
+            let mut s = match s {
+                Ok(Ok(s)) => s,
+                _ => {
+                    let _ = done.send(false).await;
+                    return false;
+                }
+            };
+            let _ = done.send(true).await;
+            if go.recv().await.is_err() {
+                return false;
+            }
+            matches!(
+                tokio::time::timeout(deadline, echo_on(&mut s)).await,
+                Ok(Ok(()))
+            )
+        });
+    }
+    drop(done_tx);
+    let mut opened = 0;
+    while let Some(ok) = done_rx.recv().await {
+        opened += usize::from(ok);
+    }
+    let rss = pid.and_then(rss_mib);
+    let _ = all_open_tx.send(());
+    let mut ok = 0;
+    while let Some(r) = tasks.join_next().await {
+        ok += usize::from(matches!(r, Ok(true)));
+    }
+    let _ = opened;
+    Ok((ok, rss))
+}
+
+/// scp `from` to `to` over `port`; returns seconds.
+async fn scp(port: u16, key: &str, from: &str, to: &str) -> Result<f64> {
+    let t = Instant::now();
+    let out = tokio::time::timeout(
+        Duration::from_secs(600),
+        Command::new("scp")
+            .args([
+                "-q",
+                "-i",
+                key,
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+                "-o",
+                "LogLevel=ERROR",
+                "-P",
+                &port.to_string(),
+                from,
+                to,
+            ])
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .context("scp timed out")??;
+    if !out.status.success() {
+        bail!(
+            "scp failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(t.elapsed().as_secs_f64())
+}
+
+// ---- plumbing -------------------------------------------------------------------------------
+
+async fn spawn_echo_server() -> Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let _ = s.set_nodelay(true);
+                let (mut r, mut w) = s.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    Ok(port)
+}
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+async fn wait_port(port: u16) -> Result<()> {
+    for _ in 0..100 {
+        if TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("nothing listens on 127.0.0.1:{port}")
+}
+
+fn write_payload(path: &Path, mib: usize) -> Result<()> {
+    use std::io::Write as _;
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut block = vec![0u8; 1 << 20];
+    for _ in 0..mib {
+        for chunk in block.chunks_mut(8) {
+            // xorshift64: incompressible, so ssh's optional compression cannot flatter a route.
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+        }
+        f.write_all(&block)?;
+    }
+    f.flush()?;
+    Ok(())
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::read(a), std::fs::read(b)) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
+    }
+}
+
+/// utime + stime of a process (and its reaped children), in seconds.
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After the command name: state is field 3; utime 14, stime 15, cutime 16, cstime 17.
+    let tick = |i: usize| fields.get(i - 3)?.parse::<f64>().ok();
+    let ticks = tick(14)? + tick(15)? + tick(16)? + tick(17)?;
+    Some(ticks / 100.0)
+}
+
+fn rss_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+// ---- report ---------------------------------------------------------------------------------
+
+fn render(args: &Args, results: &[(Route, Figures)]) -> String {
+    let direct = results
+        .iter()
+        .find(|(r, _)| *r == Route::Direct)
+        .map(|(_, f)| f.clone())
+        .unwrap_or_default();
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "| workload | {} |",
+        results
+            .iter()
+            .map(|(r, _)| r.label())
+            .collect::<Vec<_>>()
+            .join(" | ")
+    );
+    let _ = writeln!(out, "|---|{}", "---|".repeat(results.len()));
+    type Get = fn(&Figures) -> Option<f64>;
+    // (label, getter, unit, show the ratio to direct)
+    let rows: Vec<(String, Get, &str, bool)> = vec![
+        (
+            "iperf3 single stream up".into(),
+            |f| f.up_gbps,
+            "Gbit/s",
+            true,
+        ),
+        (
+            "iperf3 single stream down".into(),
+            |f| f.down_gbps,
+            "Gbit/s",
+            true,
+        ),
+        (
+            format!("connect + 32 B echo, median of {}", args.setups),
+            |f| f.setup_median_us,
+            "µs",
+            true,
+        ),
+        (
+            format!("connect + 32 B echo, p99 of {}", args.setups),
+            |f| f.setup_p99_us,
+            "µs",
+            true,
+        ),
+        (
+            format!("held at once, each echoing (of {})", args.held),
+            |f| f.held_ok.map(|n| n as f64),
+            "",
+            false,
+        ),
+        (
+            "proxy CPU per GiB (iperf3 both ways)".into(),
+            |f| f.cpu_s_per_gib,
+            "CPU s",
+            false,
+        ),
+        (
+            "proxy RSS with 100 connections".into(),
+            |f| f.rss_mib_100,
+            "MiB",
+            false,
+        ),
+        (
+            format!("scp {} MiB up", args.scp_mib),
+            |f| f.scp_up_mbs,
+            "MB/s",
+            true,
+        ),
+        (
+            format!("scp {} MiB down", args.scp_mib),
+            |f| f.scp_down_mbs,
+            "MB/s",
+            true,
+        ),
+    ];
+    for (label, get, unit, ratio) in rows {
+        let _ = write!(out, "| {label} |");
+        for (route, f) in results {
+            let cell = match (get(f), get(&direct)) {
+                (None, _) => "n/a".to_owned(),
+                (Some(v), Some(d)) if ratio && *route != Route::Direct && d > 0.0 => {
+                    format!("{} {unit} (×{:.2})", fmt_num(v), v / d)
+                }
+                (Some(v), _) => format!("{} {unit}", fmt_num(v)),
+            };
+            let _ = write!(out, " {} |", cell.trim_end());
+        }
+        let _ = writeln!(out);
+    }
+    for (route, f) in results {
+        for n in &f.notes {
+            let _ = writeln!(out, "\n- {}: {n}", route.label());
+        }
+    }
+    out
+}
+
+fn fmt_num(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}

@@ -1,0 +1,46 @@
+//! `bai`: SSH/SFTP access to Backend.AI compute sessions in one step.
+//!
+//! The binary is clap plus one module per subcommand (`commands/*.rs`); the logic lives in
+//! `bai-core`, which the desktop app shares.
+
+#![forbid(unsafe_code)]
+
+mod cli;
+mod commands;
+mod context;
+mod exit;
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    init_tracing(args.verbose);
+    match commands::run(args).await {
+        Ok(code) => code,
+        Err(e) => exit::report(&e),
+    }
+}
+
+/// Logs go to stderr: warnings by default, more with `-v`/`-vv`/`-vvv`, or `RUST_LOG`.
+fn init_tracing(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let default = match verbose {
+        0 => "warn",
+        1 => "info,hyper=warn,hyper_util=warn,reqwest=warn,rustls=warn,tungstenite=warn,tokio_tungstenite=warn",
+        2 => "debug,hyper=info,hyper_util=info,reqwest=info,rustls=info,tungstenite=info,tokio_tungstenite=info",
+        _ => "trace",
+    };
+    let filter = if verbose == 0 {
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default))
+    } else {
+        EnvFilter::new(default)
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(verbose > 1)
+        .init();
+}

@@ -1,0 +1,372 @@
+//! Login and restore: a [`Connection`] is a `bai_api::Client` built from a
+//! [`ResolvedProfile`] plus its stored secrets, whose errors name the profile and say
+//! "run bai login" when the login is missing or expired.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bai_api::{Client, ClientConfig, DownloadStyle, DownloadedFile, Mode, Sensitive, Session};
+
+use crate::config::ResolvedProfile;
+use crate::fsutil;
+use crate::secrets::{SecretKind, SecretStore};
+use crate::{Error, Result};
+
+/// An API client bound to a profile and its secret store.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    client: Client,
+    profile: ResolvedProfile,
+    store: Arc<dyn SecretStore>,
+}
+
+/// How to log in.
+#[derive(Debug, Clone)]
+pub enum Credentials {
+    /// Session mode: the web UI's email and password, and a one-time password if needed.
+    Password {
+        /// Email (user id).
+        email: String,
+        /// Password.
+        password: Sensitive<String>,
+        /// TOTP code.
+        otp: Option<String>,
+        /// Also keep the password in the secret store.
+        save_password: bool,
+    },
+    /// API mode: an access/secret key pair.
+    Keypair {
+        /// Access key.
+        access_key: String,
+        /// Secret key.
+        secret_key: Sensitive<String>,
+    },
+}
+
+fn base_config(p: &ResolvedProfile) -> ClientConfig {
+    let mut cfg = ClientConfig::session(p.endpoint.clone());
+    cfg.tls = p.tls.clone();
+    cfg
+}
+
+impl Connection {
+    /// Logs in and persists what later runs need: the login session id (session mode) or the
+    /// secret key (API mode, checked with one signed call). The caller saves the non-secret
+    /// parts (email, access key, mode) in the profile.
+    pub async fn login(
+        profile: ResolvedProfile,
+        store: Arc<dyn SecretStore>,
+        creds: Credentials,
+    ) -> Result<Connection> {
+        let name = profile.name.clone();
+        match creds {
+            Credentials::Password {
+                email,
+                password,
+                otp,
+                save_password,
+            } => {
+                let client = Client::new(base_config(&profile))?;
+                client.login(&email, &password, otp.as_deref()).await?;
+                let id = client.session_id().ok_or_else(|| {
+                    Error::Config("the server accepted the login but sent no session id".into())
+                })?;
+                store.set(&name, SecretKind::LoginSession, &id)?;
+                if save_password {
+                    store.set(&name, SecretKind::Password, &password)?;
+                } else {
+                    store.delete(&name, SecretKind::Password)?;
+                }
+                Ok(Connection {
+                    client,
+                    profile,
+                    store,
+                })
+            }
+            Credentials::Keypair {
+                access_key,
+                secret_key,
+            } => {
+                let mut cfg = base_config(&profile);
+                cfg.mode = Mode::Api;
+                cfg.access_key = Some(Sensitive::new(access_key.clone()));
+                cfg.secret_key = Some(secret_key.clone());
+                let client = Client::new(cfg)?;
+                // One signed call proves the pair (a wrong one is AuthFailed).
+                client
+                    .list_sessions(bai_api::StatusFilter::Running)
+                    .await?;
+                store.set(&name, SecretKind::SecretKey, &secret_key)?;
+                let mut profile = profile;
+                profile.access_key = Some(access_key);
+                profile.mode = Mode::Api;
+                Ok(Connection {
+                    client,
+                    profile,
+                    store,
+                })
+            }
+        }
+    }
+
+    /// Builds a client from the profile and stored secrets, without a request. A missing
+    /// login is [`Error::NotLoggedIn`]; an expired one shows up as [`Error::LoginExpired`] on
+    /// the first call.
+    pub fn restore(profile: ResolvedProfile, store: Arc<dyn SecretStore>) -> Result<Connection> {
+        let not_logged_in = || Error::NotLoggedIn {
+            profile: profile.name.clone(),
+        };
+        let mut cfg = base_config(&profile);
+        match profile.mode {
+            Mode::Api => {
+                let ak = profile.access_key.clone().ok_or_else(not_logged_in)?;
+                let sk = match profile.env_secret_key.clone() {
+                    Some(sk) => sk,
+                    None => store
+                        .get(&profile.name, SecretKind::SecretKey)?
+                        .ok_or_else(not_logged_in)?,
+                };
+                cfg.mode = Mode::Api;
+                cfg.access_key = Some(Sensitive::new(ak));
+                cfg.secret_key = Some(sk);
+            }
+            _ => {
+                let id = store
+                    .get(&profile.name, SecretKind::LoginSession)?
+                    .ok_or_else(not_logged_in)?;
+                cfg.session_id = Some(id);
+            }
+        }
+        let client = Client::new(cfg)?;
+        Ok(Connection {
+            client,
+            profile,
+            store,
+        })
+    }
+
+    /// Logs out (session mode: also on the server, best effort) and forgets every stored
+    /// secret of the profile. Works without a stored login.
+    pub async fn logout(profile: &ResolvedProfile, store: &dyn SecretStore) -> Result<()> {
+        if profile.mode == Mode::Session {
+            if let Some(id) = store.get(&profile.name, SecretKind::LoginSession)? {
+                let mut cfg = base_config(profile);
+                cfg.session_id = Some(id);
+                if let Ok(client) = Client::new(cfg) {
+                    if let Err(e) = client.logout().await {
+                        tracing::debug!(error = %e, "server-side logout failed");
+                    }
+                }
+            }
+        }
+        for kind in SecretKind::ALL {
+            store.delete(&profile.name, kind)?;
+        }
+        Ok(())
+    }
+
+    /// The underlying API client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The profile.
+    pub fn profile(&self) -> &ResolvedProfile {
+        &self.profile
+    }
+
+    /// The secret store.
+    pub fn store(&self) -> &Arc<dyn SecretStore> {
+        &self.store
+    }
+
+    /// Turns an API error into this crate's, naming the profile when the login is the problem.
+    pub fn map_err(&self, e: bai_api::Error) -> Error {
+        match e.kind() {
+            bai_api::ErrorKind::LoginExpired => Error::LoginExpired {
+                profile: self.profile.name.clone(),
+            },
+            bai_api::ErrorKind::NotLoggedIn => Error::NotLoggedIn {
+                profile: self.profile.name.clone(),
+            },
+            _ => Error::Api(e),
+        }
+    }
+
+    /// The caller's sessions: active ones, or all (terminated and cancelled included).
+    pub async fn list_sessions(&self, all: bool) -> Result<Vec<Session>> {
+        let filter = if all {
+            bai_api::StatusFilter::Custom(
+                [
+                    "PENDING",
+                    "SCHEDULED",
+                    "PULLING",
+                    "PREPARED",
+                    "PREPARING",
+                    "CREATING",
+                    "RUNNING",
+                    "RUNNING_DEGRADED",
+                    "RESTARTING",
+                    "TERMINATING",
+                    "TERMINATED",
+                    "CANCELLED",
+                    "ERROR",
+                ]
+                .map(str::to_owned)
+                .to_vec(),
+            )
+        } else {
+            bai_api::StatusFilter::Active
+        };
+        self.client
+            .list_sessions(filter)
+            .await
+            .map_err(|e| self.map_err(e))
+    }
+
+    /// The app names of a session.
+    pub async fn session_apps(&self, session: &str) -> Result<Vec<String>> {
+        Ok(self
+            .client
+            .session_apps(session)
+            .await
+            .map_err(|e| self.map_err(e))?
+            .into_iter()
+            .map(|a| a.name)
+            .collect())
+    }
+
+    /// The session's SSH private key (`/home/work/id_container`).
+    ///
+    /// # Errors
+    /// [`Error::NoSessionKey`] when the session has none (the user's own `.ssh` is mounted).
+    pub async fn fetch_ssh_key(&self, session: &str) -> Result<Sensitive<String>> {
+        self.client
+            .fetch_ssh_key(session)
+            .await
+            .map_err(|e| self.map_err(e))?
+            .ok_or_else(|| Error::NoSessionKey {
+                session: session.to_owned(),
+            })
+    }
+
+    /// Fetches the session's key and saves it (0600, atomically) at the profile's key path for
+    /// the session; returns the path.
+    pub async fn save_ssh_key(&self, session: &str) -> Result<PathBuf> {
+        let key = self.fetch_ssh_key(session).await?;
+        let path = self.profile.key_path(session);
+        save_key(&path, &key)?;
+        Ok(path)
+    }
+
+    /// Downloads files (paths relative to `/home/work`, or absolute below it), five per
+    /// request, calling `progress(done_files, total_files)` as they arrive.
+    pub async fn download(
+        &self,
+        session: &str,
+        files: &[String],
+        mut progress: impl FnMut(usize, usize),
+    ) -> Result<Vec<DownloadedFile>> {
+        let mut out = Vec::with_capacity(files.len());
+        progress(0, files.len());
+        for chunk in files.chunks(bai_api::MAX_DOWNLOAD_FILES) {
+            let names: Vec<&str> = chunk.iter().map(String::as_str).collect();
+            let got = self
+                .client
+                .download(session, &names, DownloadStyle::Query)
+                .await
+                .map_err(|e| self.map_err(e))?;
+            out.extend(got);
+            progress(out.len().min(files.len()), files.len());
+        }
+        Ok(out)
+    }
+}
+
+/// Saves a private key: mode 0600, atomic, parent directories created, a trailing newline
+/// ensured (OpenSSH refuses keys without one).
+pub fn save_key(path: &Path, key: &Sensitive<String>) -> Result<()> {
+    let mut data = key.expose().clone();
+    if !data.ends_with('\n') {
+        data.push('\n');
+    }
+    fsutil::write_private(path, data.as_bytes())
+}
+
+/// Whether downloaded content looks like a private key (and so must be written 0600).
+pub fn looks_like_private_key(name: &str, data: &[u8]) -> bool {
+    let base = name.rsplit('/').next().unwrap_or(name);
+    if base == "id_container" || (base.starts_with("id_") && !base.ends_with(".pub")) {
+        return true;
+    }
+    let head = &data[..data.len().min(4096)];
+    let text = String::from_utf8_lossy(head);
+    text.contains("-----BEGIN") && text.contains("PRIVATE KEY")
+}
+
+/// Writes a downloaded file into `dir` under its base name (never outside `dir`): 0600 when it
+/// looks like a key, 0644 otherwise. Returns the path written.
+pub fn write_download(dir: &Path, file: &DownloadedFile) -> Result<PathBuf> {
+    let base = file
+        .name
+        .rsplit(['/', '\\'])
+        .find(|s| !s.is_empty())
+        .unwrap_or("download");
+    let base = match base {
+        "." | ".." => "download",
+        b => b,
+    };
+    let path = dir.join(base);
+    let mode = if looks_like_private_key(&file.name, &file.data) {
+        0o600
+    } else {
+        0o644
+    };
+    fsutil::write_atomic(&path, &file.data, mode)?;
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_key_detection() {
+        assert!(looks_like_private_key("id_container", b"x"));
+        assert!(looks_like_private_key("a/id_rsa", b"x"));
+        assert!(!looks_like_private_key("id_rsa.pub", b"ssh-rsa AAA"));
+        assert!(looks_like_private_key(
+            "k",
+            b"-----BEGIN OPENSSH PRIVATE KEY-----\n"
+        ));
+        assert!(!looks_like_private_key("notes.txt", b"hello"));
+    }
+
+    #[test]
+    fn downloads_stay_inside_the_directory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = DownloadedFile {
+            name: "../../etc/evil".into(),
+            data: b"x".to_vec(),
+        };
+        let p = write_download(dir.path(), &f).expect("write");
+        assert_eq!(p, dir.path().join("evil"));
+    }
+
+    #[test]
+    fn restore_without_login_is_not_logged_in() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut c = crate::Config::load_from(dir.path()).expect("load");
+        c.profile_mut("p").endpoint = Some("http://127.0.0.1:9".into());
+        let p = c
+            .resolve("p", &Default::default(), &Default::default())
+            .expect("resolve");
+        let store: Arc<dyn SecretStore> = Arc::new(crate::MemoryStore::new());
+        let e = Connection::restore(p.clone(), store.clone()).expect_err("not logged in");
+        assert!(e.needs_login());
+        store
+            .set("p", SecretKind::LoginSession, &"id".into())
+            .expect("set");
+        assert!(Connection::restore(p, store).is_ok());
+    }
+}

@@ -1,0 +1,270 @@
+//! The crate's one error type and its stable [`ErrorCode`], which UIs and exit codes branch on.
+
+use std::path::PathBuf;
+
+/// Result alias used throughout the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A small, stable classification of [`Error`]. It grows only when a caller (the CLI's exit
+/// codes, the app's UI) branches on a new case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// Wrong email/password/OTP, or an unknown keypair.
+    AuthFailed,
+    /// Not logged in, or the login expired: run `bai login`.
+    LoginRequired,
+    /// A one-time password is needed.
+    TotpRequired,
+    /// The preferred local port is taken and falling back was not allowed.
+    PortInUse,
+    /// No such compute session.
+    SessionNotFound,
+    /// The session exists but is not running.
+    SessionNotRunning,
+    /// The session has no such app (e.g. no `sshd`).
+    AppNotFound,
+    /// A file to download does not exist.
+    FileNotFound,
+    /// The server cannot be reached, timed out, failed (5xx) or broke the tunnel.
+    Network,
+    /// The TLS handshake failed.
+    Tls,
+    /// Missing or invalid configuration (no endpoint, bad profile, bad config file).
+    Config,
+    /// Bad input from the caller.
+    InvalidInput,
+    /// The secret store failed.
+    SecretStore,
+    /// A local file operation failed.
+    Io,
+    /// Anything else.
+    Unknown,
+}
+
+impl ErrorCode {
+    /// A stable snake_case name, e.g. `"session_not_found"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::AuthFailed => "auth_failed",
+            ErrorCode::LoginRequired => "login_required",
+            ErrorCode::TotpRequired => "totp_required",
+            ErrorCode::PortInUse => "port_in_use",
+            ErrorCode::SessionNotFound => "session_not_found",
+            ErrorCode::SessionNotRunning => "session_not_running",
+            ErrorCode::AppNotFound => "app_not_found",
+            ErrorCode::FileNotFound => "file_not_found",
+            ErrorCode::Network => "network",
+            ErrorCode::Tls => "tls",
+            ErrorCode::Config => "config",
+            ErrorCode::InvalidInput => "invalid_input",
+            ErrorCode::SecretStore => "secret_store",
+            ErrorCode::Io => "io",
+            ErrorCode::Unknown => "unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What went wrong. Messages never contain secrets.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A Backend.AI API call failed.
+    #[error(transparent)]
+    Api(#[from] bai_api::Error),
+    /// The local tunnel failed (binding, stdio connection).
+    #[error(transparent)]
+    Tunnel(#[from] bai_tunnel::Error),
+    /// No endpoint is configured for the profile.
+    #[error("no Backend.AI endpoint is configured for profile \"{profile}\"")]
+    NoEndpoint {
+        /// The profile.
+        profile: String,
+    },
+    /// The profile has no stored login (session mode) or keypair (API mode).
+    #[error("not logged in (profile \"{profile}\")")]
+    NotLoggedIn {
+        /// The profile.
+        profile: String,
+    },
+    /// The stored login session was refused by the server.
+    #[error("the login of profile \"{profile}\" has expired")]
+    LoginExpired {
+        /// The profile.
+        profile: String,
+    },
+    /// A configuration value is invalid.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The configuration file cannot be parsed.
+    #[error("cannot parse {}: {detail}", path.display())]
+    ConfigFile {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message.
+        detail: String,
+    },
+    /// The preferred port is in use and fallback was not allowed.
+    #[error("port {port} is already in use")]
+    PortInUse {
+        /// The port asked for.
+        port: u16,
+    },
+    /// The session has no `id_container` (its user's own `.ssh` folder is mounted).
+    #[error("the session {session} has no id_container key (its .ssh folder is probably your own)")]
+    NoSessionKey {
+        /// The session.
+        session: String,
+    },
+    /// The tunnel came up but the app did not answer as expected (no SSH banner).
+    #[error("the tunnel to {app} of session {session} is not working: {detail}")]
+    NotReady {
+        /// The session.
+        session: String,
+        /// The app.
+        app: String,
+        /// What the probe saw.
+        detail: String,
+        /// Whether the failure looks like a network problem (rather than the app).
+        network: bool,
+    },
+    /// The secret store failed.
+    #[error("secret store ({store}): {detail}")]
+    SecretStore {
+        /// Which store.
+        store: &'static str,
+        /// What failed (never the secret).
+        detail: String,
+    },
+    /// Bad input from the caller.
+    #[error("{0}")]
+    InvalidInput(String),
+    /// A file operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done, with the path.
+        context: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// An [`Error::Io`] with its context.
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// The stable classification.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Error::Api(e) => api_code(e),
+            Error::Tunnel(bai_tunnel::Error::Bind { source, .. })
+                if source.kind() == std::io::ErrorKind::AddrInUse =>
+            {
+                ErrorCode::PortInUse
+            }
+            Error::Tunnel(bai_tunnel::Error::Connection(_)) => ErrorCode::Network,
+            Error::Tunnel(_) => ErrorCode::InvalidInput,
+            Error::NoEndpoint { .. } | Error::Config(_) | Error::ConfigFile { .. } => {
+                ErrorCode::Config
+            }
+            Error::NotLoggedIn { .. } | Error::LoginExpired { .. } => ErrorCode::LoginRequired,
+            Error::PortInUse { .. } => ErrorCode::PortInUse,
+            Error::NoSessionKey { .. } => ErrorCode::FileNotFound,
+            Error::NotReady { network: true, .. } => ErrorCode::Network,
+            Error::NotReady { .. } => ErrorCode::AppNotFound,
+            Error::SecretStore { .. } => ErrorCode::SecretStore,
+            Error::InvalidInput(_) => ErrorCode::InvalidInput,
+            Error::Io { .. } => ErrorCode::Io,
+        }
+    }
+
+    /// A one-line suggestion for the user when there is an obvious fix. `bai` is the command
+    /// name the hint uses; the app shows the same text.
+    pub fn hint(&self) -> Option<String> {
+        Some(match self {
+            Error::NoEndpoint { .. } => "run `bai login --endpoint URL`, or set BACKEND_ENDPOINT (also read from ./.env)".into(),
+            Error::NotLoggedIn { .. } | Error::LoginExpired { .. } => "run `bai login`".into(),
+            Error::PortInUse { port } => format!("pick another port, or stop the program listening on {port}"),
+            Error::NoSessionKey { .. } => "pass your own key with `-i KEY`".into(),
+            Error::NotReady { app, .. } if app == "sshd" => "the session's SSH daemon may still be starting; retry in a few seconds".into(),
+            Error::Api(e) => return api_hint(e),
+            _ => return None,
+        })
+    }
+
+    /// Whether this error means "log in again".
+    pub fn needs_login(&self) -> bool {
+        self.code() == ErrorCode::LoginRequired
+    }
+}
+
+/// The [`ErrorCode`] of a bare API error (for callers that hold one without [`Error`]).
+pub fn api_code(e: &bai_api::Error) -> ErrorCode {
+    use bai_api::ErrorCode as A;
+    match e.code() {
+        A::AuthFailed => ErrorCode::AuthFailed,
+        A::LoginExpired => ErrorCode::LoginRequired,
+        A::TotpRequired => ErrorCode::TotpRequired,
+        A::SessionNotFound => ErrorCode::SessionNotFound,
+        A::AppNotFound => ErrorCode::AppNotFound,
+        A::SessionNotRunning => ErrorCode::SessionNotRunning,
+        A::FileNotFound => ErrorCode::FileNotFound,
+        A::Unreachable | A::ServerError | A::Timeout => ErrorCode::Network,
+        A::Tls => ErrorCode::Tls,
+        A::WrongUrl | A::UnsupportedVersion | A::ClockSkew => ErrorCode::Config,
+        A::InvalidInput => ErrorCode::InvalidInput,
+        _ => ErrorCode::Unknown,
+    }
+}
+
+/// The hint for a bare API error.
+pub fn api_hint(e: &bai_api::Error) -> Option<String> {
+    use bai_api::ErrorCode as A;
+    Some(match e.code() {
+        A::AuthFailed => "check the email and password (or the access/secret keys) and run `bai login` again".into(),
+        A::LoginExpired => "run `bai login`".into(),
+        A::TotpRequired => "pass the one-time password with `--otp CODE`".into(),
+        A::SessionNotFound => "run `bai ps` to list your sessions".into(),
+        A::AppNotFound => "start the session with SSH enabled, or name another app (`bai ps` shows them)".into(),
+        A::SessionNotRunning => "wait until the session is RUNNING (`bai ps`)".into(),
+        A::Unreachable => "check the endpoint URL and your network (`bai login --endpoint URL` changes it)".into(),
+        A::Timeout | A::ServerError => "the server may be overloaded or down; retry later".into(),
+        A::Tls => "pass `--ca-file FILE` for a private CA, or `--insecure` to skip verification".into(),
+        A::ClockSkew => "fix the system clock (e.g. enable NTP)".into(),
+        A::WrongUrl => "use the same URL as the web UI (session mode) or the manager's (API mode)".into(),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_stable_and_hints_exist() {
+        let e = Error::NotLoggedIn {
+            profile: "p".into(),
+        };
+        assert_eq!(e.code(), ErrorCode::LoginRequired);
+        assert_eq!(e.code().as_str(), "login_required");
+        assert!(e.hint().is_some_and(|h| h.contains("bai login")));
+        let e = Error::PortInUse { port: 9922 };
+        assert_eq!(e.code(), ErrorCode::PortInUse);
+        let e = Error::Tunnel(bai_tunnel::Error::Bind {
+            addr: "127.0.0.1:1".parse().expect("addr"),
+            source: std::io::Error::from(std::io::ErrorKind::AddrInUse),
+        });
+        assert_eq!(e.code(), ErrorCode::PortInUse);
+    }
+}

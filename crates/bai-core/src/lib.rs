@@ -1,0 +1,43 @@
+//! What the `bai` CLI and the desktop app share.
+//!
+//! - [`config`]: profiles and settings (endpoint, mode, account, preferred SSH port, TLS) in
+//!   the platform's config directory (`$BAI_CONFIG_DIR` overrides it), plus the `BACKEND_*`
+//!   variables of the Python client, also read from `./.env`.
+//! - [`secrets`]: the [`SecretStore`] seam (OS keyring, a 0600 file fallback, in-memory).
+//! - [`Connection`]: login, logout and restore; the API calls bai needs, with errors that name
+//!   the profile and say when to log in again.
+//! - [`access`]: tunnels to a session's app (preferred port with fallback, ready once the SSH
+//!   banner arrives) and the stdio proxy behind `ProxyCommand`.
+//! - [`commands`]: ssh/scp/sftp/rsync command lines and the VS Code snippet.
+//! - [`ssh_config`]: `Host bai-<session>` entries and the `Include` in `~/.ssh/config`.
+//! - [`TunnelRegistry`]: the running tunnels and their stats (for the app).
+//!
+//! The library never creates a runtime or a tracing subscriber.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod access;
+pub mod commands;
+pub mod config;
+mod connection;
+mod error;
+mod fsutil;
+pub mod registry;
+pub mod secrets;
+pub mod ssh_config;
+
+pub use access::{OpenTunnel, Probe, TcpproxyConnector, TunnelRequest, SSHD_APP};
+pub use commands::{Operand, SshEndpoint};
+pub use config::{Config, EnvOverrides, Overrides, Profile, ResolvedProfile, Settings};
+pub use connection::{looks_like_private_key, save_key, write_download, Connection, Credentials};
+pub use error::{api_code, api_hint, Error, ErrorCode, Result};
+pub use fsutil::{write_atomic, write_private};
+pub use registry::{TunnelInfo, TunnelKey, TunnelRegistry};
+pub use secrets::{open_store, AutoStore, FileStore, KeyringStore, MemoryStore, SecretKind, SecretStore};
+
+/// The Backend.AI client crate, re-exported so callers share its types (`Mode`, `Session`,
+/// `Sensitive`, …).
+pub use bai_api;
+/// The tunnel crate, re-exported (`BindOptions`, `Event`, `Options`, …).
+pub use bai_tunnel;

@@ -1,0 +1,527 @@
+//! A Backend.AI-compatible server on loopback whose sessions are real OpenSSH `sshd` processes.
+//!
+//! [`Sandbox::start`] binds two HTTP servers on 127.0.0.1: the **webserver** (session mode:
+//! `/server/login`, cookie or `X-BackendAI-SessionID`, `/func/*`) and the **manager** (API
+//! mode: HMAC-signed requests, GraphQL session list, `tcpproxy` WebSockets, downloads). The wire
+//! behaviour follows `docs/protocol.md`. Every RUNNING session runs its own sshd on a free port;
+//! the `sshd` app of its tcpproxy connects there. Dropping the [`Sandbox`] kills every sshd (and
+//! whatever it forked), even when a test panics.
+//!
+//! Fault knobs ([`Faults`]) inject refused ports, dropped WebSockets, slow upgrades, slow reads,
+//! failing routes and clock skew, globally or per session.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+#![recursion_limit = "256"]
+
+mod crypto;
+mod faults;
+mod gql;
+mod manager;
+mod problem;
+mod session;
+pub mod sign;
+mod tunnel;
+mod webserver;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use chrono::Utc;
+use rand::Rng as _;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+pub use crypto::{decrypt_login_body, encrypt_login_body, login_key, totp_at, totp_now};
+pub use faults::Faults;
+pub use session::{SessionInfo, SessionSpec, Status};
+
+use session::{Account, SessionEntry, SshdProcess};
+
+/// The newest API version, advertised by default.
+pub const DEFAULT_SERVER_VERSION: &str = "v9.20250722";
+/// The manager version string in `GET /`.
+pub const MANAGER_VERSION: &str = "26.8.0";
+
+/// Errors of the sandbox library.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A port could not be bound.
+    #[error("could not bind 127.0.0.1:{port}")]
+    Bind {
+        /// The port asked for.
+        port: u16,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A file-system or process operation failed.
+    #[error("{context}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A helper program (`ssh-keygen`) failed.
+    #[error("{program} failed: {stderr}")]
+    Tool {
+        /// The program.
+        program: String,
+        /// Its standard error.
+        stderr: String,
+    },
+    /// sshd did not come up.
+    #[error("{message}; sshd log:\n{log}")]
+    Sshd {
+        /// What went wrong.
+        message: String,
+        /// The sshd log.
+        log: String,
+    },
+    /// A non-terminal session already has this name.
+    #[error("a session named {0:?} already exists")]
+    SessionExists(String),
+    /// No session has this name.
+    #[error("no session named {0:?}")]
+    SessionNotFound(String),
+    /// A bad argument (empty name, unknown status, ...).
+    #[error("{0}")]
+    InvalidArgument(String),
+}
+
+/// How to start a sandbox.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Webserver port on 127.0.0.1 (0 = any free port).
+    pub webserver_port: u16,
+    /// Manager port on 127.0.0.1 (0 = webserver port + 1 when that is free and the webserver
+    /// port was given, else any free port).
+    pub manager_port: u16,
+    /// Number of RUNNING demo sessions (`demo-1`, `demo-2`, ...) created at start.
+    pub demo_sessions: usize,
+    /// Extra TCP apps added to every demo session.
+    pub demo_apps: Vec<(String, SocketAddr)>,
+    /// The API version advertised by `GET /` (e.g. `v7.20230615` to test negotiation).
+    pub server_version: String,
+    /// When set, logging in needs an `otp` (RFC 6238 over this base32 secret).
+    pub totp_secret: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            webserver_port: 0,
+            manager_port: 0,
+            demo_sessions: 0,
+            demo_apps: Vec::new(),
+            server_version: DEFAULT_SERVER_VERSION.to_owned(),
+            totp_secret: None,
+        }
+    }
+}
+
+/// The one user of the sandbox: all sessions belong to it.
+#[derive(Debug, Clone)]
+pub struct DemoUser {
+    /// Login e-mail (`username` at `/server/login`).
+    pub email: String,
+    /// Login password.
+    pub password: String,
+    /// HMAC access key.
+    pub access_key: String,
+    /// HMAC secret key.
+    pub secret_key: String,
+    /// The user's UUID.
+    pub user_id: Uuid,
+}
+
+/// One web (login) session of the webserver.
+#[derive(Debug, Clone)]
+pub(crate) struct WebSession {
+    pub access_key: Option<String>,
+    pub expires: chrono::DateTime<Utc>,
+}
+
+/// State shared by both servers.
+#[derive(Debug)]
+pub(crate) struct State {
+    pub user: DemoUser,
+    pub server_version: String,
+    pub totp_secret: Option<String>,
+    pub account: Account,
+    pub sessions_dir: PathBuf,
+    pub sessions: Mutex<Vec<SessionEntry>>,
+    pub web_sessions: Mutex<HashMap<String, WebSession>>,
+    pub login_failures: Mutex<HashMap<String, Vec<std::time::Instant>>>,
+    pub faults: Faults,
+    pub cancel: CancellationToken,
+}
+
+/// Locks a mutex, ignoring poisoning (a panicking test must not wedge the clean-up).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl State {
+    /// The manager's notion of now (shifted by the clock-skew fault).
+    pub fn manager_now(&self) -> chrono::DateTime<Utc> {
+        Utc::now() + chrono::Duration::seconds(self.faults.clock_skew())
+    }
+}
+
+/// A running sandbox. Dropping it stops the servers and kills every sshd.
+#[derive(Debug)]
+pub struct Sandbox {
+    state: Arc<State>,
+    webserver: SocketAddr,
+    manager: SocketAddr,
+    tasks: Vec<JoinHandle<()>>,
+    // Declared last: removed after the sshds are gone.
+    _root: tempfile::TempDir,
+}
+
+fn random_string(len: usize, alphabet: &[u8]) -> String {
+    let mut rng = rand::thread_rng();
+    (0..len)
+        .map(|_| alphabet[rng.gen_range(0..alphabet.len())] as char)
+        .collect()
+}
+
+async fn bind(port: u16) -> Result<tokio::net::TcpListener, Error> {
+    tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .map_err(|source| Error::Bind { port, source })
+}
+
+impl Sandbox {
+    /// Binds both servers, creates the demo sessions and starts serving.
+    pub async fn start(config: Config) -> Result<Sandbox, Error> {
+        let root = tempfile::Builder::new()
+            .prefix("bai-sandbox-")
+            .tempdir()
+            .map_err(|source| Error::Io {
+                context: "creating the sandbox directory".into(),
+                source,
+            })?;
+        let sessions_dir = root.path().join("sessions");
+        std::fs::create_dir_all(&sessions_dir).map_err(|source| Error::Io {
+            context: "creating the sessions directory".into(),
+            source,
+        })?;
+        // The login account (not root) must traverse to its home inside.
+        for d in [root.path(), sessions_dir.as_path()] {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).map_err(
+                |source| Error::Io {
+                    context: format!("chmod {}", d.display()),
+                    source,
+                },
+            )?;
+        }
+
+        let web_listener = bind(config.webserver_port).await?;
+        let manager_listener = if config.manager_port == 0 && config.webserver_port != 0 {
+            match bind(config.webserver_port.wrapping_add(1)).await {
+                Ok(l) => l,
+                Err(_) => bind(0).await?,
+            }
+        } else {
+            bind(config.manager_port).await?
+        };
+        let local = |l: &tokio::net::TcpListener| {
+            l.local_addr().map_err(|source| Error::Io {
+                context: "reading the bound address".into(),
+                source,
+            })
+        };
+        let webserver = local(&web_listener)?;
+        let manager = local(&manager_listener)?;
+
+        const ALNUM_UP: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+        const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+        let user = DemoUser {
+            email: "demo@example.com".into(),
+            password: "demo-password".into(),
+            access_key: format!("AKIA{}", random_string(16, ALNUM_UP)),
+            secret_key: random_string(40, ALNUM),
+            user_id: Uuid::new_v4(),
+        };
+        let state = Arc::new(State {
+            user,
+            server_version: config.server_version.clone(),
+            totp_secret: config.totp_secret.clone(),
+            account: session::detect_account(),
+            sessions_dir,
+            sessions: Mutex::new(Vec::new()),
+            web_sessions: Mutex::new(HashMap::new()),
+            login_failures: Mutex::new(HashMap::new()),
+            faults: Faults::new(),
+            cancel: CancellationToken::new(),
+        });
+
+        let manager_router = manager::router(state.clone());
+        let web_router = webserver::router(state.clone(), manager_router.clone(), manager);
+        let mut sandbox = Sandbox {
+            state: state.clone(),
+            webserver,
+            manager,
+            tasks: Vec::new(),
+            _root: root,
+        };
+        for (listener, router) in [
+            (manager_listener, manager_router),
+            (web_listener, web_router),
+        ] {
+            use axum::serve::ListenerExt as _;
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            let cancel = state.cancel.clone();
+            sandbox.tasks.push(tokio::spawn(async move {
+                let serve = axum::serve(listener, router)
+                    .with_graceful_shutdown(async move { cancel.cancelled().await });
+                if let Err(e) = serve.await {
+                    tracing::error!(error = %e, "sandbox server failed");
+                }
+            }));
+        }
+        tracing::info!(%webserver, %manager, "sandbox listening");
+
+        for i in 1..=config.demo_sessions {
+            let mut spec = SessionSpec::running(format!("demo-{i}"));
+            spec.apps = config.demo_apps.clone();
+            sandbox.create_session(spec).await?;
+        }
+        Ok(sandbox)
+    }
+
+    /// `http://127.0.0.1:PORT` of the webserver (session mode).
+    pub fn webserver_url(&self) -> String {
+        format!("http://{}", self.webserver)
+    }
+
+    /// `http://127.0.0.1:PORT` of the manager (API mode).
+    pub fn manager_url(&self) -> String {
+        format!("http://{}", self.manager)
+    }
+
+    /// The webserver's address.
+    pub fn webserver_addr(&self) -> SocketAddr {
+        self.webserver
+    }
+
+    /// The manager's address.
+    pub fn manager_addr(&self) -> SocketAddr {
+        self.manager
+    }
+
+    /// The demo user (login and keypair).
+    pub fn user(&self) -> &DemoUser {
+        &self.state.user
+    }
+
+    /// The OS account sessions log in as.
+    pub fn account(&self) -> &str {
+        &self.state.account.name
+    }
+
+    /// Creates a session; a RUNNING one gets its sshd before this returns.
+    pub async fn create_session(&self, spec: SessionSpec) -> Result<SessionInfo, Error> {
+        let name = spec.name.trim().to_owned();
+        if name.is_empty() || name.contains('/') {
+            return Err(Error::InvalidArgument(format!(
+                "bad session name {:?}",
+                spec.name
+            )));
+        }
+        if self.find_live(&name).is_some() {
+            return Err(Error::SessionExists(name));
+        }
+        let id = Uuid::new_v4();
+        let dir = self
+            .state
+            .sessions_dir
+            .join(format!("{name}-{}", &id.simple().to_string()[..8]));
+        std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
+            context: format!("creating {}", dir.display()),
+            source,
+        })?;
+        let account = self.state.account.clone();
+        let (home, ak_file, id_container) =
+            session::prepare_files(&dir, &account, spec.authorized_keys.as_deref()).await?;
+        let sshd = if spec.status == Status::Running {
+            Some(SshdProcess::start(&dir, &home, &ak_file, &account.name).await?)
+        } else {
+            None
+        };
+        let now = Utc::now();
+        let entry = SessionEntry {
+            name: name.clone(),
+            id,
+            status: spec.status,
+            account: account.name,
+            dir,
+            home,
+            authorized_keys_file: ak_file,
+            id_container,
+            apps: spec.apps,
+            sshd,
+            faults: Faults::new(),
+            tunnels: CancellationToken::new(),
+            created_at: now,
+            status_changed: now,
+            terminated_at: spec.status.is_terminal().then_some(now),
+        };
+        let info = entry.info();
+        let mut sessions = lock(&self.state.sessions);
+        if sessions
+            .iter()
+            .any(|s| s.name == name && !s.status.is_terminal())
+        {
+            return Err(Error::SessionExists(name));
+        }
+        sessions.push(entry);
+        Ok(info)
+    }
+
+    /// Index of the non-terminal session with this name.
+    fn find_live(&self, name: &str) -> Option<usize> {
+        lock(&self.state.sessions)
+            .iter()
+            .position(|s| s.name == name && !s.status.is_terminal())
+    }
+
+    /// Index of the session with this name: the live one, else the newest terminated one.
+    fn find_any(&self, name: &str) -> Option<usize> {
+        self.find_live(name).or_else(|| {
+            lock(&self.state.sessions)
+                .iter()
+                .rposition(|s| s.name == name)
+        })
+    }
+
+    /// Changes a session's status: RUNNING starts its sshd, any other status stops it (and
+    /// closes its tunnels).
+    pub async fn set_status(&self, name: &str, status: Status) -> Result<(), Error> {
+        let idx = self
+            .find_any(name)
+            .ok_or_else(|| Error::SessionNotFound(name.to_owned()))?;
+        let (id, dir, home, ak, account, needs_sshd) = {
+            let mut sessions = lock(&self.state.sessions);
+            let s = &mut sessions[idx];
+            if status != Status::Running {
+                s.stop();
+            }
+            let now = Utc::now();
+            if s.status != status {
+                s.status_changed = now;
+            }
+            s.status = status;
+            s.terminated_at = status.is_terminal().then_some(now);
+            (
+                s.id,
+                s.dir.clone(),
+                s.home.clone(),
+                s.authorized_keys_file.clone(),
+                s.account.clone(),
+                status == Status::Running && s.sshd.is_none(),
+            )
+        };
+        if needs_sshd {
+            let sshd = SshdProcess::start(&dir, &home, &ak, &account).await?;
+            let mut sessions = lock(&self.state.sessions);
+            if let Some(s) = sessions.iter_mut().find(|s| s.id == id) {
+                if s.status == Status::Running && s.sshd.is_none() {
+                    s.tunnels = CancellationToken::new();
+                    s.sshd = Some(sshd);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Terminates a session: stops its sshd, closes its tunnels; its name is free again.
+    pub async fn terminate(&self, name: &str) -> Result<(), Error> {
+        let idx = self
+            .find_live(name)
+            .ok_or_else(|| Error::SessionNotFound(name.to_owned()))?;
+        let mut sessions = lock(&self.state.sessions);
+        let s = &mut sessions[idx];
+        s.stop();
+        let now = Utc::now();
+        s.status = Status::Terminated;
+        s.status_changed = now;
+        s.terminated_at = Some(now);
+        Ok(())
+    }
+
+    /// Snapshots of every session (terminated ones included), in creation order.
+    pub fn sessions(&self) -> Vec<SessionInfo> {
+        lock(&self.state.sessions)
+            .iter()
+            .map(SessionEntry::info)
+            .collect()
+    }
+
+    /// The session with this name (the live one, else the newest terminated one).
+    pub fn session(&self, name: &str) -> Option<SessionInfo> {
+        let idx = self.find_any(name)?;
+        lock(&self.state.sessions).get(idx).map(SessionEntry::info)
+    }
+
+    /// The global fault knobs.
+    pub fn faults(&self) -> &Faults {
+        &self.state.faults
+    }
+
+    /// A handle to one session's fault knobs (live session first, else newest terminated).
+    pub fn session_faults(&self, name: &str) -> Option<Faults> {
+        let idx = self.find_any(name)?;
+        lock(&self.state.sessions)
+            .get(idx)
+            .map(|s| s.faults.clone())
+    }
+
+    /// PIDs of the sshd listeners now running (for clean-up tests).
+    pub fn sshd_pids(&self) -> Vec<u32> {
+        lock(&self.state.sessions)
+            .iter()
+            .filter_map(|s| s.sshd.as_ref().map(SshdProcess::pid))
+            .collect()
+    }
+
+    /// Stops everything and waits (briefly) for the servers to finish.
+    pub async fn shutdown(mut self) {
+        self.kill_all();
+        for t in std::mem::take(&mut self.tasks) {
+            let abort = t.abort_handle();
+            if tokio::time::timeout(Duration::from_secs(3), t)
+                .await
+                .is_err()
+            {
+                abort.abort();
+            }
+        }
+    }
+
+    fn kill_all(&self) {
+        self.state.cancel.cancel();
+        let mut sessions = lock(&self.state.sessions);
+        for s in sessions.iter_mut() {
+            s.stop();
+        }
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        self.kill_all();
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}

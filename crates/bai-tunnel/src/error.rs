@@ -1,0 +1,263 @@
+//! Errors: [`Error`] for the tunnel as a whole (binding, stdio mode) and [`ConnError`] for one
+//! connection, which is `Clone` so it can travel in [`crate::Event::Failed`].
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// An error of the tunnel as a whole.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The local listener could not be bound.
+    #[error("could not listen on {addr}: {source}")]
+    Bind {
+        /// The address that was asked for.
+        addr: SocketAddr,
+        /// What the OS said.
+        source: io::Error,
+    },
+    /// The preferred port is not usable (0) and falling back was not allowed.
+    #[error("port {port} is not a usable port")]
+    InvalidPort {
+        /// The port that was asked for.
+        port: u16,
+    },
+    /// The one connection of stdio mode failed.
+    #[error(transparent)]
+    Connection(#[from] ConnError),
+}
+
+/// Why one tunnelled connection failed. Cloneable so that it can be broadcast in events.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnError {
+    /// The [`crate::Connector`] could not produce a request (for example, credentials expired).
+    #[error("could not prepare the WebSocket request: {0}")]
+    Connector(String),
+    /// The request's URL cannot be used (no host, unknown scheme).
+    #[error("invalid WebSocket URL {url}: {reason}")]
+    InvalidTarget {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The server's host name did not resolve.
+    #[error("could not resolve {host}: {message}")]
+    Resolve {
+        /// The host name.
+        host: String,
+        /// The resolver's error.
+        message: String,
+    },
+    /// No TCP connection to the server could be made.
+    #[error("could not connect to {addr}: {message}")]
+    Connect {
+        /// The address (or addresses) tried.
+        addr: String,
+        /// The last OS error.
+        message: String,
+    },
+    /// Connecting, TLS and the WebSocket handshake together took longer than the connect timeout.
+    #[error("timed out after {0:?} opening the WebSocket")]
+    Timeout(Duration),
+    /// The server answered the upgrade with an HTTP error (401, 404, 502, …).
+    #[error("{}", rejected_message(*.status, .problem.as_deref(), .body.as_deref()))]
+    Rejected {
+        /// The HTTP status.
+        status: u16,
+        /// The server's problem+json body, when it sent one.
+        problem: Option<Box<Problem>>,
+        /// The body as text (truncated) when it is not problem+json.
+        body: Option<String>,
+    },
+    /// The WebSocket handshake failed for another reason (TLS, protocol, connection reset).
+    #[error("WebSocket handshake failed: {0}")]
+    Handshake(String),
+    /// The server closed the WebSocket with an error code: 1013 when the session's port refused
+    /// the connection, 1011 for other errors on the server's side.
+    #[error("{}", closed_message(*.code, .reason))]
+    Closed {
+        /// The close code.
+        code: u16,
+        /// The close reason, possibly empty.
+        reason: String,
+    },
+    /// The WebSocket failed mid-stream (reset, protocol error).
+    #[error("WebSocket error: {0}")]
+    WebSocket(String),
+    /// Nothing at all (not even a pong) came from the server for this long while waiting for it.
+    #[error("no answer from the server for {0:?}")]
+    PeerTimeout(Duration),
+}
+
+impl ConnError {
+    /// The HTTP status of a refused upgrade.
+    pub fn http_status(&self) -> Option<u16> {
+        match self {
+            ConnError::Rejected { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// The WebSocket close code of a connection the server closed with an error.
+    pub fn close_code(&self) -> Option<u16> {
+        match self {
+            ConnError::Closed { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+}
+
+fn rejected_message(status: u16, problem: Option<&Problem>, body: Option<&str>) -> String {
+    let reason = http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("");
+    let mut out = format!("the server refused the WebSocket: HTTP {status} {reason}");
+    let out_trimmed_len = out.trim_end().len();
+    out.truncate(out_trimmed_len);
+    if let Some(problem) = problem {
+        let text = problem.to_string();
+        if !text.is_empty() {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+    } else if let Some(body) = body.map(str::trim).filter(|b| !b.is_empty()) {
+        out.push_str(": ");
+        out.push_str(body);
+    }
+    out
+}
+
+fn closed_message(code: u16, reason: &str) -> String {
+    let meaning = match code {
+        1011 => " (error on the server's side)",
+        1013 => " (the session's port refused the connection; is the service running?)",
+        1008 => " (policy violation)",
+        1006 => " (abnormal closure)",
+        _ => "",
+    };
+    if reason.is_empty() {
+        format!("the server closed the WebSocket with code {code}{meaning}")
+    } else {
+        format!("the server closed the WebSocket with code {code}{meaning}: {reason}")
+    }
+}
+
+/// Backend.AI's `application/problem+json` error body (also the webserver's
+/// `{"type","title","details"}` shape).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Problem {
+    /// `type`, a URL such as `https://api.backend.ai/probs/object-not-found`.
+    pub type_: Option<String>,
+    /// `title`, e.g. "No such session.".
+    pub title: Option<String>,
+    /// `msg` (or the webserver's `details`), e.g. "mysess:sshd".
+    pub msg: Option<String>,
+    /// `error_code` (newer managers), e.g. `session_read_not-found`.
+    pub error_code: Option<String>,
+}
+
+impl Problem {
+    /// Parses a problem+json body; `None` when the body is not a JSON object with any of the
+    /// known keys.
+    pub fn parse(body: &[u8]) -> Option<Problem> {
+        let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+        let object = value.as_object()?;
+        // The webserver's login errors nest the problem under `data`.
+        let object = match object.get("data").and_then(|d| d.as_object()) {
+            Some(inner) if !object.contains_key("title") => inner,
+            _ => object,
+        };
+        let text = |key: &str| -> Option<String> {
+            match object.get(key)? {
+                serde_json::Value::String(s) if !s.is_empty() => Some(s.clone()),
+                serde_json::Value::Null => None,
+                serde_json::Value::String(_) => None,
+                other => Some(other.to_string()),
+            }
+        };
+        let problem = Problem {
+            type_: text("type"),
+            title: text("title"),
+            msg: text("msg").or_else(|| text("details")),
+            error_code: text("error_code"),
+        };
+        if problem == Problem::default() {
+            None
+        } else {
+            Some(problem)
+        }
+    }
+}
+
+impl fmt::Display for Problem {
+    /// `title (msg)`, or whichever of the two exists, or the type's last path segment.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.title, &self.msg) {
+            (Some(title), Some(msg)) if title != msg => write!(f, "{title} ({msg})"),
+            (Some(title), _) => f.write_str(title),
+            (None, Some(msg)) => f.write_str(msg),
+            (None, None) => match &self.type_ {
+                Some(type_) => f.write_str(type_.rsplit('/').next().unwrap_or(type_)),
+                None => Ok(()),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_manager_problem_json() {
+        let body = br#"{"type":"https://api.backend.ai/probs/object-not-found","title":"No such app service.","msg":"mysess:sshd","error_code":"backendai_read_not-found"}"#;
+        let p = Problem::parse(body).expect("valid problem");
+        assert_eq!(p.title.as_deref(), Some("No such app service."));
+        assert_eq!(p.msg.as_deref(), Some("mysess:sshd"));
+        assert_eq!(p.to_string(), "No such app service. (mysess:sshd)");
+        let e = ConnError::Rejected {
+            status: 404,
+            problem: Some(Box::new(p)),
+            body: None,
+        };
+        assert_eq!(
+            e.to_string(),
+            "the server refused the WebSocket: HTTP 404 Not Found: No such app service. (mysess:sshd)"
+        );
+        assert_eq!(e.http_status(), Some(404));
+    }
+
+    #[test]
+    fn parses_webserver_nested_problem_and_rejects_non_json() {
+        let body = br#"{"authenticated":false,"data":{"type":"x/auth-failed","title":"Unauthorized","details":"bad password"}}"#;
+        let p = Problem::parse(body).expect("nested problem");
+        assert_eq!(p.to_string(), "Unauthorized (bad password)");
+        assert!(Problem::parse(b"<html>nope</html>").is_none());
+        assert!(Problem::parse(b"{}").is_none());
+        let e = ConnError::Rejected {
+            status: 502,
+            problem: None,
+            body: Some("upstream down".into()),
+        };
+        assert_eq!(
+            e.to_string(),
+            "the server refused the WebSocket: HTTP 502 Bad Gateway: upstream down"
+        );
+    }
+
+    #[test]
+    fn close_codes_are_explained() {
+        let e = ConnError::Closed {
+            code: 1013,
+            reason: String::new(),
+        };
+        assert!(e.to_string().contains("1013"));
+        assert!(e.to_string().contains("refused"));
+        assert_eq!(e.close_code(), Some(1013));
+    }
+}

@@ -1,0 +1,919 @@
+//! Unit tests of the data path over in-memory pipes (`tokio::io::duplex`, the server end as a
+//! `Role::Server` WebSocket) and of the tunnel over loopback sockets with tiny fake servers.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::broadcast;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+use tokio_util::sync::CancellationToken;
+
+use crate::pump::pump;
+use crate::stats::Counters;
+use crate::{run_stdio, ConnError, Error, Event, Options, Target, Tunnel};
+
+/// Every async test runs under this.
+async fn within<T>(secs: u64, fut: impl Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(secs), fut)
+        .await
+        .expect("test timed out")
+}
+
+/// Deterministic pseudo-random bytes (xorshift64*).
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        out.extend_from_slice(&x.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+fn test_options() -> Options {
+    Options {
+        close_grace: Duration::from_millis(300),
+        connect_timeout: Duration::from_secs(5),
+        ..Options::default()
+    }
+}
+
+type ServerWs = WebSocketStream<DuplexStream>;
+
+/// The outcome of a pump run in the background, with its counters.
+struct PumpRun {
+    result: Result<(), ConnError>,
+    up: u64,
+    down: u64,
+    peak_buffered: u64,
+}
+
+/// Starts `pump` between a local app end (returned) and a server WebSocket (returned).
+async fn start_pump(
+    options: Options,
+    cancel: CancellationToken,
+) -> (DuplexStream, ServerWs, tokio::task::JoinHandle<PumpRun>) {
+    let (app, local) = tokio::io::duplex(64 * 1024);
+    let (client_io, server_io) = tokio::io::duplex(1024 * 1024);
+    let client =
+        WebSocketStream::from_raw_socket(client_io, Role::Client, Some(options.ws_config())).await;
+    let server = WebSocketStream::from_raw_socket(server_io, Role::Server, None).await;
+    let task = tokio::spawn(async move {
+        let (mut reader, mut writer) = tokio::io::split(local);
+        let counters = Counters::new(None);
+        let result = pump(
+            &mut reader,
+            &mut writer,
+            client,
+            &options,
+            &counters,
+            &cancel,
+        )
+        .await;
+        PumpRun {
+            result,
+            up: counters.up(),
+            down: counters.down(),
+            peak_buffered: counters.peak_buffered(),
+        }
+    });
+    (app, server, task)
+}
+
+/// Reads the server's next binary payload, skipping pongs.
+async fn next_binary(server: &mut ServerWs) -> Option<Bytes> {
+    loop {
+        match server.next().await? {
+            Ok(Message::Binary(b)) => return Some(b),
+            Ok(Message::Pong(_) | Message::Ping(_)) => {}
+            Ok(other) => panic!("expected binary, got {other:?}"),
+            Err(e) => panic!("server read failed: {e}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn forwards_bytes_both_ways_and_ignores_text() {
+    within(10, async {
+        let (mut app, mut server, task) =
+            start_pump(test_options(), CancellationToken::new()).await;
+        server.send(Message::binary(&b"hello"[..])).await.unwrap();
+        server
+            .send(Message::text("must not reach the socket"))
+            .await
+            .unwrap();
+        server.send(Message::binary(&b" world"[..])).await.unwrap();
+        let mut got = vec![0u8; 11];
+        app.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"hello world");
+
+        app.write_all(b"from the app").await.unwrap();
+        assert_eq!(
+            next_binary(&mut server).await.unwrap(),
+            &b"from the app"[..]
+        );
+
+        server.close(None).await.unwrap();
+        let mut rest = Vec::new();
+        app.read_to_end(&mut rest).await.unwrap();
+        assert!(rest.is_empty(), "only binary payloads reach the socket");
+        drop(app);
+        let run = task.await.unwrap();
+        assert!(run.result.is_ok(), "{:?}", run.result);
+        assert_eq!((run.up, run.down), (12, 11));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn ping_mid_stream_is_answered_and_data_flows() {
+    within(10, async {
+        let (mut app, mut server, task) =
+            start_pump(test_options(), CancellationToken::new()).await;
+        server.send(Message::binary(&b"one"[..])).await.unwrap();
+        server
+            .send(Message::Ping(Bytes::from_static(b"are you there")))
+            .await
+            .unwrap();
+        server.send(Message::binary(&b"two"[..])).await.unwrap();
+        let mut got = [0u8; 6];
+        app.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"onetwo");
+        match server.next().await.unwrap().unwrap() {
+            Message::Pong(p) => assert_eq!(&p[..], b"are you there"),
+            other => panic!("expected pong, got {other:?}"),
+        }
+        drop(app);
+        drop(server);
+        task.await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn tunnel_pings_the_server_on_its_interval() {
+    within(10, async {
+        let mut options = test_options();
+        options.ping_interval = Some(Duration::from_millis(50));
+        let (app, mut server, task) = start_pump(options, CancellationToken::new()).await;
+        match server.next().await.unwrap().unwrap() {
+            Message::Ping(_) => {}
+            other => panic!("expected ping, got {other:?}"),
+        }
+        drop(app);
+        drop(server);
+        task.await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn server_close_is_local_eof_after_the_data() {
+    within(10, async {
+        let (mut app, mut server, task) =
+            start_pump(test_options(), CancellationToken::new()).await;
+        server
+            .send(Message::binary(&b"last words"[..]))
+            .await
+            .unwrap();
+        server
+            .close(Some(CloseFrame {
+                code: CloseCode::Away,
+                reason: "".into(),
+            }))
+            .await
+            .unwrap();
+        let mut got = Vec::new();
+        app.read_to_end(&mut got).await.unwrap();
+        assert_eq!(&got, b"last words");
+        // The app closes too, as ssh would on EOF.
+        drop(app);
+        let run = task.await.unwrap();
+        assert!(run.result.is_ok(), "1001 is a normal end: {:?}", run.result);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn local_eof_sends_close_and_still_delivers_the_reply() {
+    within(10, async {
+        let (mut app, mut server, task) =
+            start_pump(test_options(), CancellationToken::new()).await;
+        app.write_all(b"request").await.unwrap();
+        app.shutdown().await.unwrap();
+        assert_eq!(next_binary(&mut server).await.unwrap(), &b"request"[..]);
+        // The reply goes out after our close was sent; it must still reach the app.
+        server.send(Message::binary(&b"reply"[..])).await.unwrap();
+        match server.next().await.unwrap().unwrap() {
+            Message::Close(Some(frame)) => assert_eq!(frame.code, CloseCode::Normal),
+            other => panic!("expected close, got {other:?}"),
+        }
+        let mut got = Vec::new();
+        app.read_to_end(&mut got).await.unwrap();
+        assert_eq!(&got, b"reply");
+        let run = task.await.unwrap();
+        assert!(run.result.is_ok(), "{:?}", run.result);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn local_eof_without_a_close_from_the_server_ends_within_the_grace() {
+    // A real 23.09 webserver never relays the close: the tunnel must not wait for it.
+    within(10, async {
+        let (mut app, server, task) = start_pump(test_options(), CancellationToken::new()).await;
+        app.shutdown().await.unwrap();
+        let started = std::time::Instant::now();
+        let run = task.await.unwrap();
+        assert!(run.result.is_ok(), "{:?}", run.result);
+        assert!(started.elapsed() < Duration::from_secs(2));
+        let mut got = Vec::new();
+        app.read_to_end(&mut got).await.unwrap();
+        assert!(got.is_empty());
+        drop(server);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn large_transfers_keep_integrity_both_ways() {
+    within(60, async {
+        let size = 8 * 1024 * 1024;
+        let up_data = noise(size, 1);
+        let down_data = noise(size, 2);
+        let (app, server, task) = start_pump(test_options(), CancellationToken::new()).await;
+        let (mut app_r, mut app_w) = tokio::io::split(app);
+
+        let up_copy = up_data.clone();
+        let writer = tokio::spawn(async move {
+            app_w.write_all(&up_copy).await.unwrap();
+            app_w
+        });
+        let reader = tokio::spawn(async move {
+            let mut got = vec![0u8; size];
+            app_r.read_exact(&mut got).await.unwrap();
+            (app_r, got)
+        });
+        // The server sends big frames (bigger than ours) while receiving.
+        let (mut server_tx, mut server_rx) = server.split();
+        let down_copy = down_data.clone();
+        let sender = tokio::spawn(async move {
+            for chunk in down_copy.chunks(1024 * 1024) {
+                server_tx
+                    .send(Message::binary(chunk.to_vec()))
+                    .await
+                    .unwrap();
+            }
+            server_tx
+        });
+        let mut received = Vec::with_capacity(size);
+        let mut largest = 0;
+        while received.len() < size {
+            match server_rx.next().await.unwrap().unwrap() {
+                Message::Binary(b) => {
+                    largest = largest.max(b.len());
+                    received.extend_from_slice(&b);
+                }
+                Message::Pong(_) => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert!(received == up_data, "upload corrupted");
+        assert!(
+            largest <= 256 * 1024,
+            "frames are at most 256 KiB, got {largest}"
+        );
+        assert!(
+            largest > 16 * 1024,
+            "bulk reads grow to large frames, got {largest}"
+        );
+        let (app_r, got) = reader.await.unwrap();
+        assert!(got == down_data, "download corrupted");
+        let app_w = writer.await.unwrap();
+        let server_tx = sender.await.unwrap();
+        let mut server = server_tx.reunite(server_rx).unwrap();
+        server.close(None).await.unwrap();
+        drop((app_r, app_w));
+        let run = task.await.unwrap();
+        assert_eq!((run.up, run.down), (size as u64, size as u64));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn error_close_fails_the_connection_and_writes_nothing() {
+    within(10, async {
+        let (mut app, mut server, task) =
+            start_pump(test_options(), CancellationToken::new()).await;
+        app.write_all(b"SSH-2.0-OpenSSH_9.2\r\n").await.unwrap();
+        server
+            .close(Some(CloseFrame {
+                code: CloseCode::Again,
+                reason: "".into(),
+            }))
+            .await
+            .unwrap();
+        let mut got = Vec::new();
+        app.read_to_end(&mut got).await.unwrap();
+        assert!(got.is_empty(), "nothing but remote bytes: {got:?}");
+        drop(app);
+        let run = task.await.unwrap();
+        assert_eq!(run.result.unwrap_err().close_code(), Some(1013));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn dropped_websocket_fails_the_connection_and_writes_nothing() {
+    within(10, async {
+        let (mut app, server, task) = start_pump(test_options(), CancellationToken::new()).await;
+        drop(server);
+        let mut got = Vec::new();
+        app.read_to_end(&mut got).await.unwrap();
+        assert!(got.is_empty());
+        drop(app);
+        let run = task.await.unwrap();
+        assert!(
+            matches!(run.result, Err(ConnError::WebSocket(_))),
+            "{:?}",
+            run.result
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn silent_server_times_out() {
+    within(10, async {
+        let mut options = test_options();
+        options.ping_interval = None;
+        options.peer_timeout = Some(Duration::from_millis(200));
+        let (_app, _server, task) = start_pump(options, CancellationToken::new()).await;
+        let run = task.await.unwrap();
+        assert_eq!(
+            run.result.unwrap_err(),
+            ConnError::PeerTimeout(Duration::from_millis(200))
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn memory_stays_bounded_under_a_slow_local_reader() {
+    within(60, async {
+        let mut options = test_options();
+        // A reader pause far longer than the peer timeout must not count against the server.
+        options.peer_timeout = Some(Duration::from_millis(100));
+        let (mut app, server, task) = start_pump(options, CancellationToken::new()).await;
+        let total: u64 = 24 * 1024 * 1024;
+        let frame = 256 * 1024;
+        let sent = Arc::new(AtomicU64::new(0));
+        let (mut server_tx, server_rx) = server.split();
+        let sent2 = sent.clone();
+        let sender = tokio::spawn(async move {
+            let payload = Bytes::from(noise(frame, 3));
+            let mut n = 0;
+            while n < total {
+                server_tx
+                    .send(Message::Binary(payload.clone()))
+                    .await
+                    .unwrap();
+                n += frame as u64;
+                sent2.store(n, Ordering::SeqCst);
+            }
+            server_tx
+        });
+        // Keep reading the server's side so our pongs do not pile up.
+        let drain = tokio::spawn(async move {
+            let mut rx = server_rx;
+            while let Some(Ok(_)) = rx.next().await {}
+        });
+        let mut read: u64 = 0;
+        let mut max_ahead: u64 = 0;
+        let mut buf = vec![0u8; 32 * 1024];
+        let mut paused = false;
+        while read < total {
+            let n = app.read(&mut buf).await.unwrap();
+            assert!(n > 0);
+            read += n as u64;
+            max_ahead = max_ahead.max(sent.load(Ordering::SeqCst).saturating_sub(read));
+            if !paused && read > total / 3 {
+                paused = true;
+                tokio::time::sleep(Duration::from_millis(400)).await;
+            } else if read % (1024 * 1024) < 32 * 1024 {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }
+        // In flight at most: the WS pipe (1 MiB), tungstenite's read buffer and one message,
+        // the message being written, and the local pipe (64 KiB).
+        assert!(
+            max_ahead <= 3 * 1024 * 1024,
+            "the server got {max_ahead} bytes ahead of a slow reader"
+        );
+        let mut server = sender.await.unwrap();
+        server.close().await.unwrap();
+        drop(app);
+        drain.abort();
+        let run = task.await.unwrap();
+        assert!(run.result.is_ok(), "{:?}", run.result);
+        assert!(
+            run.peak_buffered <= frame as u64,
+            "the tunnel held {} bytes at once",
+            run.peak_buffered
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn memory_stays_bounded_under_a_slow_server() {
+    within(60, async {
+        let (app, mut server, task) = start_pump(test_options(), CancellationToken::new()).await;
+        let total: u64 = 16 * 1024 * 1024;
+        let written = Arc::new(AtomicU64::new(0));
+        let written2 = written.clone();
+        let (_app_r, mut app_w) = tokio::io::split(app);
+        let writer = tokio::spawn(async move {
+            let chunk = noise(64 * 1024, 4);
+            let mut n = 0;
+            while n < total {
+                app_w.write_all(&chunk).await.unwrap();
+                n += chunk.len() as u64;
+                written2.store(n, Ordering::SeqCst);
+            }
+            app_w.shutdown().await.unwrap();
+        });
+        let mut received: u64 = 0;
+        let mut max_ahead: u64 = 0;
+        let mut frames = 0u64;
+        while received < total {
+            let b = next_binary(&mut server).await.unwrap();
+            received += b.len() as u64;
+            frames += 1;
+            max_ahead = max_ahead.max(written.load(Ordering::SeqCst).saturating_sub(received));
+            if frames % 8 == 0 {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }
+        assert!(
+            max_ahead <= 3 * 1024 * 1024,
+            "the app got {max_ahead} bytes ahead of a slow server"
+        );
+        writer.await.unwrap();
+        let run = task.await.unwrap();
+        assert!(run.peak_buffered <= 256 * 1024, "{}", run.peak_buffered);
+        assert_eq!(run.up, total);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn cancel_sends_going_away_and_ends() {
+    within(10, async {
+        let cancel = CancellationToken::new();
+        let (mut app, mut server, task) = start_pump(test_options(), cancel.clone()).await;
+        app.write_all(b"x").await.unwrap();
+        assert_eq!(next_binary(&mut server).await.unwrap(), &b"x"[..]);
+        cancel.cancel();
+        match server.next().await.unwrap().unwrap() {
+            Message::Close(Some(frame)) => assert_eq!(frame.code, CloseCode::Away),
+            other => panic!("expected close, got {other:?}"),
+        }
+        let run = task.await.unwrap();
+        assert!(run.result.is_ok());
+        let mut got = Vec::new();
+        app.read_to_end(&mut got).await.unwrap();
+        assert!(got.is_empty());
+    })
+    .await;
+}
+
+// ---- the tunnel over loopback, with tiny fake servers ----
+
+/// A WebSocket server on loopback port 0 that runs `serve` for every connection.
+async fn ws_server<F, Fut>(serve: F) -> SocketAddr
+where
+    F: Fn(WebSocketStream<TcpStream>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let serve = Arc::new(serve);
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let serve = serve.clone();
+            tokio::spawn(async move {
+                if let Ok(ws) = tokio_tungstenite::accept_async(tcp).await {
+                    serve(ws).await;
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// Echoes binary frames until the client closes.
+async fn echo(mut ws: WebSocketStream<TcpStream>) {
+    while let Some(Ok(msg)) = ws.next().await {
+        let sent = match msg {
+            Message::Binary(b) => ws.send(Message::Binary(b)).await,
+            Message::Close(_) => return,
+            _ => Ok(()),
+        };
+        if sent.is_err() {
+            return;
+        }
+    }
+}
+
+/// A plain TCP server that answers every request with `response` and closes.
+async fn http_server(response: String) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let response = response.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let mut seen = Vec::new();
+                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tcp.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = tcp.write_all(response.as_bytes()).await;
+                let _ = tcp.shutdown().await;
+            });
+        }
+    });
+    addr
+}
+
+fn url(addr: SocketAddr) -> String {
+    format!("ws://{addr}/stream/session/mysess/tcpproxy?app=sshd")
+}
+
+async fn spawn_tunnel(
+    connector: impl crate::Connector,
+    options: Options,
+) -> (crate::TunnelHandle, broadcast::Receiver<Event>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let tunnel = Tunnel::new(listener, connector, options).unwrap();
+    let events = tunnel.subscribe();
+    (tunnel.spawn(), events)
+}
+
+/// Events up to and including the `Closed` of one connection.
+async fn events_until_closed(events: &mut broadcast::Receiver<Event>) -> Vec<Event> {
+    let mut out = Vec::new();
+    loop {
+        let event = events.recv().await.unwrap();
+        let done = matches!(event, Event::Closed { .. });
+        out.push(event);
+        if done {
+            return out;
+        }
+    }
+}
+
+#[tokio::test]
+async fn refused_upgrade_closes_cleanly_reports_the_message_and_keeps_serving() {
+    within(20, async {
+        let body = r#"{"type":"https://api.backend.ai/probs/object-not-found","title":"No such session.","error_code":"session_read_not-found"}"#;
+        let refusing = http_server(format!(
+            "HTTP/1.1 404 Not Found\r\nContent-Type: application/problem+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ))
+        .await;
+        let good = ws_server(echo).await;
+        let calls = Arc::new(AtomicUsize::new(0));
+        let calls2 = calls.clone();
+        let connector = move || {
+            let addr = if calls2.fetch_add(1, Ordering::SeqCst) == 0 {
+                refusing
+            } else {
+                good
+            };
+            Target::from_url(&url(addr))
+        };
+        let (handle, mut events) = spawn_tunnel(connector, test_options()).await;
+
+        // Like ssh: the client speaks first, then must see an orderly close with zero bytes.
+        let mut client = TcpStream::connect(handle.local_addr()).await.unwrap();
+        client.write_all(b"SSH-2.0-OpenSSH_9.2\r\n").await.unwrap();
+        let mut got = Vec::new();
+        client
+            .read_to_end(&mut got)
+            .await
+            .expect("an orderly close, not a reset");
+        assert!(got.is_empty(), "nothing but remote bytes: {got:?}");
+        drop(client);
+
+        let seen = events_until_closed(&mut events).await;
+        assert!(matches!(seen[0], Event::Opened { .. }));
+        let failure = seen
+            .iter()
+            .find_map(|e| match e {
+                Event::Failed { error, .. } => Some(error.clone()),
+                _ => None,
+            })
+            .expect("a Failed event");
+        assert_eq!(failure.http_status(), Some(404));
+        assert!(
+            failure.to_string().contains("No such session."),
+            "{failure}"
+        );
+        assert_eq!(handle.stats().last_error(), Some(failure));
+
+        // The listener still serves.
+        let mut client = TcpStream::connect(handle.local_addr()).await.unwrap();
+        client.write_all(b"still here").await.unwrap();
+        let mut back = [0u8; 10];
+        client.read_exact(&mut back).await.unwrap();
+        assert_eq!(&back, b"still here");
+        drop(client);
+        let seen = events_until_closed(&mut events).await;
+        assert!(!seen.iter().any(|e| matches!(e, Event::Failed { .. })), "{seen:?}");
+        let stats = handle.stats().snapshot();
+        assert_eq!((stats.total, stats.failed), (2, 1));
+        handle.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn refused_port_close_1013_is_reported() {
+    within(20, async {
+        let server = ws_server(|mut ws: WebSocketStream<TcpStream>| async move {
+            let _ = ws
+                .close(Some(CloseFrame {
+                    code: CloseCode::Again,
+                    reason: "".into(),
+                }))
+                .await;
+            while let Some(Ok(_)) = ws.next().await {}
+        })
+        .await;
+        let (handle, mut events) =
+            spawn_tunnel(move || Target::from_url(&url(server)), test_options()).await;
+        let mut client = TcpStream::connect(handle.local_addr()).await.unwrap();
+        client.write_all(b"SSH-2.0-x\r\n").await.unwrap();
+        let mut got = Vec::new();
+        client.read_to_end(&mut got).await.unwrap();
+        assert!(got.is_empty());
+        drop(client);
+        let seen = events_until_closed(&mut events).await;
+        assert!(
+            seen.iter().any(
+                |e| matches!(e, Event::Failed { error, .. } if error.close_code() == Some(1013))
+            ),
+            "{seen:?}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn slow_upgrade_hits_the_connect_timeout() {
+    within(20, async {
+        // Accepts TCP, never answers the upgrade.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((tcp, _)) = listener.accept().await {
+                held.push(tcp);
+            }
+        });
+        let mut options = test_options();
+        options.connect_timeout = Duration::from_millis(300);
+        let (handle, mut events) =
+            spawn_tunnel(move || Target::from_url(&url(addr)), options).await;
+        let mut client = TcpStream::connect(handle.local_addr()).await.unwrap();
+        let mut got = Vec::new();
+        client.read_to_end(&mut got).await.unwrap();
+        assert!(got.is_empty());
+        let seen = events_until_closed(&mut events).await;
+        assert!(
+            seen.iter().any(|e| matches!(
+                e,
+                Event::Failed {
+                    error: ConnError::Timeout(_),
+                    ..
+                }
+            )),
+            "{seen:?}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn connector_errors_are_reported() {
+    within(10, async {
+        let connector = || -> Result<Target, std::io::Error> {
+            Err(std::io::Error::other("credentials expired"))
+        };
+        let (handle, mut events) = spawn_tunnel(connector, test_options()).await;
+        let mut client = TcpStream::connect(handle.local_addr()).await.unwrap();
+        let mut got = Vec::new();
+        client.read_to_end(&mut got).await.unwrap();
+        let seen = events_until_closed(&mut events).await;
+        assert!(
+            seen.iter().any(|e| matches!(e, Event::Failed { error: ConnError::Connector(m), .. } if m.contains("expired"))),
+            "{seen:?}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn stop_with_open_streams_ends_within_the_grace() {
+    within(20, async {
+        let closes = Arc::new(AtomicUsize::new(0));
+        let closes2 = closes.clone();
+        let server = ws_server(move |mut ws: WebSocketStream<TcpStream>| {
+            let closes = closes2.clone();
+            async move {
+                while let Some(Ok(msg)) = ws.next().await {
+                    match msg {
+                        Message::Binary(b) => {
+                            let _ = ws.send(Message::Binary(b)).await;
+                        }
+                        Message::Close(Some(f)) if f.code == CloseCode::Away => {
+                            closes.fetch_add(1, Ordering::SeqCst);
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        })
+        .await;
+        let (handle, mut events) =
+            spawn_tunnel(move || Target::from_url(&url(server)), test_options()).await;
+        let mut clients = Vec::new();
+        for _ in 0..3 {
+            let mut c = TcpStream::connect(handle.local_addr()).await.unwrap();
+            c.write_all(b"hi").await.unwrap();
+            let mut back = [0u8; 2];
+            c.read_exact(&mut back).await.unwrap();
+            clients.push(c);
+        }
+        assert_eq!(handle.stats().active(), 3);
+        let addr = handle.local_addr();
+        let stats = handle.stats();
+        let started = std::time::Instant::now();
+        handle.stop_within(Duration::from_millis(300)).await;
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert_eq!(stats.active(), 0);
+        for mut c in clients {
+            let mut rest = Vec::new();
+            let _ = c.read_to_end(&mut rest).await;
+            assert!(rest.is_empty());
+        }
+        let mut closed = 0;
+        while let Ok(event) = events.try_recv() {
+            if matches!(event, Event::Closed { .. }) {
+                closed += 1;
+            }
+        }
+        assert_eq!(closed, 3);
+        // The server saw "going away" from each.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(closes.load(Ordering::SeqCst), 3);
+        // And the port is no longer served.
+        assert!(TcpStream::connect(addr).await.is_err());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn dropping_the_handle_stops_the_tunnel() {
+    within(10, async {
+        let server = ws_server(echo).await;
+        let (handle, _events) =
+            spawn_tunnel(move || Target::from_url(&url(server)), test_options()).await;
+        let addr = handle.local_addr();
+        let mut c = TcpStream::connect(addr).await.unwrap();
+        c.write_all(b"ok").await.unwrap();
+        let mut back = [0u8; 2];
+        c.read_exact(&mut back).await.unwrap();
+        drop(handle);
+        let mut rest = Vec::new();
+        let _ = c.read_to_end(&mut rest).await;
+        assert!(rest.is_empty());
+        // The listener is gone soon after.
+        for _ in 0..50 {
+            if TcpStream::connect(addr).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("still listening after the handle was dropped");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn connection_cap_queues_extra_clients() {
+    within(20, async {
+        let server = ws_server(echo).await;
+        let mut options = test_options();
+        options.max_connections = Some(1);
+        let (handle, _events) = spawn_tunnel(move || Target::from_url(&url(server)), options).await;
+        let mut first = TcpStream::connect(handle.local_addr()).await.unwrap();
+        first.write_all(b"1").await.unwrap();
+        let mut b = [0u8; 1];
+        first.read_exact(&mut b).await.unwrap();
+        let mut second = TcpStream::connect(handle.local_addr()).await.unwrap();
+        second.write_all(b"2").await.unwrap();
+        let waited =
+            tokio::time::timeout(Duration::from_millis(200), second.read_exact(&mut b)).await;
+        assert!(waited.is_err(), "the second client waits for a slot");
+        drop(first);
+        second.read_exact(&mut b).await.unwrap();
+        assert_eq!(&b, b"2");
+        handle.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn stdio_mode_carries_one_connection() {
+    within(10, async {
+        let server = ws_server(echo).await;
+        let connector = move || Target::from_url(&url(server));
+        let (mut stdin_w, stdin_r) = tokio::io::duplex(1024);
+        let (stdout_w, mut stdout_r) = tokio::io::duplex(1024);
+        let run = tokio::spawn(async move {
+            run_stdio(
+                &connector,
+                stdin_r,
+                stdout_w,
+                &test_options(),
+                CancellationToken::new(),
+            )
+            .await
+        });
+        stdin_w.write_all(b"over stdio").await.unwrap();
+        let mut back = [0u8; 10];
+        stdout_r.read_exact(&mut back).await.unwrap();
+        assert_eq!(&back, b"over stdio");
+        drop(stdin_w);
+        let summary = run.await.unwrap().unwrap();
+        assert_eq!((summary.bytes_up, summary.bytes_down), (10, 10));
+        let mut rest = Vec::new();
+        stdout_r.read_to_end(&mut rest).await.unwrap();
+        assert!(rest.is_empty());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn stdio_mode_refused_upgrade_writes_nothing() {
+    within(10, async {
+        let refusing = http_server(
+            "HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into(),
+        )
+        .await;
+        let connector = move || Target::from_url(&url(refusing));
+        let (_stdin_w, stdin_r) = tokio::io::duplex(1024);
+        let (stdout_w, mut stdout_r) = tokio::io::duplex(1024);
+        let result = run_stdio(
+            &connector,
+            stdin_r,
+            stdout_w,
+            &test_options(),
+            CancellationToken::new(),
+        )
+        .await;
+        match result {
+            Err(Error::Connection(e)) => assert_eq!(e.http_status(), Some(502)),
+            other => panic!("expected a refused upgrade, got {other:?}"),
+        }
+        let mut rest = Vec::new();
+        stdout_r.read_to_end(&mut rest).await.unwrap();
+        assert!(rest.is_empty());
+    })
+    .await;
+}

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Installs what `make test`, `make bench` and `make run` need on a fresh Debian machine, quietly
+# and idempotently: Debian packages (only the missing ones, one `apt-get update` at most), the OS
+# account `work` that sandbox sessions log in as (as in production), sshd's privilege-separation
+# directory, and a Python venv with the official Backend.AI client for the interop tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want=(
+  openssh-server openssh-client openssh-sftp-server   # real sshd behind sandbox sessions; ssh/sftp/scp
+  rsync iperf3 socat                                  # e2e clients and benchmark servers
+  putty-tools                                         # puttygen: checks the exported .ppk
+  keyutils dbus-daemon                                # headless keyring for credential tests
+  python3-venv                                        # venv for the official Python client
+  libdbus-1-dev pkg-config                            # keyring (Secret Service) at build time
+  ca-certificates
+)
+
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "deps: missing Debian packages: ${missing[*]} (run as root or: sudo apt-get install ${missing[*]})" >&2
+    exit 1
+  fi
+  echo "deps: installing ${missing[*]}"
+  apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ "$(id -u)" -eq 0 ]; then
+  # Sessions log in as `work`, as in production. '*' (not '!') keeps the account usable for
+  # public-key logins with UsePAM=no.
+  if ! getent passwd work >/dev/null; then
+    useradd -m -s /bin/bash work
+    usermod -p '*' work
+  fi
+  mkdir -p /run/sshd && chmod 0755 /run/sshd
+fi
+
+# The official Python client (backend.ai-client 23.9.10 is the newest that installs on 3.11;
+# newer yarl breaks it), for the interop tests and the benchmark baseline.
+venv=.venv
+stamp="$venv/.bai-client-23.9.10"
+if [ ! -f "$stamp" ]; then
+  echo "deps: creating $venv with backend.ai-client==23.9.10"
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check 'backend.ai-client==23.9.10' 'yarl==1.8.2'
+  touch "$stamp"
+fi

@@ -1,0 +1,69 @@
+import { fireEvent, render, waitFor } from '@testing-library/svelte';
+import { emit } from '@tauri-apps/api/event';
+import { describe, expect, it } from 'vitest';
+import App from './App.svelte';
+import { SESSIONS, fail, installIpc, tunnelStatus } from './test/ipc';
+
+const base = {
+  app_info: { version: '0.1.0', sandbox: null },
+  get_settings: { preferredSshPort: null, refreshSeconds: 0, account: 'work' },
+  list_sessions: SESSIONS,
+  list_tunnels: [],
+  logout: null,
+};
+
+describe('App', () => {
+  it('shows the login screen when nothing is restored', async () => {
+    installIpc({ ...base, restore_login: null });
+    const { container } = render(App);
+    await waitFor(() => expect(container.querySelector('#login-button')).toBeInTheDocument());
+  });
+
+  it('skips login with a restored login, and logs out', async () => {
+    const calls = installIpc({ ...base, restore_login: { endpoint: 'https://bai.example.com', mode: 'session', user: 'me@example.com', role: 'user' } });
+    const { container } = render(App);
+    await waitFor(() => expect(container.querySelector('[data-testid=session-row]')).toBeInTheDocument());
+    expect(container.querySelector('#whoami')).toHaveTextContent('me@example.com');
+    expect(container.querySelector('#login-button')).toBeNull();
+    await fireEvent.click(container.querySelector('#logout')!);
+    await waitFor(() => expect(container.querySelector('#login-button')).toBeInTheDocument());
+    expect(calls.some((c) => c.cmd === 'logout')).toBe(true);
+  });
+
+  it('explains a failed restore on the login screen', async () => {
+    installIpc({ ...base, restore_login: () => fail('Unreachable', 'connection refused') });
+    const { container } = render(App);
+    await waitFor(() => expect(container.querySelector('#login-notice')).toHaveTextContent('connection refused'));
+  });
+
+  it('goes back to login when the login expired', async () => {
+    installIpc({ ...base, restore_login: { endpoint: 'https://x', mode: 'api', user: 'AK' }, list_sessions: () => fail('LoginExpired', 'session expired') });
+    const { container } = render(App);
+    await waitFor(() => expect(container.querySelector('#login-notice')).toHaveTextContent('Your login has expired'));
+  });
+
+  it('re-fetches tunnels on the tunnels-changed event', async () => {
+    let tunnels: unknown[] = [];
+    const calls = installIpc({ ...base, restore_login: { endpoint: 'https://x', mode: 'api', user: 'AK' }, list_tunnels: () => tunnels });
+    const { container } = render(App);
+    await waitFor(() => expect(container.querySelector('#tunnels-empty')).toBeInTheDocument());
+    await waitFor(() => expect(calls.some((c) => c.cmd === 'plugin:event|listen' || c.cmd === 'list_tunnels')).toBe(true));
+    tunnels = [tunnelStatus()];
+    await new Promise((r) => setTimeout(r, 50));
+    await emit('tunnels-changed', null);
+    await waitFor(() => expect(container.querySelector('[data-testid=tunnel-row]')).toBeInTheDocument(), { timeout: 1000 });
+  });
+
+  it('opens the SSH dialog and preferences, marking the background inert', async () => {
+    installIpc({ ...base, restore_login: { endpoint: 'https://x', mode: 'api', user: 'AK' }, open_ssh: () => new Promise(() => {}) });
+    const { container } = render(App);
+    await waitFor(() => expect(container.querySelector('[data-session=train-gpu] [data-testid=ssh-button]')).toBeInTheDocument());
+    await fireEvent.click(container.querySelector('[data-session=train-gpu] [data-testid=ssh-button]')!);
+    expect(document.querySelector('#ssh-dialog')).toBeInTheDocument();
+    expect(container.querySelector<HTMLElement>('.shell')!.inert).toBe(true);
+    await fireEvent.keyDown(window, { key: 'Escape' });
+    expect(document.querySelector('#ssh-dialog')).toBeNull();
+    await fireEvent.click(container.querySelector('#prefs-button')!);
+    expect(document.querySelector('#prefs-dialog')).toBeInTheDocument();
+  });
+});
