@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 want=(
   openssh-server openssh-client openssh-sftp-server   # real sshd behind sandbox sessions; ssh/sftp/scp
-  rsync iperf3 socat                                  # e2e clients and benchmark servers
+  rsync iperf3 socat netcat-openbsd                   # e2e clients and benchmark servers
   putty-tools                                         # puttygen: checks the exported .ppk
   keyutils dbus-daemon                                # headless keyring for credential tests
   python3-venv                                        # venv for the official Python client

@@ -48,6 +48,13 @@ async function open(query = '', opts = {}) {
 /** @param {import('playwright-core').Page} page */
 const calls = (page, cmd) => page.evaluate((c) => window.__ipcCalls.filter((x) => !c || x.cmd === c), cmd);
 const shot = (page, name) => page.screenshot({ path: `${SHOTS}${name}.png`, fullPage: true });
+/** The whole (scrollable) dialog: grow the viewport for one shot. */
+async function dialogShot(page, name) {
+  const vp = page.viewportSize();
+  await page.setViewportSize({ width: vp.width, height: 1500 });
+  await page.locator('.modal').screenshot({ path: `${SHOTS}${name}.png` });
+  await page.setViewportSize(vp);
+}
 
 describe('bai UI (mock IPC, headless Chromium)', () => {
   test('full flow: login with TOTP → sessions → SSH dialog → copy → key → prefs → tunnels → stop → logout', async () => {
@@ -120,7 +127,7 @@ describe('bai UI (mock IPC, headless Chromium)', () => {
       await page.waitForFunction(() => window.__ipcCalls.some((c) => c.cmd === 'plugin:opener|open_url'));
       assert.deepEqual((await calls(page, 'plugin:opener|open_url'))[0].args, { url: 'vscode://vscode-remote/ssh-remote+bai-train-gpu/home/work' });
       assert.equal(new URL(page.url()).protocol, 'http:', 'the app did not navigate away');
-      await page.locator('#ssh-dialog').screenshot({ path: `${SHOTS}05b-ssh-dialog-full.png` });
+      await dialogShot(page, '05b-ssh-dialog-full');
 
       // save key → commands switch to -i <path>
       await page.click('#save-key');
@@ -162,7 +169,8 @@ describe('bai UI (mock IPC, headless Chromium)', () => {
       assert.equal(await page.locator('#no-id-container').count(), 1, 'eda-notebook has no id_container');
       assert.equal(await page.locator('#save-key').count(), 0);
       await shot(page, '08-ssh-dialog-fallback-no-key');
-      await page.locator('#ssh-dialog').screenshot({ path: `${SHOTS}08b-ssh-dialog-fallback-full.png` });
+      await dialogShot(page, '08b-ssh-dialog-fallback-full');
+      assert.match(await page.textContent('#cmd-ssh'), /^ssh -o StrictHostKeyChecking=no/, 'own key: no -i');
       await page.keyboard.press('Escape');
 
       // --- tunnels panel

@@ -25,18 +25,20 @@ const state = {
   nextRandomPort: 41234,
 };
 
-function commands(port, key, account) {
-  const id = key ? `-i ${key}` : '-i ./id_container';
+function commands(port, key, account, hasIdContainer = true) {
+  // Without id_container the user's own default identity is used: no -i at all.
+  const id = key ? `-i ${key} ` : hasIdContainer ? '-i ./id_container ' : '';
   const opts = '-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null';
   return {
-    ssh: `ssh ${id} ${opts} -p ${port} ${account}@127.0.0.1`,
-    sftp: `sftp ${id} ${opts} -P ${port} ${account}@127.0.0.1`,
-    scp: `scp ${id} ${opts} -P ${port} -rp /path/to/source ${account}@127.0.0.1:~/`,
-    rsync: `rsync -av -e "ssh ${id} ${opts} -p ${port}" /path/to/source/ ${account}@127.0.0.1:~/`,
+    ssh: `ssh ${id}${opts} -p ${port} ${account}@127.0.0.1`,
+    sftp: `sftp ${id}${opts} -P ${port} ${account}@127.0.0.1`,
+    scp: `scp ${id}${opts} -P ${port} -rp /path/to/source ${account}@127.0.0.1:~/`,
+    rsync: `rsync -av -e "ssh ${id}${opts} -p ${port}" /path/to/source/ ${account}@127.0.0.1:~/`,
   };
 }
 
 function makeInfo(session, port, preferred, fallback, account) {
+  const hasIdContainer = session !== 'eda-notebook';
   return {
     session,
     port,
@@ -46,9 +48,9 @@ function makeInfo(session, port, preferred, fallback, account) {
     host: '127.0.0.1',
     sftpUrl: `sftp://${account}@127.0.0.1:${port}`,
     keyPath: null,
-    hasIdContainer: session !== 'eda-notebook',
-    commands: commands(port, null, account),
-    vscodeConfig: `Host bai-${session}\n  HostName 127.0.0.1\n  Port ${port}\n  User ${account}\n  IdentityFile ./id_container\n  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null`,
+    hasIdContainer,
+    commands: commands(port, null, account, hasIdContainer),
+    vscodeConfig: `Host bai-${session}\n  HostName 127.0.0.1\n  Port ${port}\n  User ${account}\n${hasIdContainer ? '  IdentityFile ./id_container\n' : ''}  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null`,
     vscodeUrl: `vscode://vscode-remote/ssh-remote+bai-${session}/home/${account}`,
   };
 }

@@ -61,7 +61,10 @@ export async function startServer({ mock = true } = {}) {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
     }
   });
-  await new Promise((ok, err) => server.listen(0, '127.0.0.1', ok).once('error', err));
+  await new Promise((ok, err) => {
+    server.once('error', err);
+    server.listen({ port: 0, host: '127.0.0.1' }, () => ok(undefined));
+  });
   const addr = server.address();
   if (!addr || typeof addr === 'string') throw new Error('no address');
   return {

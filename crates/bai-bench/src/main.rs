@@ -321,16 +321,32 @@ async fn spawn_proxy(
         .current_dir(&home)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .kill_on_drop(true);
     let mut child = cmd
         .spawn()
         .with_context(|| format!("starting the {} proxy for {app}", route.label()))?;
+    // bai prints the address on stdout, the Python client on stderr: watch both, and keep
+    // draining them so the proxy never blocks on a full pipe.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     let stdout = child.stdout.take().context("proxy stdout")?;
+    let stderr = child.stderr.take().context("proxy stderr")?;
+    let tx2 = tx.clone();
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stdout).lines();
+        while let Ok(Some(l)) = lines.next_line().await {
+            let _ = tx.send(l);
+        }
+    });
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stderr).lines();
+        while let Ok(Some(l)) = lines.next_line().await {
+            let _ = tx2.send(l);
+        }
+    });
     let wanted = format!("127.0.0.1:{port}");
-    let mut lines = BufReader::new(stdout).lines();
     tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(line) = lines.next_line().await? {
+        while let Some(line) = rx.recv().await {
             if line.contains(&wanted) {
                 return Ok(());
             }
@@ -339,8 +355,7 @@ async fn spawn_proxy(
     })
     .await
     .with_context(|| format!("waiting for the {} proxy for {app}", route.label()))??;
-    // Keep draining stdout so the proxy never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    tokio::spawn(async move { while rx.recv().await.is_some() {} });
     Ok((child, port))
 }
 

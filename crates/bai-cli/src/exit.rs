@@ -82,12 +82,17 @@ impl CliError {
 
 /// Prints `error: …` (the whole context chain) and a `hint:` line, and returns the exit code.
 pub fn report(e: &anyhow::Error) -> ExitCode {
+    ExitCode::from(print(e))
+}
+
+/// Like [`report`], returning the raw code (for `std::process::exit`).
+pub fn print(e: &anyhow::Error) -> u8 {
     eprintln!("error: {e:#}");
     let (code, hint) = classify(e);
     if let Some(h) = hint {
         eprintln!("hint: {h}");
     }
-    ExitCode::from(code)
+    code
 }
 
 /// The exit code and hint of an error chain.

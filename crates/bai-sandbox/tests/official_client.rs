@@ -151,11 +151,12 @@ async fn ps_download_proxy_ssh_scp(env: &PyEnv, session: &str, account: &str) {
     let mut proxy = env
         .cmd(&["app", session, "sshd", "-b", &bind])
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("spawn backend.ai app");
-    let mut lines = BufReader::new(proxy.stdout.take().expect("stdout")).lines();
+    // The official client prints its notices, the address among them, to stderr.
+    let mut lines = BufReader::new(proxy.stderr.take().expect("stderr")).lines();
     let wanted = format!("tcp://127.0.0.1:{port}");
     loop {
         let line = lines
@@ -167,6 +168,8 @@ async fn ps_download_proxy_ssh_scp(env: &PyEnv, session: &str, account: &str) {
             break;
         }
     }
+    // Keep draining so the proxy never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
 
     let target = format!("{account}@127.0.0.1");
     let out = Command::new("ssh")

@@ -8,7 +8,7 @@ export interface Call {
   args: Record<string, unknown>;
 }
 
-export function installIpc(handlers: Record<string, Handler | unknown>) {
+export function installIpc(handlers: Record<string, Handler | object | string | number | boolean | null>) {
   const calls: Call[] = [];
   mockIPC(
     (cmd, payload) => {

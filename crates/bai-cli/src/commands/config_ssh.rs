@@ -1,0 +1,160 @@
+//! `bai config-ssh [--dry-run] [--remove]`: one `Host bai-<session>` per running session with
+//! SSH, in `~/.ssh/bai/config`, which `~/.ssh/config` includes (added once, at the top).
+//! `ProxyCommand` runs `bai proxy --stdio`, so there is no local port to remember.
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use bai_core::ssh_config::{self, host_alias, HostEntry, MainChange, SshConfigPaths};
+use bai_core::{ErrorCode, SSHD_APP};
+
+use crate::context::Ctx;
+
+/// `bai config-ssh` arguments.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Show what would be written, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Remove the entries and the Include line again.
+    #[arg(long)]
+    pub remove: bool,
+}
+
+fn show_diff(title: &str, before: Option<&str>, after: &str) {
+    println!("--- {title}");
+    match before {
+        Some(b) if b == after => println!("    (unchanged)"),
+        _ => {
+            for l in before.unwrap_or("").lines() {
+                if !after.lines().any(|a| a == l) {
+                    println!("- {l}");
+                }
+            }
+            for l in after.lines() {
+                if !before.unwrap_or("").lines().any(|b| b == l) {
+                    println!("+ {l}");
+                }
+            }
+        }
+    }
+}
+
+/// Runs `bai config-ssh`.
+pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<ExitCode> {
+    let paths = SshConfigPaths::for_user(&ctx.profile)?;
+    if args.remove {
+        return remove(&ctx, &paths, args.dry_run);
+    }
+    let conn = ctx.connect()?;
+    let sessions = conn.list_sessions(false).await.context("listing sessions")?;
+    let exe = std::env::current_exe()
+        .and_then(std::fs::canonicalize)
+        .context("finding the path of the bai executable")?;
+    let mut entries = Vec::new();
+    for s in sessions.iter().filter(|s| s.is_running()) {
+        let has_ssh = if s.service_ports.is_empty() {
+            conn.session_apps(&s.name)
+                .await
+                .map(|a| a.iter().any(|n| n == SSHD_APP))
+                .unwrap_or(false)
+        } else {
+            s.has_app(SSHD_APP)
+        };
+        if !has_ssh {
+            tracing::info!(session = %s.name, "no sshd app; skipped");
+            continue;
+        }
+        let identity_file = if args.dry_run {
+            Some(conn.profile().key_path(&s.name))
+        } else {
+            match conn.save_ssh_key(&s.name).await {
+                Ok(p) => Some(p),
+                Err(e) if e.code() == ErrorCode::FileNotFound => {
+                    eprintln!("∙ {}: {e}; the entry uses your own keys", s.name);
+                    None
+                }
+                Err(e) => {
+                    return Err(anyhow::Error::new(e)
+                        .context(format!("fetching the SSH key of session \"{}\"", s.name)))
+                }
+            }
+        };
+        let mut proxy = vec![exe.display().to_string()];
+        if ctx.explicit_profile || ctx.profile != bai_core::config::DEFAULT_PROFILE {
+            proxy.push("--profile".into());
+            proxy.push(ctx.profile.clone());
+        }
+        proxy.extend(["proxy".into(), "--stdio".into(), s.name.clone()]);
+        entries.push(HostEntry {
+            alias: host_alias(&ctx.profile, &s.name),
+            session: s.name.clone(),
+            account: conn.profile().account.clone(),
+            identity_file,
+            proxy_command: proxy,
+        });
+    }
+    let plan = ssh_config::plan_write(&paths, &ctx.profile, &entries)?;
+    if args.dry_run {
+        show_diff(
+            &paths.include.display().to_string(),
+            plan.include_before.as_deref(),
+            &plan.include_contents,
+        );
+        match &plan.main_after {
+            Some(after) => {
+                let before = std::fs::read_to_string(&paths.main).ok();
+                show_diff(&paths.main.display().to_string(), before.as_deref(), after);
+            }
+            None => println!("--- {}\n    (already includes it)", paths.main.display()),
+        }
+        println!("(dry run: nothing written)");
+        return Ok(ExitCode::SUCCESS);
+    }
+    plan.apply()?;
+    println!(
+        "✓ Wrote {} host(s) to {}{}",
+        entries.len(),
+        paths.include.display(),
+        if plan.main_after.is_some() {
+            format!(" and included it from {}", paths.main.display())
+        } else {
+            String::new()
+        }
+    );
+    for e in &entries {
+        println!("  ssh {}", e.alias);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn remove(ctx: &Ctx, paths: &SshConfigPaths, dry_run: bool) -> anyhow::Result<ExitCode> {
+    let plan = ssh_config::plan_remove(paths)?;
+    let keys = ctx.config.dir().join("keys").join(&ctx.profile);
+    if dry_run {
+        match &plan.main {
+            MainChange::Unchanged => println!("{}: unchanged", paths.main.display()),
+            MainChange::Write(_) => println!("{}: the Include block would be removed", paths.main.display()),
+            MainChange::Delete => println!("{}: would be deleted (bai created it)", paths.main.display()),
+        }
+        if plan.include_exists {
+            println!("{}: would be deleted", paths.include.display());
+        }
+        if keys.exists() {
+            println!("{}: saved keys would be deleted", keys.display());
+        }
+        println!("(dry run: nothing changed)");
+        return Ok(ExitCode::SUCCESS);
+    }
+    plan.apply()?;
+    if keys.exists() {
+        std::fs::remove_dir_all(&keys)
+            .with_context(|| format!("removing {}", keys.display()))?;
+    }
+    if plan.is_noop() {
+        println!("∙ Nothing to remove.");
+    } else {
+        println!("✓ Removed the bai entries from {}.", paths.main.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
