@@ -15,8 +15,8 @@ const E2E_FILES = {
   '/__e2e/mocks.js': join(uiRoot, 'node_modules/@tauri-apps/api/mocks.js'),
 };
 
-export const CSP =
-  "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self' ipc: http://ipc.localhost; object-src 'none'; base-uri 'self'; frame-ancestors 'none'";
+// What src-tauri's tauri.conf.json is expected to set (Tauri adds ipc: itself).
+export const CSP = "default-src 'self'; style-src 'self' 'unsafe-inline'; connect-src 'self' ipc: http://ipc.localhost; object-src 'none'; base-uri 'self'";
 
 const TYPES = {
   '.html': 'text/html; charset=utf-8',
