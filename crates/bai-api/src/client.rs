@@ -30,6 +30,10 @@ pub(crate) const SESSION_COOKIE: &str = "AIOHTTP_SESSION";
 pub(crate) const SESSION_HEADER: &str = "X-BackendAI-SessionID";
 /// The header that carries the negotiated API version.
 pub(crate) const VERSION_HEADER: &str = "X-BackendAI-Version";
+/// The header that names the user's domain on signed (API mode) requests (protocol.md §2).
+pub(crate) const DOMAIN_HEADER: &str = "X-BackendAI-Domain";
+/// The domain sent in [`DOMAIN_HEADER`] (the official clients' default).
+pub(crate) const DEFAULT_DOMAIN: &str = "default";
 /// The most files one download call may ask for.
 pub const MAX_DOWNLOAD_FILES: usize = 5;
 /// Error bodies are read up to this size.
@@ -126,8 +130,18 @@ struct Inner {
     tls: Arc<rustls::ClientConfig>,
     insecure: bool,
     keys: Option<(Sensitive<String>, Sensitive<String>)>,
-    session_id: Mutex<Option<Sensitive<String>>>,
+    /// Shared with every [`TcpproxyTarget`] made by this client, so a re-login reaches them.
+    session_id: SessionCell,
     version: tokio::sync::OnceCell<ServerInfo>,
+}
+
+/// The login session id, shared between a [`Client`] and its [`TcpproxyTarget`]s.
+pub(crate) type SessionCell = Arc<Mutex<Option<Sensitive<String>>>>;
+
+/// Locks a [`SessionCell`]. A poisoned lock only means another thread panicked
+/// mid-assignment of an `Option`, so the value is still usable.
+pub(crate) fn lock_cell(cell: &SessionCell) -> std::sync::MutexGuard<'_, Option<Sensitive<String>>> {
+    cell.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl std::fmt::Debug for Client {
@@ -260,7 +274,7 @@ impl Client {
                 tls,
                 insecure: cfg.tls.insecure,
                 keys,
-                session_id: Mutex::new(session_id),
+                session_id: Arc::new(Mutex::new(session_id)),
                 version: tokio::sync::OnceCell::new(),
             }),
         })
@@ -288,11 +302,7 @@ impl Client {
     }
 
     fn lock_session(&self) -> std::sync::MutexGuard<'_, Option<Sensitive<String>>> {
-        // A poisoned lock only means another thread panicked mid-assignment of an Option.
-        self.inner
-            .session_id
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        lock_cell(&self.inner.session_id)
     }
 
     fn require_session_mode(&self, what: &str) -> Result<()> {
@@ -349,10 +359,12 @@ impl Client {
 
     async fn probe_version(&self) -> Result<ServerInfo> {
         let url = self.api_url(&[""], &[]);
-        let resp = self
+        // Anonymous: no session id is sent, so a cookie in the answer (a 23.09 webserver
+        // hands a fresh anonymous web session to `GET /func/`) is never taken as the login.
+        let (resp, sent) = self
             .send_raw(Method::GET, &url, Body::Empty, None, false)
             .await?;
-        let resp = self.check(resp, &url, Ctx::default(), false).await?;
+        let resp = self.check(resp, &url, Ctx::default(), sent.as_ref()).await?;
         let v: Value = self.read_json(resp, &url).await?;
         let Some(obj) = v.as_object() else {
             return Err(Error::invalid_response(
@@ -396,6 +408,7 @@ impl Client {
     }
 
     /// Sends one request with the auth of the mode. `version` is the `X-BackendAI-Version` value.
+    /// Also returns the login session id the request carried (session mode, `auth` only).
     async fn send_raw(
         &self,
         method: Method,
@@ -403,7 +416,8 @@ impl Client {
         body: Body,
         version: Option<ApiVersion>,
         auth: bool,
-    ) -> Result<reqwest::Response> {
+    ) -> Result<(reqwest::Response, Option<Sensitive<String>>)> {
+        let mut sent = None;
         let (content_type, bytes): (&str, Vec<u8>) = match body {
             Body::Empty => ("text/plain", Vec::new()),
             Body::Json(v) => (
@@ -442,12 +456,15 @@ impl Client {
                         Error::invalid_input("the access key has invalid characters")
                     })?;
                     hv.set_sensitive(true);
+                    // Not part of the signature (protocol.md §2 lists it among the headers sent).
                     req = req
                         .header(reqwest::header::DATE, date_str)
-                        .header(reqwest::header::AUTHORIZATION, hv);
+                        .header(reqwest::header::AUTHORIZATION, hv)
+                        .header(DOMAIN_HEADER, DEFAULT_DOMAIN);
                 }
                 _ => {
-                    if let Some(id) = self.session_id() {
+                    sent = self.session_id();
+                    if let Some(id) = &sent {
                         let mut hv = HeaderValue::from_str(id.expose()).map_err(|_| {
                             Error::invalid_input("the session id has invalid characters")
                         })?;
@@ -468,26 +485,39 @@ impl Client {
         if !bytes.is_empty() {
             req = req.body(bytes);
         }
+        if self.inner.insecure && url.scheme() == "https" {
+            // Per client, not per request: see `TlsOptions::insecure`.
+            tracing::debug!(url = %redact(url), "HTTPS request without certificate verification");
+        }
         tracing::debug!(%method, url = %redact(url), "request");
-        req.send()
+        let resp = req
+            .send()
             .await
-            .map_err(|e| Error::from_reqwest(e, url, self.inner.timeout))
+            .map_err(|e| Error::from_reqwest(e, url, self.inner.timeout))?;
+        Ok((resp, sent))
     }
 
-    /// Stores a session id the server sent (header first, then cookie) on a 2xx answer.
-    fn capture_session(&self, h: &HeaderMap) {
+    /// Follows a session id change (rotation or clearing) that the server announced on a 2xx
+    /// answer, but only for a request that carried the current login id: an anonymous request
+    /// (the version probe) may get a brand-new anonymous web session, which must never replace
+    /// the login. `/server/login` and `/server/login-check` set the id explicitly instead.
+    fn capture_session(&self, h: &HeaderMap, sent: Option<&Sensitive<String>>) {
         if self.inner.mode != Mode::Session {
             return;
         }
+        let Some(sent) = sent else { return };
         let from_header = header_str(h, SESSION_HEADER).trim().to_owned();
         let id = if !from_header.is_empty() {
             Some(from_header)
         } else {
             session_from_cookies(h)
         };
-        if let Some(id) = id {
-            tracing::debug!(cleared = id.is_empty(), "login session id updated");
-            self.set_session_id(Some(Sensitive::new(id)));
+        let Some(id) = id else { return };
+        let mut cur = self.lock_session();
+        // Compare and swap: a concurrent login may have replaced the id meanwhile.
+        if cur.as_ref() == Some(sent) && sent.expose() != &id {
+            tracing::debug!(cleared = id.is_empty(), "login session id updated by the server");
+            *cur = Some(Sensitive::new(id)).filter(|s| !s.expose().is_empty());
         }
     }
 
@@ -497,11 +527,12 @@ impl Client {
         resp: reqwest::Response,
         url: &Url,
         ctx: Ctx<'_>,
-        had_session: bool,
+        sent: Option<&Sensitive<String>>,
     ) -> Result<reqwest::Response> {
         let status = resp.status();
+        let had_session = sent.is_some();
         if status.is_success() {
-            self.capture_session(resp.headers());
+            self.capture_session(resp.headers(), sent);
             return Ok(resp);
         }
         let headers = resp.headers().clone();
@@ -553,11 +584,15 @@ impl Client {
             let server = DateTime::parse_from_rfc2822(header_str(headers, "date"))
                 .ok()
                 .map(|d| d.with_timezone(&Utc));
-            return ErrorKind::ClockSkew {
-                local: Utc::now(),
-                server,
-            }
-            .into();
+            return match self.inner.mode {
+                // The webserver signs `/func/…` with its own clock: ours plays no part.
+                Mode::Session => ErrorKind::ServerClockSkew { server }.into(),
+                Mode::Api => ErrorKind::ClockSkew {
+                    local: Utc::now(),
+                    server,
+                }
+                .into(),
+            };
         }
         if status == StatusCode::BAD_REQUEST && text.contains("unsupported api version") {
             return ErrorKind::UnsupportedVersion {
@@ -685,11 +720,10 @@ impl Client {
     ) -> Result<(reqwest::Response, Url)> {
         let version = self.negotiate_version().await?;
         let url = self.api_url(segments, query);
-        let had_session = self.session_id().is_some();
-        let resp = self
+        let (resp, sent) = self
             .send_raw(method, &url, body, Some(version), true)
             .await?;
-        let resp = self.check(resp, &url, ctx, had_session).await?;
+        let resp = self.check(resp, &url, ctx, sent.as_ref()).await?;
         Ok((resp, url))
     }
 
@@ -707,14 +741,23 @@ impl Client {
 
     /// A webserver call (`/server/…`), session mode only.
     async fn server_call(&self, name: &str, body: Body) -> Result<(reqwest::Response, Url)> {
+        let (resp, url, sent) = self.server_send(name, body).await?;
+        let resp = self.check(resp, &url, Ctx::default(), sent.as_ref()).await?;
+        Ok((resp, url))
+    }
+
+    /// Sends a webserver call (`/server/…`) without checking the answer.
+    async fn server_send(
+        &self,
+        name: &str,
+        body: Body,
+    ) -> Result<(reqwest::Response, Url, Option<Sensitive<String>>)> {
         let version = self.negotiate_version().await?;
         let url = self.build_url(&["server", name], &[]);
-        let had_session = self.session_id().is_some();
-        let resp = self
+        let (resp, sent) = self
             .send_raw(Method::POST, &url, body, Some(version), true)
             .await?;
-        let resp = self.check(resp, &url, Ctx::default(), had_session).await?;
-        Ok((resp, url))
+        Ok((resp, url, sent))
     }
 
     /// Logs in to the webserver (session mode). Over plain `http` the body is encrypted as
@@ -844,6 +887,9 @@ impl Client {
     }
 
     /// Asks the webserver whether the web session is logged in (session mode).
+    ///
+    /// When authenticated, the id in the answer's `session_id` becomes the current login id;
+    /// when not, the stale local id is forgotten ([`Client::session_id`] is then `None`).
     #[tracing::instrument(skip(self), err)]
     pub async fn login_check(&self) -> Result<LoginCheck> {
         self.require_session_mode("login-check")?;
@@ -857,6 +903,9 @@ impl Client {
             if let Some(id) = v.get("session_id").and_then(Value::as_str) {
                 self.set_session_id(Some(Sensitive::new(id.to_owned())));
             }
+        } else {
+            // The saved id is dead (expired, logged out elsewhere): forget it.
+            self.set_session_id(None);
         }
         let account = if authenticated {
             v.get("data")
@@ -880,13 +929,28 @@ impl Client {
         r.map(|_| ())
     }
 
-    /// Extends the web session (newer webservers). Returns the new expiry as sent.
+    /// Extends the web session (newer webservers). Returns the new expiry as sent (`None` when
+    /// the answer carries no `expires`).
+    ///
+    /// A webserver without the route (23.09 and older answer 404 or 405) gives
+    /// [`ErrorKind::NotSupported`] ([`crate::ErrorCode::NotSupported`]): the login still works
+    /// until it expires, it just cannot be extended. It is an error rather than `Ok(None)` so
+    /// a caller cannot mistake it for a successful extension.
     #[tracing::instrument(skip(self), err)]
     pub async fn extend_login_session(&self) -> Result<Option<String>> {
         self.require_session_mode("extend-login-session")?;
-        let (resp, url) = self
-            .server_call("extend-login-session", Body::Empty)
-            .await?;
+        let (resp, url, sent) = self.server_send("extend-login-session", Body::Empty).await?;
+        if matches!(
+            resp.status(),
+            StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED
+        ) {
+            return Err(ErrorKind::NotSupported {
+                feature: "extending the login session".into(),
+                detail: format!("{} answered {}", redact(&url), resp.status().as_u16()),
+            }
+            .into());
+        }
+        let resp = self.check(resp, &url, Ctx::default(), sent.as_ref()).await?;
         let v: Value = self.read_json(resp, &url).await?;
         Ok(v.get("expires").and_then(Value::as_str).map(str::to_owned))
     }
@@ -1138,7 +1202,7 @@ impl Client {
                 access_key: ak.clone(),
                 secret_key: sk.clone(),
             },
-            _ => TargetAuth::Session(self.session_id()),
+            _ => TargetAuth::Session(self.inner.session_id.clone()),
         };
         Ok(TcpproxyTarget::new(
             url,

@@ -156,12 +156,18 @@ pub(crate) fn decode_download(
 }
 
 /// Cuts everything before the first `-----` (as the WebUI does) and checks it is a key.
+///
+/// The junk before the key may be binary (not UTF-8), so the marker is found in the bytes
+/// first; only the key itself, from the marker on, must be text.
 pub(crate) fn strip_key(data: &[u8]) -> Result<String, String> {
-    let text = std::str::from_utf8(data).map_err(|_| "the key file is not text".to_owned())?;
-    let start = text
-        .find("-----")
+    const MARK: &[u8] = b"-----";
+    let start = data
+        .windows(MARK.len())
+        .position(|w| w == MARK)
         .ok_or_else(|| "the key file holds no PEM/OpenSSH key".to_owned())?;
-    Ok(text[start..].to_owned())
+    let text = std::str::from_utf8(&data[start..])
+        .map_err(|_| "the key in the key file is not text".to_owned())?;
+    Ok(text.to_owned())
 }
 
 #[cfg(test)]
@@ -235,5 +241,14 @@ pub(crate) mod tests {
         );
         assert!(strip_key(b"no key here").is_err());
         assert!(strip_key(&[0xff, 0xfe]).is_err());
+        // Leading binary junk that is not UTF-8 (and contains a lone dash) is cut off.
+        let mut data = vec![0xff, 0xfe, 0x00, 0xc3, b'-', 0x80, 0x9f, b'\n'];
+        data.extend_from_slice(b"-----BEGIN OPENSSH PRIVATE KEY-----\nb3Bl\n-----END OPENSSH PRIVATE KEY-----\n");
+        assert_eq!(
+            strip_key(&data).expect("key"),
+            "-----BEGIN OPENSSH PRIVATE KEY-----\nb3Bl\n-----END OPENSSH PRIVATE KEY-----\n"
+        );
+        // After the marker, the key itself must be text.
+        assert!(strip_key(b"junk-----BEGIN\xff").is_err());
     }
 }

@@ -126,8 +126,12 @@ pub enum ErrorCode {
     Timeout,
     /// The server's API version is not supported.
     UnsupportedVersion,
-    /// The local clock differs too much from the server's.
+    /// A signature date was refused as more than 15 minutes off: the local clock in API mode
+    /// ([`ErrorKind::ClockSkew`]), the webserver's vs the manager's clock in session mode
+    /// ([`ErrorKind::ServerClockSkew`]; not fixable locally).
     ClockSkew,
+    /// The server does not offer this feature (e.g. a 23.09 webserver cannot extend a login).
+    NotSupported,
     /// Bad input from the caller (bad option, too many files, unreadable CA file).
     InvalidInput,
     /// Any other failure (other 4xx, malformed answer).
@@ -152,6 +156,7 @@ impl ErrorCode {
             ErrorCode::Timeout => "timeout",
             ErrorCode::UnsupportedVersion => "unsupported_version",
             ErrorCode::ClockSkew => "clock_skew",
+            ErrorCode::NotSupported => "not_supported",
             ErrorCode::InvalidInput => "invalid_input",
             ErrorCode::Other => "other",
         }
@@ -167,6 +172,13 @@ impl fmt::Display for ErrorCode {
 fn opt_problem(p: &Option<Problem>) -> String {
     match p {
         Some(p) => format!(": {p}"),
+        None => String::new(),
+    }
+}
+
+fn server_time_text(server: &Option<DateTime<Utc>>) -> String {
+    match server {
+        Some(s) => format!(" (server time {})", s.format("%Y-%m-%d %H:%M:%S UTC")),
         None => String::new(),
     }
 }
@@ -312,13 +324,30 @@ pub enum ErrorKind {
         /// Why.
         detail: String,
     },
-    /// The local clock is more than 15 minutes off the server's.
+    /// API mode: the local clock is more than 15 minutes off the server's.
     #[error("the local clock differs from the server's by more than the allowed 15 minutes ({}); fix the system time", skew_text(local, server))]
     ClockSkew {
         /// The local time when the error arrived.
         local: DateTime<Utc>,
         /// The server's time from its `Date` header, when it sent one.
         server: Option<DateTime<Utc>>,
+    },
+    /// Session mode: the manager refused the date the webserver signed with, so the
+    /// webserver's and the manager's clocks differ by more than 15 minutes. The local clock
+    /// plays no part (the webserver signs `/func/…` requests itself); only the server's
+    /// administrator can fix it.
+    #[error("the Backend.AI server's clocks disagree: the manager refused the webserver's request date as more than 15 minutes off{}; this is a server-side problem (the webserver and manager clocks must be synchronized), not your local clock; contact the server administrator", server_time_text(server))]
+    ServerClockSkew {
+        /// The time in the answer's `Date` header, when there was one.
+        server: Option<DateTime<Utc>>,
+    },
+    /// The server does not offer this feature.
+    #[error("this server does not support {feature} ({detail})")]
+    NotSupported {
+        /// What is not supported, e.g. "extending the login session".
+        feature: String,
+        /// How the server answered.
+        detail: String,
     },
     /// The answer was JSON (or expected structure) but malformed.
     #[error("unexpected answer from {url}: {detail}")]
@@ -375,7 +404,8 @@ impl Error {
             ErrorKind::Server { .. } => ErrorCode::ServerError,
             ErrorKind::Timeout { .. } => ErrorCode::Timeout,
             ErrorKind::UnsupportedVersion { .. } => ErrorCode::UnsupportedVersion,
-            ErrorKind::ClockSkew { .. } => ErrorCode::ClockSkew,
+            ErrorKind::ClockSkew { .. } | ErrorKind::ServerClockSkew { .. } => ErrorCode::ClockSkew,
+            ErrorKind::NotSupported { .. } => ErrorCode::NotSupported,
             ErrorKind::InvalidInput(_) => ErrorCode::InvalidInput,
             ErrorKind::TooLarge { .. }
             | ErrorKind::Api { .. }

@@ -8,7 +8,10 @@ use http::HeaderValue;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use url::Url;
 
-use crate::client::{SESSION_COOKIE, SESSION_HEADER, USER_AGENT, VERSION_HEADER};
+use crate::client::{
+    lock_cell, SessionCell, DEFAULT_DOMAIN, DOMAIN_HEADER, SESSION_COOKIE, SESSION_HEADER,
+    USER_AGENT, VERSION_HEADER,
+};
 use crate::error::{redact, Error, Result};
 use crate::sensitive::Sensitive;
 use crate::sign;
@@ -18,7 +21,13 @@ use crate::version::ApiVersion;
 ///
 /// Open it with `tokio_tungstenite::connect_async_tls_with_config(ws.request, None, false,
 /// ws.tls.map(tokio_tungstenite::Connector::Rustls))`.
-#[derive(Debug)]
+///
+/// **Logging:** the request carries credentials (`Cookie` and `X-BackendAI-SessionID` in
+/// session mode, `Authorization` in API mode). This type's `Debug` redacts them, but
+/// `tungstenite` itself logs the raw handshake request, headers included, at `trace` level
+/// through the `log` crate. A caller that installs a log/tracing subscriber must cap the
+/// `tungstenite` (and `tokio_tungstenite`) targets at `debug`, e.g. with the filter
+/// `tungstenite=debug,tokio_tungstenite=debug`, or a trace log leaks the login.
 pub struct WsRequest {
     /// The handshake request: Host, Connection, Upgrade, Sec-WebSocket-Version/-Key, auth.
     pub request: http::Request<()>,
@@ -26,9 +35,42 @@ pub struct WsRequest {
     pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
+/// Headers whose values are credentials: never printed by [`WsRequest`]'s `Debug`.
+const SECRET_HEADERS: [&str; 3] = ["cookie", "authorization", "x-backendai-sessionid"];
+
+impl std::fmt::Debug for WsRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        struct Headers<'a>(&'a http::HeaderMap);
+        impl std::fmt::Debug for Headers<'_> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                let mut m = f.debug_map();
+                for (name, value) in self.0 {
+                    let secret = value.is_sensitive()
+                        || SECRET_HEADERS.contains(&name.as_str().to_ascii_lowercase().as_str());
+                    if secret {
+                        m.entry(&name.as_str(), &"<redacted>");
+                    } else {
+                        m.entry(&name.as_str(), &value.to_str().unwrap_or("<binary>"));
+                    }
+                }
+                m.finish()
+            }
+        }
+        let uri = self.request.uri().to_string();
+        let uri = Url::parse(&uri).map(|u| redact(&u)).unwrap_or(uri);
+        f.debug_struct("WsRequest")
+            .field("method", self.request.method())
+            .field("uri", &uri)
+            .field("headers", &Headers(self.request.headers()))
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
+}
+
 #[derive(Clone)]
 pub(crate) enum TargetAuth {
-    Session(Option<Sensitive<String>>),
+    /// The client's live login id cell: a re-login is seen by the next [`TcpproxyTarget::request`].
+    Session(SessionCell),
     Api {
         access_key: Sensitive<String>,
         secret_key: Sensitive<String>,
@@ -94,6 +136,14 @@ impl TcpproxyTarget {
     }
 
     /// Builds a fresh handshake request (new key, new date and signature in API mode).
+    ///
+    /// In session mode it carries the client's **current** login id (the target shares it
+    /// with the [`crate::Client`] that made it), so a re-login on that client is picked up
+    /// by the next connection.
+    ///
+    /// **Logging:** `tungstenite` logs the raw handshake request, credentials included, at
+    /// `trace` level (through the `log` crate). Cap the `tungstenite` and `tokio_tungstenite`
+    /// targets at `debug` in any subscriber. [`WsRequest`]'s own `Debug` redacts them.
     pub fn request(&self) -> Result<WsRequest> {
         let inner = &*self.inner;
         if inner.insecure && inner.tls.is_some() {
@@ -121,14 +171,16 @@ impl TcpproxyTarget {
         );
         h.insert(VERSION_HEADER, header(&version)?);
         match &inner.auth {
-            TargetAuth::Session(Some(id)) => {
-                h.insert(SESSION_HEADER, sensitive_header(id.expose())?);
-                h.insert(
-                    http::header::COOKIE,
-                    sensitive_header(&format!("{SESSION_COOKIE}={}", id.expose()))?,
-                );
+            TargetAuth::Session(cell) => {
+                let current = lock_cell(cell).clone();
+                if let Some(id) = current {
+                    h.insert(SESSION_HEADER, sensitive_header(id.expose())?);
+                    h.insert(
+                        http::header::COOKIE,
+                        sensitive_header(&format!("{SESSION_COOKIE}={}", id.expose()))?,
+                    );
+                }
             }
-            TargetAuth::Session(None) => {}
             TargetAuth::Api {
                 access_key,
                 secret_key,
@@ -149,6 +201,8 @@ impl TcpproxyTarget {
                 let authz = sign::authorization(access_key.expose(), secret_key.expose(), &input);
                 h.insert(http::header::DATE, header(&date_str)?);
                 h.insert(http::header::AUTHORIZATION, sensitive_header(&authz)?);
+                // Sent, not signed (protocol.md §2).
+                h.insert(DOMAIN_HEADER, HeaderValue::from_static(DEFAULT_DOMAIN));
             }
         }
         Ok(WsRequest {
@@ -186,6 +240,7 @@ mod tests {
         assert!(h.contains_key("sec-websocket-key"));
         assert!(!h.contains_key("content-type"));
         assert_eq!(h["x-backendai-version"], "v9.20250722");
+        assert_eq!(h["x-backendai-domain"], "default");
         let date = h["date"].to_str().expect("date").to_owned();
         let d = chrono::DateTime::parse_from_rfc3339(&date)
             .expect("iso date")
@@ -209,13 +264,56 @@ mod tests {
         assert_ne!(h["sec-websocket-key"], r2.headers()["sec-websocket-key"]);
     }
 
+    fn cell(id: Option<&str>) -> SessionCell {
+        std::sync::Arc::new(std::sync::Mutex::new(id.map(Sensitive::from)))
+    }
+
     #[test]
     fn session_request_carries_id_and_debug_hides_it() {
-        let t = target(TargetAuth::Session(Some("s3cr3t-id".into())));
+        let t = target(TargetAuth::Session(cell(Some("s3cr3t-id"))));
         let r = t.request().expect("request");
         assert_eq!(r.request.headers()["x-backendai-sessionid"], "s3cr3t-id");
         assert_eq!(r.request.headers()["cookie"], "AIOHTTP_SESSION=s3cr3t-id");
+        assert!(!r.request.headers().contains_key("x-backendai-domain"));
         assert!(!format!("{t:?}").contains("s3cr3t"));
         assert!(!format!("{:?}", r.request).contains("s3cr3t"));
+        let dbg = format!("{r:?}");
+        assert!(!dbg.contains("s3cr3t"), "{dbg}");
+        assert!(dbg.contains("\"cookie\": \"<redacted>\""), "{dbg}");
+        assert!(dbg.contains("\"x-backendai-sessionid\": \"<redacted>\""), "{dbg}");
+        assert!(dbg.contains("tcpproxy?app=sshd"), "{dbg}");
+    }
+
+    #[test]
+    fn session_request_follows_the_shared_id() {
+        let c = cell(Some("first"));
+        let t = target(TargetAuth::Session(c.clone()));
+        *lock_cell(&c) = Some("second".into());
+        let r = t.request().expect("request").request;
+        assert_eq!(r.headers()["x-backendai-sessionid"], "second");
+        *lock_cell(&c) = None;
+        let r = t.request().expect("request").request;
+        assert!(!r.headers().contains_key("x-backendai-sessionid"));
+        assert!(!r.headers().contains_key("cookie"));
+    }
+
+    #[test]
+    fn api_request_debug_hides_the_signature() {
+        let t = target(TargetAuth::Api {
+            access_key: "AKIAIOSFODNN7EXAMPLE".into(),
+            secret_key: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".into(),
+        });
+        let r = t.request().expect("request");
+        let authz = r.request.headers()["authorization"]
+            .to_str()
+            .expect("ascii")
+            .to_owned();
+        let sig = authz.rsplit(':').next().expect("sig").to_owned();
+        for dbg in [format!("{r:?}"), format!("{t:?}")] {
+            assert!(!dbg.contains(&sig), "{dbg}");
+            assert!(!dbg.contains("AKIAIOSFODNN7EXAMPLE"), "{dbg}");
+            assert!(!dbg.contains("EXAMPLEKEY"), "{dbg}");
+        }
+        assert!(format!("{r:?}").contains("\"authorization\": \"<redacted>\""));
     }
 }

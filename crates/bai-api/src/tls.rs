@@ -15,7 +15,14 @@ use crate::error::{Error, Result};
 pub struct TlsOptions {
     /// A PEM file with extra CA certificates to trust besides the platform's.
     pub extra_ca: Option<PathBuf>,
-    /// Accept any server certificate (self-signed servers). Logged as a warning at every use.
+    /// Accept any server certificate (self-signed servers).
+    ///
+    /// Logged at `warn` every time it is put to use: once when a [`crate::Client`] is built
+    /// with it (that client's HTTPS requests all share the unverified configuration) and once
+    /// per `wss` tunnel connection ([`crate::TcpproxyTarget::request`]). Individual HTTPS
+    /// requests of the client log it at `debug` only: a single command makes several requests
+    /// (version probe, paginated listing, …) and the desktop app polls, so a warning per
+    /// request would bury every other log line without telling the user anything new.
     pub insecure: bool,
 }
 

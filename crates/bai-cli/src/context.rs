@@ -53,14 +53,22 @@ impl Ctx {
 
     /// The resolved profile.
     pub fn resolve(&self) -> anyhow::Result<ResolvedProfile> {
-        Ok(self
+        let p = self
             .config
-            .resolve(&self.profile, &self.env, &self.overrides)?)
+            .resolve(&self.profile, &self.env, &self.overrides)?;
+        if p.tls.insecure && p.endpoint.scheme() == "https" {
+            eprintln!(
+                "warning: TLS certificate verification is disabled (insecure) for {}",
+                p.endpoint
+            );
+        }
+        Ok(p)
     }
 
-    /// A connection restored from the stored login.
-    pub fn connect(&self) -> anyhow::Result<Connection> {
+    /// A connection restored from the stored login (logging in again with a saved password
+    /// when the user chose to keep one).
+    pub async fn connect(&self) -> anyhow::Result<Connection> {
         let p = self.resolve()?;
-        Ok(Connection::restore(p, self.store.clone())?)
+        Ok(Connection::restore_or_relogin(p, self.store.clone()).await?)
     }
 }

@@ -71,7 +71,7 @@ impl CliError {
     }
 
     /// An error with an exit code.
-    pub fn new(message: impl Into<String>, code: u8, hint: Option<&str>) -> anyhow::Error {
+    pub fn with_code(message: impl Into<String>, code: u8, hint: Option<&str>) -> anyhow::Error {
         anyhow::Error::new(CliError {
             message: message.into(),
             code,
@@ -110,4 +110,3 @@ pub fn classify(e: &anyhow::Error) -> (u8, Option<String>) {
     }
     (1, None)
 }
-

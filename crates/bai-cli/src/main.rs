@@ -27,8 +27,9 @@ async fn main() -> ExitCode {
 /// Logs go to stderr: warnings by default, more with `-v`/`-vv`/`-vvv`, or `RUST_LOG`.
 fn init_tracing(verbose: u8) {
     use tracing_subscriber::EnvFilter;
+    // At the default level, bai-api's per-call error events would repeat the `error:` line.
     let default = match verbose {
-        0 => "warn",
+        0 => "warn,bai_api=off",
         1 => "info,hyper=warn,hyper_util=warn,reqwest=warn,rustls=warn,tungstenite=warn,tokio_tungstenite=warn",
         2 => "debug,hyper=info,hyper_util=info,reqwest=info,rustls=info,tungstenite=info,tokio_tungstenite=info",
         _ => "trace",
@@ -38,8 +39,10 @@ fn init_tracing(verbose: u8) {
     } else {
         EnvFilter::new(default)
     };
+    use std::io::IsTerminal as _;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .with_target(verbose > 1)
         .init();

@@ -154,14 +154,17 @@ impl Connection {
     /// Opens a tunnel: checks the app, binds (preferred port, fallback), serves, and probes.
     pub async fn open_tunnel(&self, req: TunnelRequest) -> Result<OpenTunnel> {
         let target = self.tcpproxy_target(&req.session, &req.app).await?;
-        let bound = bai_tunnel::bind(&req.bind).await.map_err(|e| match (&e, req.bind.preferred_port) {
-            (bai_tunnel::Error::Bind { source, .. }, Some(port))
-                if source.kind() == std::io::ErrorKind::AddrInUse =>
-            {
-                Error::PortInUse { port }
-            }
-            _ => Error::Tunnel(e),
-        })?;
+        let bound =
+            bai_tunnel::bind(&req.bind)
+                .await
+                .map_err(|e| match (&e, req.bind.preferred_port) {
+                    (bai_tunnel::Error::Bind { source, .. }, Some(port))
+                        if source.kind() == std::io::ErrorKind::AddrInUse =>
+                    {
+                        Error::PortInUse { port }
+                    }
+                    _ => Error::Tunnel(e),
+                })?;
         let port_note = bound.describe();
         let choice = bound.choice.clone();
         let tunnel = Tunnel::new(
@@ -236,7 +239,10 @@ impl Connection {
 }
 
 /// Connects to `addr` and reads the first line; `Ok(banner)` when it starts with `SSH-`.
-pub async fn probe_ssh_banner(addr: SocketAddr, timeout: Duration) -> std::result::Result<String, String> {
+pub async fn probe_ssh_banner(
+    addr: SocketAddr,
+    timeout: Duration,
+) -> std::result::Result<String, String> {
     let work = async {
         let mut tcp = tokio::net::TcpStream::connect(addr)
             .await
@@ -279,25 +285,35 @@ mod tests {
 
     #[tokio::test]
     async fn probe_reads_a_banner_after_other_lines() {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = l.local_addr().expect("addr");
         tokio::spawn(async move {
             let (mut s, _) = l.accept().await.expect("accept");
-            s.write_all(b"hello\r\nSSH-2.0-OpenSSH_9.2\r\n").await.expect("write");
+            s.write_all(b"hello\r\nSSH-2.0-OpenSSH_9.2\r\n")
+                .await
+                .expect("write");
         });
-        let b = probe_ssh_banner(addr, Duration::from_secs(5)).await.expect("banner");
+        let b = probe_ssh_banner(addr, Duration::from_secs(5))
+            .await
+            .expect("banner");
         assert_eq!(b, "SSH-2.0-OpenSSH_9.2");
     }
 
     #[tokio::test]
     async fn probe_fails_on_early_close() {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = l.local_addr().expect("addr");
         tokio::spawn(async move {
             let (s, _) = l.accept().await.expect("accept");
             drop(s);
         });
-        let e = probe_ssh_banner(addr, Duration::from_secs(5)).await.expect_err("closed");
+        let e = probe_ssh_banner(addr, Duration::from_secs(5))
+            .await
+            .expect_err("closed");
         assert!(e.contains("closed"), "{e}");
     }
 }

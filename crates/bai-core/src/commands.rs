@@ -138,7 +138,10 @@ impl SshEndpoint {
             self.host, self.account, self.port
         );
         if let Some(k) = &self.key {
-            s.push_str(&format!("  IdentityFile {}\n", config_quote(&k.display().to_string())));
+            s.push_str(&format!(
+                "  IdentityFile {}\n",
+                config_quote(&k.display().to_string())
+            ));
         }
         s
     }
@@ -148,7 +151,11 @@ impl SshEndpoint {
 pub fn shell_quote(s: &str) -> String {
     let safe = !s.is_empty()
         && s.chars().all(|c| {
-            c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/' | ':' | '@' | '=' | ',' | '+' | '%' | '~')
+            c.is_ascii_alphanumeric()
+                || matches!(
+                    c,
+                    '-' | '_' | '.' | '/' | ':' | '@' | '=' | ',' | '+' | '%' | '~'
+                )
         });
     if safe {
         s.to_owned()
@@ -197,7 +204,11 @@ impl Operand {
             if !host.is_empty() && !host.contains('/') && !host.starts_with('.') {
                 return Operand::Remote {
                     session: host.to_owned(),
-                    path: if path.is_empty() { ".".into() } else { path.to_owned() },
+                    path: if path.is_empty() {
+                        ".".into()
+                    } else {
+                        path.to_owned()
+                    },
                 };
             }
         }
@@ -218,11 +229,15 @@ mod tests {
             ["-p", "9922", "work@127.0.0.1", "echo", "ok"]
         );
         assert!(a.windows(2).any(|w| w == ["-i", "/k/id"]));
-        assert!(a.windows(2).any(|w| w == ["-o", "UserKnownHostsFile=/dev/null"]));
+        assert!(a
+            .windows(2)
+            .any(|w| w == ["-o", "UserKnownHostsFile=/dev/null"]));
         let s = e.scp_args(&["-r".into()], &["a".into(), e.remote("/x")]);
         assert!(s.windows(2).any(|w| w == ["-P", "9922"]));
         assert_eq!(&s[s.len() - 3..], ["-r", "a", "work@127.0.0.1:/x"]);
-        assert!(e.ssh_command_line().starts_with("ssh -o StrictHostKeyChecking=no"));
+        assert!(e
+            .ssh_command_line()
+            .starts_with("ssh -o StrictHostKeyChecking=no"));
         assert!(e.rsync_command_line().contains("-e 'ssh -o"));
     }
 

@@ -30,9 +30,9 @@ pub fn config_dir() -> Result<PathBuf> {
     if let Some(d) = std::env::var_os(CONFIG_DIR_ENV).filter(|d| !d.is_empty()) {
         return Ok(PathBuf::from(d));
     }
-    dirs::config_dir()
-        .map(|d| d.join("bai"))
-        .ok_or_else(|| Error::Config("cannot determine the configuration directory; set BAI_CONFIG_DIR".into()))
+    dirs::config_dir().map(|d| d.join("bai")).ok_or_else(|| {
+        Error::Config("cannot determine the configuration directory; set BAI_CONFIG_DIR".into())
+    })
 }
 
 /// Parses `session` / `api` (case-insensitive), the values of `BACKEND_ENDPOINT_TYPE`.
@@ -170,7 +170,11 @@ impl Config {
 
     /// The stored profile (empty when it does not exist).
     pub fn profile(&self, name: &str) -> Profile {
-        self.settings.profiles.get(name).cloned().unwrap_or_default()
+        self.settings
+            .profiles
+            .get(name)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// The stored profile, created when missing.
@@ -307,7 +311,11 @@ pub const ENV_VARS: [&str; 4] = [
 impl EnvOverrides {
     /// From a map of variables (empty values are ignored).
     pub fn from_map(vars: &HashMap<String, String>) -> Self {
-        let get = |k: &str| vars.get(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let get = |k: &str| {
+            vars.get(k)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
         EnvOverrides {
             endpoint: get("BACKEND_ENDPOINT"),
             endpoint_type: get("BACKEND_ENDPOINT_TYPE"),
@@ -459,7 +467,11 @@ mod tests {
             .expect_err("no endpoint");
         assert!(matches!(e, Error::NoEndpoint { .. }));
         let e = c
-            .resolve("x", &env(&[("BACKEND_ENDPOINT", "ftp://x")]), &Overrides::default())
+            .resolve(
+                "x",
+                &env(&[("BACKEND_ENDPOINT", "ftp://x")]),
+                &Overrides::default(),
+            )
             .expect_err("bad scheme");
         assert_eq!(e.code(), crate::ErrorCode::Config);
         assert!(parse_mode("bogus").is_err());

@@ -93,9 +93,7 @@ impl Connection {
                 cfg.secret_key = Some(secret_key.clone());
                 let client = Client::new(cfg)?;
                 // One signed call proves the pair (a wrong one is AuthFailed).
-                client
-                    .list_sessions(bai_api::StatusFilter::Running)
-                    .await?;
+                client.list_sessions(bai_api::StatusFilter::Running).await?;
                 store.set(&name, SecretKind::SecretKey, &secret_key)?;
                 let mut profile = profile;
                 profile.access_key = Some(access_key);
@@ -143,6 +141,47 @@ impl Connection {
             profile,
             store,
         })
+    }
+
+    /// Like [`Connection::restore`], but when the user chose to save the password (session
+    /// mode), logs in again by itself if there is no login or the server no longer accepts it.
+    /// That costs one `login-check` request, so it only happens for those profiles.
+    pub async fn restore_or_relogin(
+        profile: ResolvedProfile,
+        store: Arc<dyn SecretStore>,
+    ) -> Result<Connection> {
+        let saved = if profile.mode == Mode::Session {
+            store.get(&profile.name, SecretKind::Password)?
+        } else {
+            None
+        };
+        let (Some(password), Some(email)) = (saved, profile.email.clone()) else {
+            return Self::restore(profile, store);
+        };
+        if let Ok(conn) = Self::restore(profile.clone(), store.clone()) {
+            match conn.client.login_check().await {
+                Ok(c) if c.authenticated => return Ok(conn),
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.code(),
+                        bai_api::ErrorCode::LoginExpired | bai_api::ErrorCode::AuthFailed
+                    ) => {}
+                Err(e) => return Err(conn.map_err(e)),
+            }
+        }
+        tracing::info!(profile = %profile.name, "logging in again with the saved password");
+        Self::login(
+            profile,
+            store,
+            Credentials::Password {
+                email,
+                password,
+                otp: None,
+                save_password: true,
+            },
+        )
+        .await
     }
 
     /// Logs out (session mode: also on the server, best effort) and forgets every stored

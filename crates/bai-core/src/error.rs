@@ -117,7 +117,9 @@ pub enum Error {
         port: u16,
     },
     /// The session has no `id_container` (its user's own `.ssh` folder is mounted).
-    #[error("the session {session} has no id_container key (its .ssh folder is probably your own)")]
+    #[error(
+        "the session {session} has no id_container key (its .ssh folder is probably your own)"
+    )]
     NoSessionKey {
         /// The session.
         session: String,
@@ -193,11 +195,18 @@ impl Error {
     /// name the hint uses; the app shows the same text.
     pub fn hint(&self) -> Option<String> {
         Some(match self {
-            Error::NoEndpoint { .. } => "run `bai login --endpoint URL`, or set BACKEND_ENDPOINT (also read from ./.env)".into(),
+            Error::NoEndpoint { .. } => {
+                "run `bai login --endpoint URL`, or set BACKEND_ENDPOINT (also read from ./.env)"
+                    .into()
+            }
             Error::NotLoggedIn { .. } | Error::LoginExpired { .. } => "run `bai login`".into(),
-            Error::PortInUse { port } => format!("pick another port, or stop the program listening on {port}"),
+            Error::PortInUse { port } => {
+                format!("pick another port, or stop the program listening on {port}")
+            }
             Error::NoSessionKey { .. } => "pass your own key with `-i KEY`".into(),
-            Error::NotReady { app, .. } if app == "sshd" => "the session's SSH daemon may still be starting; retry in a few seconds".into(),
+            Error::NotReady { app, .. } if app == "sshd" => {
+                "the session's SSH daemon may still be starting; retry in a few seconds".into()
+            }
             Error::Api(e) => return api_hint(e),
             _ => return None,
         })
@@ -232,17 +241,28 @@ pub fn api_code(e: &bai_api::Error) -> ErrorCode {
 pub fn api_hint(e: &bai_api::Error) -> Option<String> {
     use bai_api::ErrorCode as A;
     Some(match e.code() {
-        A::AuthFailed => "check the email and password (or the access/secret keys) and run `bai login` again".into(),
+        A::AuthFailed => {
+            "check the email and password (or the access/secret keys) and run `bai login` again"
+                .into()
+        }
         A::LoginExpired => "run `bai login`".into(),
         A::TotpRequired => "pass the one-time password with `--otp CODE`".into(),
         A::SessionNotFound => "run `bai ps` to list your sessions".into(),
-        A::AppNotFound => "start the session with SSH enabled, or name another app (`bai ps` shows them)".into(),
+        A::AppNotFound => {
+            "start the session with SSH enabled, or name another app (`bai ps` shows them)".into()
+        }
         A::SessionNotRunning => "wait until the session is RUNNING (`bai ps`)".into(),
-        A::Unreachable => "check the endpoint URL and your network (`bai login --endpoint URL` changes it)".into(),
+        A::Unreachable => {
+            "check the endpoint URL and your network (`bai login --endpoint URL` changes it)".into()
+        }
         A::Timeout | A::ServerError => "the server may be overloaded or down; retry later".into(),
-        A::Tls => "pass `--ca-file FILE` for a private CA, or `--insecure` to skip verification".into(),
+        A::Tls => {
+            "pass `--ca-file FILE` for a private CA, or `--insecure` to skip verification".into()
+        }
         A::ClockSkew => "fix the system clock (e.g. enable NTP)".into(),
-        A::WrongUrl => "use the same URL as the web UI (session mode) or the manager's (API mode)".into(),
+        A::WrongUrl => {
+            "use the same URL as the web UI (session mode) or the manager's (API mode)".into()
+        }
         _ => return None,
     })
 }

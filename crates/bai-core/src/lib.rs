@@ -34,7 +34,9 @@ pub use connection::{looks_like_private_key, save_key, write_download, Connectio
 pub use error::{api_code, api_hint, Error, ErrorCode, Result};
 pub use fsutil::{write_atomic, write_private};
 pub use registry::{TunnelInfo, TunnelKey, TunnelRegistry};
-pub use secrets::{open_store, AutoStore, FileStore, KeyringStore, MemoryStore, SecretKind, SecretStore};
+pub use secrets::{
+    open_store, AutoStore, FileStore, KeyringStore, MemoryStore, SecretKind, SecretStore,
+};
 
 /// The Backend.AI client crate, re-exported so callers share its types (`Mode`, `Session`,
 /// `Sensitive`, …).

@@ -110,7 +110,11 @@ impl TunnelRegistry {
     pub async fn stop_session(&self, session: &str) -> usize {
         let taken: Vec<OpenTunnel> = {
             let mut map = self.lock();
-            let keys: Vec<TunnelKey> = map.keys().filter(|k| k.session == session).cloned().collect();
+            let keys: Vec<TunnelKey> = map
+                .keys()
+                .filter(|k| k.session == session)
+                .cloned()
+                .collect();
             keys.iter().filter_map(|k| map.remove(k)).collect()
         };
         let n = taken.len();

@@ -332,12 +332,20 @@ mod tests {
             .set("q", SecretKind::Password, &"other".into())
             .expect("set");
         assert_eq!(
-            store.get("p", SecretKind::Password).expect("get").map(Sensitive::into_inner),
+            store
+                .get("p", SecretKind::Password)
+                .expect("get")
+                .map(Sensitive::into_inner),
             Some("pw".to_owned())
         );
-        assert!(store.get("p", SecretKind::SecretKey).expect("get").is_none());
+        assert!(store
+            .get("p", SecretKind::SecretKey)
+            .expect("get")
+            .is_none());
         store.delete("p", SecretKind::Password).expect("delete");
-        store.delete("p", SecretKind::Password).expect("delete twice");
+        store
+            .delete("p", SecretKind::Password)
+            .expect("delete twice");
         assert!(store.get("p", SecretKind::Password).expect("get").is_none());
         assert!(store.get("q", SecretKind::Password).expect("get").is_some());
     }
@@ -355,7 +363,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt as _;
-            let mode = std::fs::metadata(store.path()).expect("meta").permissions().mode();
+            let mode = std::fs::metadata(store.path())
+                .expect("meta")
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
         // A second instance sees the same data.

@@ -128,9 +128,9 @@ pub fn has_include(main: &str, include: &Path) -> bool {
     main.lines().any(|l| {
         let l = l.trim();
         l.len() == want.len() && l.eq_ignore_ascii_case(want)
-            || l.strip_prefix("Include ").or_else(|| l.strip_prefix("include ")).is_some_and(|rest| {
-                rest.trim().trim_matches('"') == include.display().to_string()
-            })
+            || l.strip_prefix("Include ")
+                .or_else(|| l.strip_prefix("include "))
+                .is_some_and(|rest| rest.trim().trim_matches('"') == include.display().to_string())
     })
 }
 
@@ -185,7 +185,11 @@ pub struct WritePlan {
 }
 
 /// Plans writing `entries`.
-pub fn plan_write(paths: &SshConfigPaths, profile: &str, entries: &[HostEntry]) -> Result<WritePlan> {
+pub fn plan_write(
+    paths: &SshConfigPaths,
+    profile: &str,
+    entries: &[HostEntry],
+) -> Result<WritePlan> {
     let main = fsutil::read_optional(&paths.main)?;
     Ok(WritePlan {
         paths: paths.clone(),
@@ -211,7 +215,9 @@ fn existing_mode(path: &Path) -> Option<u32> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
-        std::fs::metadata(path).ok().map(|m| m.permissions().mode() & 0o7777)
+        std::fs::metadata(path)
+            .ok()
+            .map(|m| m.permissions().mode() & 0o7777)
     }
     #[cfg(not(unix))]
     {
@@ -257,9 +263,8 @@ impl RemovePlan {
                 .map_err(|e| Error::io(format!("removing {}", self.paths.main.display()), e))?,
         }
         if self.include_exists {
-            std::fs::remove_file(&self.paths.include).map_err(|e| {
-                Error::io(format!("removing {}", self.paths.include.display()), e)
-            })?;
+            std::fs::remove_file(&self.paths.include)
+                .map_err(|e| Error::io(format!("removing {}", self.paths.include.display()), e))?;
             if let Some(dir) = self.paths.include.parent() {
                 // Only succeeds when empty, which is the point.
                 let _ = std::fs::remove_dir(dir);
@@ -284,7 +289,12 @@ mod tests {
             session: "s1".into(),
             account: "work".into(),
             identity_file: Some("/cfg/keys/default/s1/id_container".into()),
-            proxy_command: vec!["/opt/my bai/bai".into(), "proxy".into(), "--stdio".into(), "s1".into()],
+            proxy_command: vec![
+                "/opt/my bai/bai".into(),
+                "proxy".into(),
+                "--stdio".into(),
+                "s1".into(),
+            ],
         }
     }
 
@@ -306,10 +316,16 @@ mod tests {
         assert!(added.contains("\nInclude /h/.ssh/bai/config\n"));
         assert!(added.find("Include").expect("include") < added.find("Host *").expect("host"));
         assert_eq!(add_include(Some(&added), inc), None, "never duplicated");
-        assert_eq!(remove_include(&added, inc), MainChange::Write(original.into()));
+        assert_eq!(
+            remove_include(&added, inc),
+            MainChange::Write(original.into())
+        );
         assert_eq!(remove_include(original, inc), MainChange::Unchanged);
         // A hand-written include counts as present.
-        assert_eq!(add_include(Some("Include \"/h/.ssh/bai/config\"\n"), inc), None);
+        assert_eq!(
+            add_include(Some("Include \"/h/.ssh/bai/config\"\n"), inc),
+            None
+        );
     }
 
     #[test]
@@ -319,7 +335,10 @@ mod tests {
         assert_eq!(remove_include(&created, inc), MainChange::Delete);
         // If the user added something after, the file stays.
         let edited = format!("{created}Host x\n");
-        assert_eq!(remove_include(&edited, inc), MainChange::Write("Host x\n".into()));
+        assert_eq!(
+            remove_include(&edited, inc),
+            MainChange::Write("Host x\n".into())
+        );
     }
 
     #[test]
@@ -331,13 +350,21 @@ mod tests {
         std::fs::write(&paths.main, original).expect("write");
         let plan = plan_write(&paths, "default", &[entry()]).expect("plan");
         plan.apply().expect("apply");
-        plan_write(&paths, "default", &[entry()]).expect("plan").apply().expect("again");
+        plan_write(&paths, "default", &[entry()])
+            .expect("plan")
+            .apply()
+            .expect("again");
         let main = std::fs::read_to_string(&paths.main).expect("read");
         assert_eq!(main.matches("Include ").count(), 1);
-        assert!(std::fs::read_to_string(&paths.include).expect("inc").contains("Host bai-s1"));
+        assert!(std::fs::read_to_string(&paths.include)
+            .expect("inc")
+            .contains("Host bai-s1"));
         let rm = plan_remove(&paths).expect("plan remove");
         rm.apply().expect("remove");
-        assert_eq!(std::fs::read_to_string(&paths.main).expect("read"), original);
+        assert_eq!(
+            std::fs::read_to_string(&paths.main).expect("read"),
+            original
+        );
         assert!(!paths.include.exists());
         assert!(plan_remove(&paths).expect("plan").is_noop());
     }

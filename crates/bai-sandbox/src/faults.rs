@@ -20,6 +20,7 @@ struct Inner {
     slow_read_bps: AtomicU64,
     fail_route: Mutex<Option<(String, u16)>>,
     clock_skew_secs: AtomicI64,
+    swallow_close: AtomicBool,
 }
 
 /// A cheap, cloneable handle to a set of fault knobs (clones share the same state).
@@ -35,6 +36,7 @@ impl Default for Faults {
             slow_read_bps: AtomicU64::new(UNSET),
             fail_route: Mutex::new(None),
             clock_skew_secs: AtomicI64::new(0),
+            swallow_close: AtomicBool::new(false),
         }))
     }
 }
@@ -57,6 +59,7 @@ impl Faults {
         self.set_slow_read(None);
         self.set_fail_route(None);
         self.set_clock_skew(0);
+        self.set_swallow_close(false);
     }
 
     /// Tunnels act as if the app's port refused the connection: close 1013 after the upgrade.
@@ -123,6 +126,17 @@ impl Faults {
         self.0.clock_skew_secs.load(Ordering::Relaxed)
     }
 
+    /// Emulates the 23.09 webserver (protocol.md §9): on `/func/stream/*` WebSockets the
+    /// manager's close is not relayed; the client's WebSocket stays open and the frames it
+    /// sends afterwards are dropped. Direct manager WebSockets are unaffected.
+    pub fn set_swallow_close(&self, on: bool) {
+        self.0.swallow_close.store(on, Ordering::Relaxed);
+    }
+    /// Whether the swallow-close fault is on.
+    pub fn swallow_close(&self) -> bool {
+        self.0.swallow_close.load(Ordering::Relaxed)
+    }
+
     /// The status to answer when `path` starts with the failing route's prefix.
     pub(crate) fn failing_status(&self, path: &str) -> Option<u16> {
         let (prefix, status) = self.fail_route()?;
@@ -137,6 +151,8 @@ pub(crate) struct TunnelFaults {
     pub drop_after: Option<u64>,
     pub upgrade_delay: Option<Duration>,
     pub slow_read: Option<u64>,
+    /// Set only on the webserver's `/func/stream/*` path (see [`Faults::set_swallow_close`]).
+    pub swallow_close: bool,
 }
 
 impl TunnelFaults {
@@ -146,6 +162,7 @@ impl TunnelFaults {
             drop_after: session.drop_after().or(global.drop_after()),
             upgrade_delay: session.upgrade_delay().or(global.upgrade_delay()),
             slow_read: session.slow_read().or(global.slow_read()),
+            swallow_close: global.swallow_close() || session.swallow_close(),
         }
     }
 }

@@ -39,7 +39,7 @@ pub use crypto::{decrypt_login_body, encrypt_login_body, login_key, totp_at, tot
 pub use faults::Faults;
 pub use session::{SessionInfo, SessionSpec, Status};
 
-use session::{Account, SessionEntry, SshdProcess};
+use session::{reap, Account, SessionEntry, SshdProcess};
 
 /// The newest API version, advertised by default.
 pub const DEFAULT_SERVER_VERSION: &str = "v9.20250722";
@@ -109,6 +109,9 @@ pub struct Config {
     pub server_version: String,
     /// When set, logging in needs an `otp` (RFC 6238 over this base32 secret).
     pub totp_secret: Option<String>,
+    /// The demo user's password; `None` (the default) generates a random one per start, so
+    /// that no other local user can guess it.
+    pub password: Option<String>,
 }
 
 impl Default for Config {
@@ -120,6 +123,7 @@ impl Default for Config {
             demo_apps: Vec::new(),
             server_version: DEFAULT_SERVER_VERSION.to_owned(),
             totp_secret: None,
+            password: None,
         }
     }
 }
@@ -199,7 +203,11 @@ async fn bind(port: u16) -> Result<tokio::net::TcpListener, Error> {
 
 impl Sandbox {
     /// Binds both servers, creates the demo sessions and starts serving.
+    ///
+    /// Fails when running as root and the OS user `work` does not exist: sessions never log
+    /// in as root.
     pub async fn start(config: Config) -> Result<Sandbox, Error> {
+        let account = session::detect_account()?;
         let root = tempfile::Builder::new()
             .prefix("bai-sandbox-")
             .tempdir()
@@ -245,7 +253,10 @@ impl Sandbox {
         const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
         let user = DemoUser {
             email: "demo@example.com".into(),
-            password: "demo-password".into(),
+            password: config
+                .password
+                .clone()
+                .unwrap_or_else(|| random_string(20, ALNUM)),
             access_key: format!("AKIA{}", random_string(16, ALNUM_UP)),
             secret_key: random_string(40, ALNUM),
             user_id: Uuid::new_v4(),
@@ -254,7 +265,7 @@ impl Sandbox {
             user,
             server_version: config.server_version.clone(),
             totp_secret: config.totp_secret.clone(),
-            account: session::detect_account(),
+            account,
             sessions_dir,
             sessions: Mutex::new(Vec::new()),
             web_sessions: Mutex::new(HashMap::new()),
@@ -377,14 +388,22 @@ impl Sandbox {
             terminated_at: spec.status.is_terminal().then_some(now),
         };
         let info = entry.info();
-        let mut sessions = lock(&self.state.sessions);
-        if sessions
-            .iter()
-            .any(|s| s.name == name && !s.status.is_terminal())
-        {
+        let rejected = {
+            let mut sessions = lock(&self.state.sessions);
+            if sessions
+                .iter()
+                .any(|s| s.name == name && !s.status.is_terminal())
+            {
+                Some(entry)
+            } else {
+                sessions.push(entry);
+                None
+            }
+        };
+        if let Some(mut entry) = rejected {
+            reap(entry.stop().into_iter().collect()).await;
             return Err(Error::SessionExists(name));
         }
-        sessions.push(entry);
         Ok(info)
     }
 
@@ -410,11 +429,12 @@ impl Sandbox {
         let idx = self
             .find_any(name)
             .ok_or_else(|| Error::SessionNotFound(name.to_owned()))?;
+        let mut stopped = None;
         let (id, dir, home, ak, account, needs_sshd) = {
             let mut sessions = lock(&self.state.sessions);
             let s = &mut sessions[idx];
             if status != Status::Running {
-                s.stop();
+                stopped = s.stop();
             }
             let now = Utc::now();
             if s.status != status {
@@ -431,15 +451,21 @@ impl Sandbox {
                 status == Status::Running && s.sshd.is_none(),
             )
         };
+        reap(stopped.into_iter().collect()).await;
         if needs_sshd {
             let sshd = SshdProcess::start(&dir, &home, &ak, &account).await?;
-            let mut sessions = lock(&self.state.sessions);
-            if let Some(s) = sessions.iter_mut().find(|s| s.id == id) {
-                if s.status == Status::Running && s.sshd.is_none() {
-                    s.tunnels = CancellationToken::new();
-                    s.sshd = Some(sshd);
+            let unused = {
+                let mut sessions = lock(&self.state.sessions);
+                match sessions.iter_mut().find(|s| s.id == id) {
+                    Some(s) if s.status == Status::Running && s.sshd.is_none() => {
+                        s.tunnels = CancellationToken::new();
+                        s.sshd = Some(sshd);
+                        None
+                    }
+                    _ => Some(sshd),
                 }
-            }
+            };
+            reap(unused.into_iter().collect()).await;
         }
         Ok(())
     }
@@ -449,13 +475,17 @@ impl Sandbox {
         let idx = self
             .find_live(name)
             .ok_or_else(|| Error::SessionNotFound(name.to_owned()))?;
-        let mut sessions = lock(&self.state.sessions);
-        let s = &mut sessions[idx];
-        s.stop();
-        let now = Utc::now();
-        s.status = Status::Terminated;
-        s.status_changed = now;
-        s.terminated_at = Some(now);
+        let stopped = {
+            let mut sessions = lock(&self.state.sessions);
+            let s = &mut sessions[idx];
+            let stopped = s.stop();
+            let now = Utc::now();
+            s.status = Status::Terminated;
+            s.status_changed = now;
+            s.terminated_at = Some(now);
+            stopped
+        };
+        reap(stopped.into_iter().collect()).await;
         Ok(())
     }
 
@@ -494,9 +524,18 @@ impl Sandbox {
             .collect()
     }
 
+    /// PID of the sshd listener of the session with this name (live session first), when it
+    /// is RUNNING.
+    pub fn session_sshd_pid(&self, name: &str) -> Option<u32> {
+        let idx = self.find_any(name)?;
+        lock(&self.state.sessions)
+            .get(idx)
+            .and_then(|s| s.sshd.as_ref().map(SshdProcess::pid))
+    }
+
     /// Stops everything and waits (briefly) for the servers to finish.
     pub async fn shutdown(mut self) {
-        self.kill_all();
+        reap(self.stop_all()).await;
         for t in std::mem::take(&mut self.tasks) {
             let abort = t.abort_handle();
             if tokio::time::timeout(Duration::from_secs(3), t)
@@ -508,18 +547,19 @@ impl Sandbox {
         }
     }
 
-    fn kill_all(&self) {
+    /// Cancels the servers and tunnels and takes every sshd out of the sessions (to be killed
+    /// by dropping them, outside the lock).
+    fn stop_all(&self) -> Vec<SshdProcess> {
         self.state.cancel.cancel();
         let mut sessions = lock(&self.state.sessions);
-        for s in sessions.iter_mut() {
-            s.stop();
-        }
+        sessions.iter_mut().filter_map(SessionEntry::stop).collect()
     }
 }
 
 impl Drop for Sandbox {
     fn drop(&mut self) {
-        self.kill_all();
+        // Synchronous on purpose: this also runs when a test panics, and must kill everything.
+        drop(self.stop_all());
         for t in &self.tasks {
             t.abort();
         }

@@ -458,10 +458,12 @@ async fn tcpproxy(
     headers: HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    let target = match prepare_tunnel(&state, &s, uri.query(), uri.path()) {
+    let mut target = match prepare_tunnel(&state, &s, uri.query(), uri.path()) {
         Ok(t) => t,
         Err(p) => return p.into_response(),
     };
+    // Only the webserver swallows closes; the manager itself always sends them.
+    target.faults.swallow_close = false;
     match ws {
         Ok(ws) => upgrade(ws, &headers, target).await,
         Err(_) => Problem::invalid_params("Expected a WebSocket upgrade request").into_response(),
@@ -551,6 +553,52 @@ fn container_path(home: &Path, p: &str) -> Result<PathBuf, Problem> {
     Ok(home.join(rel))
 }
 
+fn outside_home() -> Problem {
+    Problem::internal("The path is outside /home/work.")
+}
+
+/// Resolves every symlink in `path` and requires the result to stay inside the session home
+/// (a symlink must not let a user read what the sandbox can read elsewhere).
+fn confine(home: &Path, path: &Path) -> Result<PathBuf, Problem> {
+    let home = std::fs::canonicalize(home).map_err(|_| file_not_found())?;
+    let real = std::fs::canonicalize(path).map_err(|_| file_not_found())?;
+    if real.starts_with(&home) {
+        Ok(real)
+    } else {
+        Err(outside_home())
+    }
+}
+
+/// Reads one regular file inside the home; checks the opened file itself (through
+/// `/proc/self/fd`) so that a symlink swapped in after [`confine`] cannot escape either.
+fn read_confined(home: &Path, path: &Path) -> Result<Vec<u8>, Problem> {
+    use std::io::Read as _;
+    use std::os::fd::AsRawFd as _;
+    let real = confine(home, path)?;
+    let home = std::fs::canonicalize(home).map_err(|_| file_not_found())?;
+    let f = std::fs::File::open(&real).map_err(|_| file_not_found())?;
+    let opened = std::fs::read_link(format!("/proc/self/fd/{}", f.as_raw_fd()))
+        .map_err(|_| file_not_found())?;
+    if !opened.starts_with(&home) {
+        return Err(outside_home());
+    }
+    let meta = f.metadata().map_err(|_| file_not_found())?;
+    if meta.is_dir() {
+        return Err(Problem::invalid_params("The path is a directory."));
+    }
+    if meta.len() > MAX_DOWNLOAD {
+        return Err(Problem::invalid_params("The file is larger than 1 MiB."));
+    }
+    let mut bytes = Vec::new();
+    f.take(MAX_DOWNLOAD + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|_| file_not_found())?;
+    if bytes.len() as u64 > MAX_DOWNLOAD {
+        return Err(Problem::invalid_params("The file is larger than 1 MiB."));
+    }
+    Ok(bytes)
+}
+
 fn body_json(body: &Bytes) -> Option<Value> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return None;
@@ -580,31 +628,35 @@ async fn download_single(
         Ok(p) => p,
         Err(p) => return p.into_response(),
     };
-    let Ok(meta) = tokio::fs::metadata(&path).await else {
-        return file_not_found().into_response();
-    };
-    if meta.is_dir() {
-        return Problem::invalid_params("The path is a directory.").into_response();
-    }
-    if meta.len() > MAX_DOWNLOAD {
-        return Problem::invalid_params("The file is larger than 1 MiB.").into_response();
-    }
-    match tokio::fs::read(&path).await {
-        Ok(bytes) => ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response(),
+    let home = r.home.clone();
+    match tokio::task::spawn_blocking(move || read_confined(&home, &path)).await {
+        Ok(Ok(bytes)) => {
+            ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response()
+        }
+        Ok(Err(p)) => p.into_response(),
         Err(_) => file_not_found().into_response(),
     }
 }
 
-fn tar_one(path: &Path) -> std::io::Result<Vec<u8>> {
+/// Tars one file or directory of the home; symlinks are stored as links, never followed.
+fn tar_one(home: &Path, path: &Path) -> Result<Vec<u8>, Problem> {
+    let real = confine(home, path)?;
+    // The entry keeps the requested name (the home itself is "home").
     let name = path
         .file_name()
+        .filter(|_| real != confine(home, home).unwrap_or_default())
         .map(|n| n.to_os_string())
         .unwrap_or_else(|| "home".into());
+    tar_path(&real, &name).map_err(|_| file_not_found())
+}
+
+fn tar_path(path: &Path, name: &std::ffi::OsStr) -> std::io::Result<Vec<u8>> {
     let mut b = tar::Builder::new(Vec::new());
+    b.follow_symlinks(false);
     if path.is_dir() {
-        b.append_dir_all(&name, path)?;
+        b.append_dir_all(name, path)?;
     } else {
-        b.append_path_with_name(path, &name)?;
+        b.append_path_with_name(path, name)?;
     }
     b.into_inner()
 }
@@ -644,12 +696,11 @@ async fn download(
             Ok(p) => p,
             Err(p) => return p.into_response(),
         };
-        if !path.exists() {
-            return file_not_found().into_response();
-        }
-        let tar = match tokio::task::spawn_blocking(move || tar_one(&path)).await {
+        let home = r.home.clone();
+        let tar = match tokio::task::spawn_blocking(move || tar_one(&home, &path)).await {
             Ok(Ok(t)) => t,
-            _ => return file_not_found().into_response(),
+            Ok(Err(p)) => return p.into_response(),
+            Err(_) => return file_not_found().into_response(),
         };
         if tar.len() as u64 > MAX_DOWNLOAD {
             return Problem::invalid_params("The file is larger than 1 MiB.").into_response();

@@ -187,10 +187,12 @@ impl SessionEntry {
         }
     }
 
-    /// Stops the sshd (if any) and closes the tunnels.
-    pub fn stop(&mut self) {
+    /// Closes the tunnels and hands back the sshd (if any) for the caller to kill outside the
+    /// sessions lock (dropping it blocks).
+    #[must_use]
+    pub fn stop(&mut self) -> Option<SshdProcess> {
         self.tunnels.cancel();
-        self.sshd = None;
+        self.sshd.take()
     }
 }
 
@@ -223,17 +225,25 @@ fn passwd() -> Vec<(String, u32, u32)> {
         .collect()
 }
 
-/// `work` when running as root and that user exists, else the current user.
-pub(crate) fn detect_account() -> Account {
+/// The command that makes the OS user `work` (what `make deps` runs).
+pub(crate) const CREATE_WORK_USER: &str = "useradd -m -s /bin/bash work && usermod -p '*' work";
+
+/// `work` when running as root (it must exist: sessions never log in as root), else the
+/// current user.
+pub(crate) fn detect_account() -> Result<Account, Error> {
     let root = running_as_root();
     let users = passwd();
     if root {
-        if let Some((_, uid, gid)) = users.iter().find(|(n, _, _)| n == "work") {
-            return Account {
+        return match users.iter().find(|(n, _, _)| n == "work") {
+            Some((_, uid, gid)) => Ok(Account {
                 name: "work".into(),
                 owner: Some((*uid, *gid)),
-            };
-        }
+            }),
+            None => Err(Error::InvalidArgument(format!(
+                "the sandbox runs as root but sessions never log in as root: create the OS user \
+                 'work' ({CREATE_WORK_USER}), as make deps does"
+            ))),
+        };
     }
     let uid = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
     let name = uid
@@ -251,8 +261,9 @@ pub(crate) fn detect_account() -> Account {
                 .ok()
                 .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         })
-        .unwrap_or_else(|| "root".into());
-    Account { name, owner: None }
+        .filter(|n| !n.is_empty() && n != "root")
+        .ok_or_else(|| Error::InvalidArgument("cannot tell which OS user to log in as".into()))?;
+    Ok(Account { name, owner: None })
 }
 
 fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
@@ -260,9 +271,17 @@ fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
     move |source| Error::Io { context, source }
 }
 
+/// Creates (or truncates) `path` with `mode` from the start (never briefly world-readable),
+/// writes `contents`, then sets `mode` exactly (the umask may have narrowed it).
 fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), Error> {
-    let mut f =
-        std::fs::File::create(path).map_err(io_err(format!("creating {}", path.display())))?;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode & 0o700)
+        .open(path)
+        .map_err(io_err(format!("creating {}", path.display())))?;
     f.write_all(contents)
         .map_err(io_err(format!("writing {}", path.display())))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
@@ -363,12 +382,101 @@ pub(crate) async fn prepare_files(
     Ok((home, ak_file, id_container))
 }
 
-/// A running sshd. Dropping it kills the listener and every process it forked, and reaps it.
+/// A running sshd. Dropping it kills the listener and every process it forked, and reaps it
+/// (blocking: async code drops it through [`reap`]).
 #[derive(Debug)]
 pub(crate) struct SshdProcess {
     child: Child,
     pub port: u16,
     pub log: PathBuf,
+}
+
+/// Kills and reaps sshds off the async workers (the kill scans `/proc` and waits).
+pub(crate) async fn reap(procs: Vec<SshdProcess>) {
+    if procs.is_empty() {
+        return;
+    }
+    // If the runtime is shutting down the closure is dropped instead, which kills them too.
+    let _ = tokio::task::spawn_blocking(move || drop(procs)).await;
+}
+
+/// `setpriv`, when installed: it makes sshd die with the thread that forked it.
+fn setpriv() -> Option<&'static Path> {
+    ["/usr/bin/setpriv", "/bin/setpriv", "/usr/sbin/setpriv"]
+        .into_iter()
+        .map(Path::new)
+        .find(|p| p.exists())
+}
+
+/// OpenSSH's stand-alone SFTP server (the per-session wrapper runs it for the sftp subsystem).
+fn sftp_server() -> Option<&'static Path> {
+    [
+        "/usr/lib/openssh/sftp-server",
+        "/usr/libexec/openssh/sftp-server",
+        "/usr/libexec/sftp-server",
+        "/usr/lib/ssh/sftp-server",
+    ]
+    .into_iter()
+    .map(Path::new)
+    .find(|p| p.exists())
+}
+
+/// Quotes `s` for a POSIX shell.
+fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// Writes `<dir>/enter`, the `ForceCommand` that starts every command, shell, scp, rsync and
+/// sftp in the session home (with `HOME` pointing there), as `/home/work` in production.
+fn write_enter_script(dir: &Path, home: &Path, sftp_server: &Path) -> Result<PathBuf, Error> {
+    let path = dir.join("enter");
+    let home = sh_quote(&home.to_string_lossy());
+    let sftp = sh_quote(&sftp_server.to_string_lossy());
+    let text = format!(
+        "#!/bin/sh\n\
+         # bai-sandbox: run the client's command in the session home.\n\
+         HOME={home}\n\
+         export HOME\n\
+         cd \"$HOME\" || exit 1\n\
+         [ -n \"$SHELL\" ] || SHELL=/bin/sh\n\
+         case \"$SSH_ORIGINAL_COMMAND\" in\n\
+         \x20 '') exec \"$SHELL\" -l ;;\n\
+         \x20 internal-sftp*) exec {sftp} -d \"$HOME\" ;;\n\
+         \x20 *) exec \"$SHELL\" -c \"$SSH_ORIGINAL_COMMAND\" ;;\n\
+         esac\n"
+    );
+    write_file(&path, text.as_bytes(), 0o755)?;
+    Ok(path)
+}
+
+/// The inode of the socket listening on 127.0.0.1:`port` (from `/proc/net/tcp`).
+fn listener_inode(port: u16) -> Option<u64> {
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    let want = format!("0100007F:{port:04X}");
+    table.lines().skip(1).find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.get(1) == Some(&want.as_str()) && f.get(3) == Some(&"0A"))
+            .then(|| f.get(9)?.parse().ok())
+            .flatten()
+    })
+}
+
+/// Whether process `pid` holds the socket with this inode.
+fn holds_socket(pid: u32, inode: u64) -> bool {
+    let want = format!("socket:[{inode}]");
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|rd| {
+            rd.flatten()
+                .any(|e| std::fs::read_link(e.path()).is_ok_and(|t| t.as_os_str() == want.as_str()))
+        })
+        .unwrap_or(false)
+}
+
+/// How a start attempt ended.
+enum Attempt {
+    Up(SshdProcess),
+    /// Someone else took the port, or sshd could not bind it: try another port.
+    PortLost(Error),
 }
 
 impl SshdProcess {
@@ -377,6 +485,10 @@ impl SshdProcess {
     }
 
     /// Writes the config and starts `sshd -D -e`, then waits until it accepts connections.
+    ///
+    /// Must run on an async worker (not in `spawn_blocking`): sshd gets `PR_SET_PDEATHSIG`
+    /// (through `setpriv`), which fires when the *thread* that forked it exits, and runtime
+    /// workers live as long as the runtime whereas blocking-pool threads exit when idle.
     pub async fn start(
         dir: &Path,
         home: &Path,
@@ -386,6 +498,33 @@ impl SshdProcess {
         if running_as_root() {
             let _ = std::fs::create_dir_all("/run/sshd");
         }
+        let enter = match sftp_server() {
+            Some(sftp) => Some(write_enter_script(dir, home, sftp)?),
+            None => None,
+        };
+        let mut last = None;
+        for _ in 0..3 {
+            match Self::try_start(dir, home, authorized_keys, account, enter.as_deref()).await? {
+                Attempt::Up(p) => return Ok(p),
+                Attempt::PortLost(e) => {
+                    tracing::debug!(error = %e, "sshd lost its port; retrying");
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::Sshd {
+            message: "sshd did not start".into(),
+            log: String::new(),
+        }))
+    }
+
+    async fn try_start(
+        dir: &Path,
+        home: &Path,
+        authorized_keys: &Path,
+        account: &str,
+        enter: Option<&Path>,
+    ) -> Result<Attempt, Error> {
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0")
                 .map_err(io_err("binding a free port"))?;
@@ -395,6 +534,9 @@ impl SshdProcess {
         };
         let config = dir.join("sshd_config");
         let log = dir.join("sshd.log");
+        let force = enter
+            .map(|e| format!("ForceCommand {}\n", e.display()))
+            .unwrap_or_default();
         let text = format!(
             "Port {port}\n\
              ListenAddress 127.0.0.1\n\
@@ -406,7 +548,7 @@ impl SshdProcess {
              KbdInteractiveAuthentication no\n\
              UsePAM no\n\
              StrictModes no\n\
-             PermitRootLogin prohibit-password\n\
+             PermitRootLogin no\n\
              AllowUsers {account}\n\
              UseDNS no\n\
              PrintMotd no\n\
@@ -414,14 +556,32 @@ impl SshdProcess {
              MaxStartups 256:30:512\n\
              MaxSessions 64\n\
              LoginGraceTime 30\n\
-             Subsystem sftp internal-sftp -d {home}\n",
+             Subsystem sftp internal-sftp -d {home}\n\
+             {force}",
             hk = dir.join("host_key").display(),
             ak = authorized_keys.display(),
             home = home.display(),
         );
         write_file(&config, text.as_bytes(), 0o644)?;
-        let log_file = std::fs::File::create(&log).map_err(io_err("creating sshd.log"))?;
-        let child = Command::new("/usr/sbin/sshd")
+        let log_file = {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&log)
+                .map_err(io_err("creating sshd.log"))?
+        };
+        let mut cmd = match setpriv() {
+            Some(sp) => {
+                let mut c = Command::new(sp);
+                c.args(["--pdeathsig", "KILL", "--", "/usr/sbin/sshd"]);
+                c
+            }
+            None => Command::new("/usr/sbin/sshd"),
+        };
+        let child = cmd
             .arg("-D")
             .arg("-e")
             .arg("-f")
@@ -435,16 +595,20 @@ impl SshdProcess {
         let started = Instant::now();
         loop {
             if let Ok(Some(status)) = proc.child.try_wait() {
-                return Err(Error::Sshd {
+                let log = proc.read_log();
+                let e = Error::Sshd {
                     message: format!("sshd exited early ({status})"),
-                    log: proc.read_log(),
-                });
+                    log: log.clone(),
+                };
+                let lost = log.contains("Address already in use") || log.contains("Cannot bind");
+                return if lost {
+                    Ok(Attempt::PortLost(e))
+                } else {
+                    Err(e)
+                };
             }
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                return Ok(proc);
+            if proc.answers_on_port().await {
+                return Ok(Attempt::Up(proc));
             }
             if started.elapsed() > SSHD_READY_TIMEOUT {
                 return Err(Error::Sshd {
@@ -455,6 +619,29 @@ impl SshdProcess {
                 });
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Whether the port answers with an SSH banner *and* the listening socket is our sshd's
+    /// (the port was free when picked, but another process may have bound it since).
+    async fn answers_on_port(&mut self) -> bool {
+        use tokio::io::AsyncReadExt as _;
+        let Ok(mut tcp) = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await else {
+            return false;
+        };
+        let mut banner = [0u8; 8];
+        let read = tokio::time::timeout(Duration::from_secs(2), tcp.read_exact(&mut banner)).await;
+        drop(tcp);
+        if !matches!(read, Ok(Ok(_))) || &banner != b"SSH-2.0-" {
+            return false;
+        }
+        if !matches!(self.child.try_wait(), Ok(None)) {
+            return false;
+        }
+        match listener_inode(self.port) {
+            Some(inode) => holds_socket(self.pid(), inode),
+            // No /proc/net/tcp: the banner and a live child must do.
+            None => true,
         }
     }
 

@@ -40,13 +40,37 @@ enum End {
     Stopped,
 }
 
-async fn close(ws: &mut WebSocket, code: u16, reason: &'static str) {
+async fn close(ws: &mut WebSocket, code: u16, reason: &'static str, target: &Target) {
+    if target.faults.swallow_close {
+        let (_tx, rx) = ws.split();
+        swallow(rx, target).await;
+        return;
+    }
     let _ = ws
         .send(Message::Close(Some(CloseFrame {
             code,
             reason: reason.into(),
         })))
         .await;
+}
+
+/// The swallow-close fault: the close is not relayed; the client's WebSocket stays open and
+/// whatever it sends is dropped, until it closes or goes away (or the sandbox stops).
+async fn swallow<S>(mut rx: S, target: &Target)
+where
+    S: futures_util::Stream<Item = Result<Message, axum::Error>> + Unpin,
+{
+    let drain = async {
+        while let Some(Ok(msg)) = rx.next().await {
+            if matches!(msg, Message::Close(_)) {
+                break;
+            }
+        }
+    };
+    tokio::select! {
+        _ = drain => {}
+        _ = target.sandbox.cancelled() => {}
+    }
 }
 
 /// Runs one tunnel until either side ends.
@@ -66,12 +90,12 @@ pub(crate) async fn run(mut ws: WebSocket, target: Target) {
         Ok(t) => t,
         Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
             tracing::debug!(addr = %target.addr, "tcpproxy: connection refused");
-            close(&mut ws, 1013, "connection refused").await;
+            close(&mut ws, 1013, "connection refused", &target).await;
             return;
         }
         Err(e) => {
             tracing::debug!(addr = %target.addr, error = %e, "tcpproxy: connect failed");
-            close(&mut ws, 1011, "connect failed").await;
+            close(&mut ws, 1011, "connect failed", &target).await;
             return;
         }
     };
@@ -165,6 +189,11 @@ pub(crate) async fn run(mut ws: WebSocket, target: Target) {
         End::TcpError => (1011, "TCP error"),
         End::Stopped => (1001, "session stopped"),
     };
+    if target.faults.swallow_close {
+        drop(tcp_w);
+        swallow(rx, &target).await;
+        return;
+    }
     let _ = tx
         .send(Message::Close(Some(CloseFrame {
             code,

@@ -12,10 +12,11 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::{self, handshake::client::generate_key};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+use crate::live::{Liveness, Metered};
 use crate::{ConnError, Connector, Options, Problem};
 
 /// The WebSocket to the server, as the data path sees it.
-pub(crate) type ServerWs = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub(crate) type ServerWs = WebSocketStream<MaybeTlsStream<Metered<TcpStream>>>;
 
 /// Resolves once, connects many times.
 #[derive(Debug, Default)]
@@ -32,14 +33,15 @@ struct CachedHost {
 
 impl Dialer {
     /// Opens one WebSocket, all of it (request, resolve, connect, TLS, upgrade) bounded by
-    /// `options.connect_timeout`.
+    /// `options.connect_timeout`. The socket records its progress in `live`.
     pub(crate) async fn open<C: Connector + ?Sized>(
         &self,
         connector: &C,
         options: &Options,
+        live: &Arc<Liveness>,
     ) -> Result<ServerWs, ConnError> {
         let timeout = options.connect_timeout;
-        match tokio::time::timeout(timeout, self.open_inner(connector, options)).await {
+        match tokio::time::timeout(timeout, self.open_inner(connector, options, live)).await {
             Ok(result) => result,
             Err(_) => Err(ConnError::Timeout(timeout)),
         }
@@ -49,6 +51,7 @@ impl Dialer {
         &self,
         connector: &C,
         options: &Options,
+        live: &Arc<Liveness>,
     ) -> Result<ServerWs, ConnError> {
         let target = connector
             .target()
@@ -60,7 +63,7 @@ impl Dialer {
         tracing::debug!(peer = ?tcp.peer_addr().ok(), uri = %redacted_uri(request.uri()), "upgrading");
         let (ws, response) = tokio_tungstenite::client_async_tls_with_config(
             request,
-            tcp,
+            Metered::new(tcp, live.clone()),
             Some(options.ws_config()),
             target.tls,
         )

@@ -37,6 +37,7 @@ mod bind;
 mod connector;
 mod dial;
 mod error;
+mod live;
 mod options;
 mod pump;
 mod stats;

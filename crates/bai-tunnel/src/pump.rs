@@ -29,12 +29,17 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 
+use crate::live::{Liveness, SendingData};
 use crate::stats::Counters;
 use crate::{ConnError, Options};
 
 /// The first read size; doubled (up to `max_chunk`) whenever a read fills it, so idle
-/// interactive sessions keep small buffers and bulk transfers get large frames.
+/// interactive sessions keep small buffers and bulk transfers get large frames. A short read
+/// halves it again, and an idle local side drops a large buffer (see [`IDLE_SHRINK`]).
 const MIN_CHUNK: usize = 16 * 1024;
+
+/// How long the local side may stay silent before a read buffer grown by a burst is freed.
+const IDLE_SHRINK: Duration = Duration::from_millis(200);
 
 /// How long the last frames (close, its reply) may take to leave.
 const FINAL_FLUSH: Duration = Duration::from_secs(1);
@@ -81,6 +86,7 @@ pub(crate) async fn pump<R, W, S>(
     ws: WebSocketStream<S>,
     options: &Options,
     counters: &Counters<'_>,
+    live: &Liveness,
     cancel: &CancellationToken,
 ) -> Result<(), ConnError>
 where
@@ -90,8 +96,8 @@ where
 {
     let (mut sink, mut stream) = ws.split();
     let outcome = {
-        let up = upstream(reader, &mut sink, options, counters);
-        let down = downstream(&mut stream, writer, options, counters);
+        let up = upstream(reader, &mut sink, options, counters, live);
+        let down = downstream(&mut stream, writer, options, counters, live);
         tokio::pin!(up, down);
         tokio::select! {
             biased;
@@ -123,9 +129,20 @@ where
         }
         Outcome::Down(end) => {
             let result = down_result(&end, false);
-            if let DownEnd::Closed(_) = end {
+            match &end {
                 // Flush tungstenite's queued reply to the server's close.
-                let _ = tokio::time::timeout(FINAL_FLUSH, sink.close()).await;
+                DownEnd::Closed(_) => {
+                    let _ = tokio::time::timeout(FINAL_FLUSH, sink.close()).await;
+                }
+                DownEnd::Ended => {}
+                DownEnd::LocalGone => send_close(&mut sink, CloseCode::Away, "local side gone").await,
+                DownEnd::PeerTimeout(_) => {
+                    send_close(&mut sink, CloseCode::Away, "no answer from the server").await;
+                }
+                DownEnd::Ws(error) if still_usable(error) => {
+                    send_close(&mut sink, CloseCode::Away, "WebSocket error").await;
+                }
+                DownEnd::Ws(_) => {}
             }
             drop(sink);
             drop(stream);
@@ -144,11 +161,49 @@ where
                 (UpEnd::Eof | UpEnd::LocalGone, Some(end)) => down_result(&end, true),
                 (UpEnd::Ws(error), down) => match down {
                     Some(end @ DownEnd::Closed(_)) => down_result(&end, false),
-                    _ => Err(ws_error(&error)),
+                    _ => {
+                        if still_usable(&error) {
+                            send_close(&mut sink, CloseCode::Away, "WebSocket error").await;
+                        }
+                        Err(ws_error(&error))
+                    }
                 },
             }
         }
     }
+}
+
+/// Sends a close under the final-flush timeout (the server may be gone or stalled).
+async fn send_close<S>(
+    sink: &mut SplitSink<WebSocketStream<S>, Message>,
+    code: CloseCode,
+    reason: &'static str,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let close = Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    }));
+    match tokio::time::timeout(FINAL_FLUSH, sink.send(close)).await {
+        Ok(Ok(())) => tracing::debug!(%code, reason, "close sent"),
+        Ok(Err(e)) => tracing::debug!(error = %e, "could not send the close"),
+        Err(_) => tracing::debug!("the close did not leave in time"),
+    }
+}
+
+/// Whether the WebSocket may still carry a close after `error`.
+fn still_usable(error: &tungstenite::Error) -> bool {
+    use tungstenite::error::ProtocolError;
+    !matches!(
+        error,
+        tungstenite::Error::ConnectionClosed
+            | tungstenite::Error::AlreadyClosed
+            | tungstenite::Error::Io(_)
+            | tungstenite::Error::Protocol(
+                ProtocolError::ResetWithoutClosingHandshake | ProtocolError::SendAfterClosing
+            )
+    )
 }
 
 /// The result of the down half ending; `we_closed` when our close went out first, after which
@@ -187,13 +242,15 @@ async fn upstream<R, S>(
     sink: &mut SplitSink<WebSocketStream<S>, Message>,
     options: &Options,
     counters: &Counters<'_>,
+    live: &Liveness,
 ) -> UpEnd
 where
     R: AsyncRead + Unpin + ?Sized,
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let max_chunk = options.max_chunk.max(1);
-    let mut chunk = MIN_CHUNK.min(max_chunk);
+    let min_chunk = MIN_CHUNK.min(max_chunk);
+    let mut chunk = min_chunk;
     let mut buf = BytesMut::new();
     let mut ping = options.ping_interval.map(|every| {
         let mut timer = tokio::time::interval_at(Instant::now() + every, every);
@@ -203,6 +260,8 @@ where
     loop {
         // Reuses the allocation once tungstenite has dropped the previous frame's `Bytes`.
         buf.reserve(chunk);
+        // A buffer grown by a burst is freed when the local side goes quiet.
+        let shrink = (buf.capacity() > 2 * MIN_CHUNK).then(|| tokio::time::sleep(IDLE_SHRINK));
         let mut limited = AsyncReadExt::take(&mut *reader, chunk as u64);
         let read = tokio::select! {
             biased;
@@ -213,8 +272,14 @@ where
                 }
                 continue;
             }
-            // Cancel-safe: when the ping wins, no data was read.
+            // Cancel-safe: when another branch wins, no data was read.
             r = limited.read_buf(&mut buf) => r,
+            () = maybe_sleep(shrink) => {
+                tracing::trace!(capacity = buf.capacity(), "idle; freeing the read buffer");
+                buf = BytesMut::new();
+                chunk = min_chunk;
+                continue;
+            }
         };
         match read {
             Ok(0) => {
@@ -229,23 +294,36 @@ where
                 };
             }
             Ok(n) => {
-                if n == chunk && chunk < max_chunk {
+                if n == chunk {
                     chunk = (chunk * 2).min(max_chunk);
+                } else if n < chunk / 2 {
+                    chunk = (chunk / 2).max(min_chunk);
                 }
                 tracing::trace!(n, "up");
-                counters.hold(n);
-                let sent = sink.send(Message::Binary(buf.split().freeze())).await;
-                counters.release(n);
+                let sent = {
+                    let _held = counters.hold(n);
+                    // Bytes of this frame leaving count as progress (see `Liveness`).
+                    let _sending = SendingData::start(live);
+                    sink.send(Message::Binary(buf.split().freeze())).await
+                };
                 if let Err(e) = sent {
                     return UpEnd::Ws(e);
                 }
                 counters.add_up(n);
             }
             Err(e) => {
-                tracing::debug!(error = %e, "local side gone");
+                tracing::debug!(error = %e, "local side gone; closing the WebSocket");
+                send_close(sink, CloseCode::Away, "local side gone").await;
                 return UpEnd::LocalGone;
             }
         }
+    }
+}
+
+async fn maybe_sleep(sleep: Option<tokio::time::Sleep>) {
+    match sleep {
+        Some(sleep) => sleep.await,
+        None => std::future::pending().await,
     }
 }
 
@@ -263,29 +341,32 @@ async fn downstream<S, W>(
     writer: &mut W,
     options: &Options,
     counters: &Counters<'_>,
+    live: &Liveness,
 ) -> DownEnd
 where
     S: AsyncRead + AsyncWrite + Unpin,
     W: AsyncWrite + Unpin + ?Sized,
 {
     loop {
-        // Measured from when we start waiting, so time spent blocked on a slow local reader
-        // never counts against the server.
         let next = match options.peer_timeout {
-            Some(limit) => match tokio::time::timeout(limit, stream.next()).await {
-                Ok(next) => next,
-                Err(_) => return DownEnd::PeerTimeout(limit),
+            Some(limit) => match next_or_timeout(stream, live, limit).await {
+                Some(next) => next,
+                None => return DownEnd::PeerTimeout(limit),
             },
             None => stream.next().await,
         };
+        live.mark();
         match next {
             Some(Ok(Message::Binary(data))) => {
                 let n = data.len();
                 tracing::trace!(n, "down");
-                counters.hold(n);
-                let written = write_all_flush(writer, &data).await;
+                let written = {
+                    let _held = counters.hold(n);
+                    write_all_flush(writer, &data).await
+                };
                 drop(data);
-                counters.release(n);
+                // Time spent blocked on a slow local reader never counts against the server.
+                live.mark();
                 if let Err(e) = written {
                     tracing::debug!(error = %e, "local side gone");
                     return DownEnd::LocalGone;
@@ -300,10 +381,34 @@ where
                 tracing::trace!(len = text.len(), "ignoring a text frame");
             }
             // Pings are answered by tungstenite on the next read or write; pongs only prove
-            // the server is alive, which the peer timeout already noticed.
+            // the server is alive, which `live` already noted.
             Some(Ok(_)) => {}
             Some(Err(e)) => return DownEnd::Ws(e),
             None => return DownEnd::Ended,
+        }
+    }
+}
+
+/// The next message, or `None` when there was no progress either way (see [`Liveness`]) for
+/// `limit`: no byte from the server, none of our data leaving, nothing delivered locally.
+async fn next_or_timeout<S>(
+    stream: &mut SplitStream<WebSocketStream<S>>,
+    live: &Liveness,
+    limit: Duration,
+) -> Option<Option<Result<Message, tungstenite::Error>>>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    loop {
+        let deadline = live.last() + limit;
+        if deadline <= Instant::now() {
+            return None;
+        }
+        tokio::select! {
+            biased;
+            // Cancel-safe: a partly read frame stays in tungstenite's buffer.
+            next = stream.next() => return Some(next),
+            () = tokio::time::sleep_until(deadline) => {}
         }
     }
 }

@@ -211,17 +211,19 @@ impl<'a> Counters<'a> {
         }
     }
 
-    /// Marks `n` bytes as held; pair with [`Counters::release`].
-    pub(crate) fn hold(&self, n: usize) {
+    /// Marks `n` bytes as held until the returned guard is dropped, whatever the path (the
+    /// holder finishing, failing, or its future being dropped mid-`.await`).
+    pub(crate) fn hold(&self, n: usize) -> Held<'_, 'a> {
         let now = self.buffered.fetch_add(n as u64, Relaxed) + n as u64;
         self.peak_buffered.fetch_max(now, Relaxed);
         if let Some(g) = self.global {
             g.buffered.fetch_add(n as u64, Relaxed);
             g.peak_buffered_per_conn.fetch_max(now, Relaxed);
         }
+        Held { counters: self, n }
     }
 
-    pub(crate) fn release(&self, n: usize) {
+    fn release(&self, n: usize) {
         self.buffered.fetch_sub(n as u64, Relaxed);
         if let Some(g) = self.global {
             g.buffered.fetch_sub(n as u64, Relaxed);
@@ -239,5 +241,23 @@ impl<'a> Counters<'a> {
     #[cfg(test)]
     pub(crate) fn peak_buffered(&self) -> u64 {
         self.peak_buffered.load(Relaxed)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn buffered(&self) -> u64 {
+        self.buffered.load(Relaxed)
+    }
+}
+
+/// Bytes marked as held by [`Counters::hold`]; released when dropped.
+#[must_use = "the bytes are released when the guard is dropped"]
+pub(crate) struct Held<'c, 'a> {
+    counters: &'c Counters<'a>,
+    n: usize,
+}
+
+impl Drop for Held<'_, '_> {
+    fn drop(&mut self) {
+        self.counters.release(self.n);
     }
 }

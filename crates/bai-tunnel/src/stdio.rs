@@ -1,12 +1,14 @@
 //! stdio mode: one connection carried over a reader and a writer, for ssh's `ProxyCommand`
 //! (`ProxyCommand bai proxy SESSION`: ssh talks to our stdin/stdout).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::sync::CancellationToken;
 
 use crate::dial::Dialer;
+use crate::live::Liveness;
 use crate::pump::pump;
 use crate::stats::Counters;
 use crate::{Connector, Error, Options};
@@ -50,15 +52,16 @@ where
 {
     let started = Instant::now();
     let dialer = Dialer::default();
+    let live = Arc::new(Liveness::default());
     let ws = tokio::select! {
         biased;
         () = cancel.cancelled() => {
             return Ok(Summary { bytes_up: 0, bytes_down: 0, duration: started.elapsed() });
         }
-        ws = dialer.open(connector, options) => ws?,
+        ws = dialer.open(connector, options, &live) => ws?,
     };
     let counters = Counters::new(None);
-    pump(&mut reader, &mut writer, ws, options, &counters, &cancel).await?;
+    pump(&mut reader, &mut writer, ws, options, &counters, &live, &cancel).await?;
     Ok(Summary {
         bytes_up: counters.up(),
         bytes_down: counters.down(),

@@ -14,6 +14,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::dial::{tune_socket, Dialer};
+use crate::live::Liveness;
 use crate::pump::{linger, pump};
 use crate::stats::Counters;
 use crate::{Connector, Error, Event, Options, Stats};
@@ -106,6 +107,9 @@ impl Tunnel {
 
     /// Serves until `cancel` fires, then stops gracefully: stops accepting, lets open
     /// connections continue for `Options::shutdown_grace`, then cancels them.
+    ///
+    /// Dropping the returned future (for example when it loses a `select!` against
+    /// `ctrl_c()`) cancels the open connections at once: each sends a close to the server.
     pub async fn serve(self, cancel: CancellationToken) {
         let grace = self.shared.options.shutdown_grace;
         self.run(cancel, CancellationToken::new(), Some(grace))
@@ -144,6 +148,9 @@ impl Tunnel {
             local_addr,
             shared,
         } = self;
+        // When the caller drops this future (`serve` in a `select!` with ctrl_c, an aborted
+        // task), the connections, which run in their own tasks, must end with it.
+        let _kill_on_drop = kill.clone().drop_guard();
         tracing::info!(%local_addr, "tunnel listening");
         let tracker = TaskTracker::new();
         let limit = shared
@@ -244,10 +251,11 @@ async fn handle_connection(
     tune_socket(&tcp, shared.options.tcp_keepalive);
 
     let counters = Counters::new(Some(&shared.stats));
+    let live = Arc::new(Liveness::default());
     let opened = tokio::select! {
         biased;
         () = cancel.cancelled() => None,
-        ws = shared.dialer.open(shared.connector.as_ref(), &shared.options) => Some(ws),
+        ws = shared.dialer.open(shared.connector.as_ref(), &shared.options, &live) => Some(ws),
     };
     let (mut reader, mut writer) = tcp.split();
     let result = match opened {
@@ -264,6 +272,7 @@ async fn handle_connection(
                 ws,
                 &shared.options,
                 &counters,
+                &live,
                 cancel,
             )
             .await

@@ -54,7 +54,7 @@ pub fn parse_bind(s: &str) -> anyhow::Result<(Option<IpAddr>, u16)> {
 
 /// Runs `bai app`.
 pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<ExitCode> {
-    let conn = ctx.connect()?;
+    let conn = ctx.connect().await?;
     let (ip, port) = match &args.bind {
         Some(b) => {
             let (ip, port) = parse_bind(b)?;
@@ -90,7 +90,10 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<ExitCode> {
         let port = tunnel.local_addr().port();
         let account = &conn.profile().account;
         eprintln!("∙ Connect with: ssh -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -i ID_CONTAINER -p {port} {account}@127.0.0.1");
-        eprintln!("  (get the key with: bai session download {} id_container)", args.session);
+        eprintln!(
+            "  (get the key with: bai session download {} id_container)",
+            args.session
+        );
     }
     eprintln!("∙ Press Ctrl-C to stop.");
     let mut events = tunnel.handle.subscribe();
@@ -122,7 +125,7 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<ExitCode> {
                 Ok(_) => {}
                 Err(RecvError::Lagged(n)) => tracing::debug!(n, "missed events"),
                 Err(RecvError::Closed) => {
-                    return Err(CliError::new("the proxy stopped unexpectedly", 9, None));
+                    return Err(CliError::with_code("the proxy stopped unexpectedly", 9, None));
                 }
             }
         }
@@ -134,7 +137,13 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<ExitCode> {
 
 fn short(id: &impl std::fmt::Display) -> String {
     let s = id.to_string();
-    s.chars().rev().take(8).collect::<Vec<_>>().into_iter().rev().collect()
+    s.chars()
+        .rev()
+        .take(8)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect()
 }
 
 #[cfg(test)]
@@ -152,7 +161,10 @@ mod tests {
             parse_bind("localhost:1").expect("localhost"),
             (Some(IpAddr::from([127, 0, 0, 1])), 1)
         );
-        assert!(parse_bind("[::1]:22").expect("v6").0.is_some_and(|i| i.is_loopback()));
+        assert!(parse_bind("[::1]:22")
+            .expect("v6")
+            .0
+            .is_some_and(|i| i.is_loopback()));
         assert!(parse_bind("nope").is_err());
         assert!(parse_bind("1.2.3.4:99999").is_err());
     }

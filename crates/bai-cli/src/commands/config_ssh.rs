@@ -46,8 +46,11 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<ExitCode> {
     if args.remove {
         return remove(&ctx, &paths, args.dry_run);
     }
-    let conn = ctx.connect()?;
-    let sessions = conn.list_sessions(false).await.context("listing sessions")?;
+    let conn = ctx.connect().await?;
+    let sessions = conn
+        .list_sessions(false)
+        .await
+        .context("listing sessions")?;
     let exe = std::env::current_exe()
         .and_then(std::fs::canonicalize)
         .context("finding the path of the bai executable")?;
@@ -134,8 +137,14 @@ fn remove(ctx: &Ctx, paths: &SshConfigPaths, dry_run: bool) -> anyhow::Result<Ex
     if dry_run {
         match &plan.main {
             MainChange::Unchanged => println!("{}: unchanged", paths.main.display()),
-            MainChange::Write(_) => println!("{}: the Include block would be removed", paths.main.display()),
-            MainChange::Delete => println!("{}: would be deleted (bai created it)", paths.main.display()),
+            MainChange::Write(_) => println!(
+                "{}: the Include block would be removed",
+                paths.main.display()
+            ),
+            MainChange::Delete => println!(
+                "{}: would be deleted (bai created it)",
+                paths.main.display()
+            ),
         }
         if plan.include_exists {
             println!("{}: would be deleted", paths.include.display());
@@ -148,8 +157,7 @@ fn remove(ctx: &Ctx, paths: &SshConfigPaths, dry_run: bool) -> anyhow::Result<Ex
     }
     plan.apply()?;
     if keys.exists() {
-        std::fs::remove_dir_all(&keys)
-            .with_context(|| format!("removing {}", keys.display()))?;
+        std::fs::remove_dir_all(&keys).with_context(|| format!("removing {}", keys.display()))?;
     }
     if plan.is_noop() {
         println!("∙ Nothing to remove.");

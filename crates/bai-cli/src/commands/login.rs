@@ -52,14 +52,20 @@ fn prompt_line(prompt: &str) -> anyhow::Result<String> {
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {
         return Err(CliError::usage(
-            format!("cannot prompt for {}: stdin is not a terminal", prompt.trim_end_matches([':', ' '])),
+            format!(
+                "cannot prompt for {}: stdin is not a terminal",
+                prompt.trim_end_matches([':', ' '])
+            ),
             Some("pass it as an option (see `bai login --help`)"),
         ));
     }
     eprint!("{prompt}");
     std::io::stderr().flush().ok();
     let mut line = String::new();
-    stdin.lock().read_line(&mut line).context("reading from the terminal")?;
+    stdin
+        .lock()
+        .read_line(&mut line)
+        .context("reading from the terminal")?;
     Ok(line.trim().to_owned())
 }
 
@@ -68,7 +74,10 @@ fn prompt_hidden(prompt: &str) -> anyhow::Result<Sensitive<String>> {
         .map(Sensitive::new)
         .map_err(|e| {
             CliError::usage(
-                format!("cannot prompt for {}: {e}", prompt.trim_end_matches([':', ' '])),
+                format!(
+                    "cannot prompt for {}: {e}",
+                    prompt.trim_end_matches([':', ' '])
+                ),
                 Some("use --password-stdin in scripts"),
             )
         })

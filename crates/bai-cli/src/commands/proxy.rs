@@ -31,7 +31,7 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<ExitCode> {
             Some("for a local TCP port use `bai app SESSION -b PORT`"),
         ));
     }
-    let conn = ctx.connect()?;
+    let conn = ctx.connect().await?;
     let cancel = CancellationToken::new();
     let result = conn
         .proxy_stdio(

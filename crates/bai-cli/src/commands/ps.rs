@@ -29,7 +29,7 @@ fn apps(s: &Session) -> String {
 
 /// Runs `bai ps`.
 pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<ExitCode> {
-    let conn = ctx.connect()?;
+    let conn = ctx.connect().await?;
     let sessions = conn
         .list_sessions(args.all)
         .await
@@ -67,7 +67,10 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<ExitCode> {
                 s.status.clone(),
                 s.image.clone().unwrap_or_default(),
                 apps(s),
-                s.created_at.clone().unwrap_or_default(),
+                s.created_at
+                    .as_deref()
+                    .map(|c| c.chars().take(19).collect::<String>().replace('T', " "))
+                    .unwrap_or_default(),
                 s.id.chars().take(8).collect(),
             ]
         })

@@ -42,12 +42,10 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<ExitCode> {
         .collect();
     sessions.dedup();
     let session = match sessions.as_slice() {
-        [] => {
-            return Err(CliError::usage(
-                "no remote operand",
-                Some("name the session as SESSION:path, e.g. `bai scp data.csv mysession:/home/work/`"),
-            ))
-        }
+        [] => return Err(CliError::usage(
+            "no remote operand",
+            Some("name the session as SESSION:path, e.g. `bai scp data.csv mysession:/home/work/`"),
+        )),
         [one] => (*one).to_owned(),
         _ => {
             return Err(CliError::usage(
@@ -56,7 +54,7 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<ExitCode> {
             ))
         }
     };
-    let conn = ctx.connect()?;
+    let conn = ctx.connect().await?;
     let prepared = prepare(&conn, &session, args.port, args.identity.clone()).await?;
     let operands: Vec<String> = parsed
         .iter()

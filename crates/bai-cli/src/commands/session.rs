@@ -45,7 +45,7 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<ExitCode> {
 }
 
 async fn download(ctx: Ctx, args: DownloadArgs) -> anyhow::Result<ExitCode> {
-    let conn = ctx.connect()?;
+    let conn = ctx.connect().await?;
     let dir = match args.output {
         Some(d) => d,
         None => std::env::current_dir().context("finding the current directory")?,

@@ -129,7 +129,7 @@ pub async fn run_child(program: &str, args: &[String]) -> anyhow::Result<ExitCod
         .with_context(|| format!("could not run {program}"));
     swallow.abort();
     let status = status.map_err(|e| {
-        crate::exit::CliError::new(
+        crate::exit::CliError::with_code(
             format!("{e:#}"),
             1,
             Some("install the OpenSSH client (ssh, scp) and make sure it is on PATH"),
@@ -140,7 +140,7 @@ pub async fn run_child(program: &str, args: &[String]) -> anyhow::Result<ExitCod
 
 /// Runs `bai ssh`.
 pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<ExitCode> {
-    let conn = ctx.connect()?;
+    let conn = ctx.connect().await?;
     let prepared = prepare(&conn, &args.session, args.port, args.identity.clone()).await?;
     eprintln!(
         "∙ running a temporary sshd proxy at 127.0.0.1:{} ...",

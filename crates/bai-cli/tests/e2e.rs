@@ -1,0 +1,656 @@
+//! End to end: the built `bai` binary against an in-process `bai_sandbox::Sandbox` (real sshd
+//! sessions) with the real OpenSSH clients. Every test has its own sandbox, HOME, config dir,
+//! working directory and TMPDIR, and runs under a timeout.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
+
+use bai_sandbox::{Config, Sandbox, SessionInfo, SessionSpec, Status};
+use sha2::{Digest as _, Sha256};
+use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
+use tokio::process::Command;
+
+const BAI: &str = env!("CARGO_BIN_EXE_bai");
+const TEST_TIMEOUT: Duration = Duration::from_secs(90);
+const CMD_TIMEOUT: Duration = Duration::from_secs(40);
+
+async fn within<F: std::future::Future>(f: F) -> F::Output {
+    tokio::time::timeout(TEST_TIMEOUT, f)
+        .await
+        .expect("test timed out")
+}
+
+/// One test's world: a sandbox and private directories.
+struct World {
+    sb: Option<Sandbox>,
+    webserver: String,
+    manager: String,
+    _root: tempfile::TempDir,
+    home: PathBuf,
+    cfg: PathBuf,
+    cwd: PathBuf,
+    tmp: PathBuf,
+}
+
+impl World {
+    async fn start() -> World {
+        Self::start_with(Config::default()).await
+    }
+
+    async fn start_with(config: Config) -> World {
+        let sb = Sandbox::start(config).await.expect("sandbox");
+        let root = tempfile::tempdir().expect("tempdir");
+        let [home, cfg, cwd, tmp] = ["home", "cfg", "cwd", "tmp"].map(|d| root.path().join(d));
+        for d in [&home, &cfg, &cwd, &tmp] {
+            std::fs::create_dir_all(d).expect("mkdir");
+        }
+        World {
+            webserver: sb.webserver_url(),
+            manager: sb.manager_url(),
+            sb: Some(sb),
+            _root: root,
+            home,
+            cfg,
+            cwd,
+            tmp,
+        }
+    }
+
+    fn sb(&self) -> &Sandbox {
+        self.sb.as_ref().expect("sandbox running")
+    }
+
+    async fn session(&self, name: &str) -> SessionInfo {
+        self.sb()
+            .create_session(SessionSpec::running(name))
+            .await
+            .expect("create session")
+    }
+
+    /// A command with this world's environment (nothing inherited that could leak in).
+    fn command(&self, program: &str, args: &[&str]) -> Command {
+        let mut c = Command::new(program);
+        c.args(args)
+            .current_dir(&self.cwd)
+            .env("HOME", &self.home)
+            .env("BAI_CONFIG_DIR", &self.cfg)
+            .env("BAI_SECRET_STORE", "file")
+            .env("TMPDIR", &self.tmp)
+            .env_remove("BAI_PROFILE")
+            .env_remove("RUST_LOG")
+            .kill_on_drop(true);
+        for k in [
+            "BACKEND_ENDPOINT",
+            "BACKEND_ENDPOINT_TYPE",
+            "BACKEND_ACCESS_KEY",
+            "BACKEND_SECRET_KEY",
+        ] {
+            c.env_remove(k);
+        }
+        c
+    }
+
+    fn bai(&self, args: &[&str]) -> Command {
+        self.command(BAI, args)
+    }
+
+    async fn run(&self, mut cmd: Command, stdin: Option<&str>) -> Output {
+        cmd.stdin(if stdin.is_some() {
+            std::process::Stdio::piped()
+        } else {
+            std::process::Stdio::null()
+        })
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn");
+        if let Some(input) = stdin {
+            let mut s = child.stdin.take().expect("stdin");
+            s.write_all(input.as_bytes()).await.expect("write stdin");
+            drop(s);
+        }
+        tokio::time::timeout(CMD_TIMEOUT, child.wait_with_output())
+            .await
+            .expect("command timed out")
+            .expect("wait")
+    }
+
+    async fn bai_run(&self, args: &[&str]) -> Output {
+        self.run(self.bai(args), None).await
+    }
+
+    /// Session-mode login with `--user` so the profile knows the session account.
+    async fn login(&self, account: &str) {
+        let user = self.sb().user().clone();
+        let out = self
+            .run(
+                self.bai(&[
+                    "--user",
+                    account,
+                    "login",
+                    "--endpoint",
+                    &self.webserver,
+                    "--email",
+                    &user.email,
+                    "--password-stdin",
+                ]),
+                Some(&format!("{}\n", user.password)),
+            )
+            .await;
+        ok(&out);
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[track_caller]
+fn ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "failed ({:?})\nstdout: {}\nstderr: {}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+#[track_caller]
+fn fails_with(out: &Output, code: i32, needle: &str) {
+    let err = text(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "exit code\nstdout: {}\nstderr: {err}",
+        text(&out.stdout)
+    );
+    assert!(err.contains("error: "), "no error line: {err}");
+    assert!(err.contains(needle), "{needle:?} not in: {err}");
+}
+
+fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777
+}
+
+fn sha256(p: &Path) -> String {
+    hex::encode(Sha256::digest(std::fs::read(p).expect("read")))
+}
+
+fn ssh_opts(key: &Path, port: u16) -> Vec<String> {
+    [
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "LogLevel=ERROR",
+        "-i",
+    ]
+    .map(str::to_owned)
+    .into_iter()
+    .chain([key.display().to_string(), "-p".into(), port.to_string()])
+    .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_login_ps_and_logout() {
+    within(async {
+        let w = World::start().await;
+        let s1 = w.session("s1").await;
+        w.sb()
+            .create_session(SessionSpec::with_status("s2", Status::Preparing))
+            .await
+            .expect("s2");
+        w.login(&s1.account).await;
+        // Profile saved; the login cookie in the 0600 fallback file, never in the config.
+        let config = std::fs::read_to_string(w.cfg.join("config.toml")).expect("config");
+        assert!(
+            config.contains(&w.webserver) && config.contains("mode = \"session\""),
+            "{config}"
+        );
+        assert!(
+            config.contains(&format!("account = \"{}\"", s1.account)),
+            "{config}"
+        );
+        let secrets = w.cfg.join("secrets.json");
+        assert_eq!(mode(&secrets), 0o600);
+
+        let out = w.bai_run(&["ps"]).await;
+        ok(&out);
+        let table = text(&out.stdout);
+        assert!(table.starts_with("NAME"), "{table}");
+        assert!(
+            table
+                .lines()
+                .any(|l| l.starts_with("s1 ") && l.contains("RUNNING") && l.contains("sshd")),
+            "{table}"
+        );
+        assert!(
+            table
+                .lines()
+                .any(|l| l.starts_with("s2 ") && l.contains("PREPARING")),
+            "{table}"
+        );
+
+        w.sb().terminate("s2").await.expect("terminate");
+        let out = w.bai_run(&["ps", "--json"]).await;
+        ok(&out);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        let names: Vec<&str> = v
+            .as_array()
+            .expect("array")
+            .iter()
+            .filter_map(|s| s["name"].as_str())
+            .collect();
+        assert_eq!(names, ["s1"]);
+        assert_eq!(v[0]["ssh"], true);
+        let out = w.bai_run(&["ps", "--all", "--json"]).await;
+        ok(&out);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        assert!(
+            v.as_array()
+                .expect("array")
+                .iter()
+                .any(|s| s["name"] == "s2" && s["status"] == "TERMINATED"),
+            "{v}"
+        );
+
+        ok(&w.bai_run(&["logout"]).await);
+        fails_with(&w.bai_run(&["ps"]).await, 5, "not logged in");
+        assert!(text(&w.bai_run(&["ps"]).await.stderr).contains("hint: run `bai login`"));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_login_says_run_bai_login_unless_the_password_was_saved() {
+    within(async {
+        let w = World::start().await;
+        let user = w.sb().user().clone();
+        let secrets = w.cfg.join("secrets.json");
+        let expire = || {
+            let mut v: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&secrets).expect("secrets")).expect("json");
+            v["default/login-session"] = "expired-or-revoked".into();
+            std::fs::write(&secrets, v.to_string()).expect("write");
+        };
+        w.login("work").await;
+        expire();
+        let out = w.bai_run(&["ps"]).await;
+        fails_with(&out, 5, "has expired");
+        assert!(text(&out.stderr).contains("hint: run `bai login`"));
+
+        let out = w
+            .run(
+                w.bai(&[
+                    "login",
+                    "--email",
+                    &user.email,
+                    "--password-stdin",
+                    "--save-password",
+                ]),
+                Some(&format!("{}\n", user.password)),
+            )
+            .await;
+        ok(&out);
+        expire();
+        ok(&w.bai_run(&["ps"]).await);
+        ok(&w.bai_run(&["logout"]).await);
+        assert!(!secrets.exists(), "logout forgets every secret");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_login_from_dotenv_then_ssh() {
+    within(async {
+        let w = World::start().await;
+        let s1 = w.session("s1").await;
+        let user = w.sb().user().clone();
+        // The guide's .env, API flavour.
+        std::fs::write(
+            w.cwd.join(".env"),
+            format!(
+                "BACKEND_ENDPOINT_TYPE=api\nBACKEND_ENDPOINT={}\nBACKEND_ACCESS_KEY={}\n",
+                w.manager, user.access_key
+            ),
+        )
+        .expect(".env");
+        let out = w
+            .run(
+                w.bai(&["login", "--password-stdin"]),
+                Some(&format!("{}\n", user.secret_key)),
+            )
+            .await;
+        ok(&out);
+        assert!(
+            text(&out.stdout).contains("api mode"),
+            "{}",
+            text(&out.stdout)
+        );
+        let config = std::fs::read_to_string(w.cfg.join("config.toml")).expect("config");
+        assert!(
+            !config.contains(&user.secret_key),
+            "secret key leaked into the config"
+        );
+        ok(&w.bai_run(&["ps"]).await);
+        let out = w
+            .bai_run(&["--user", &s1.account, "ssh", "s1", "--", "echo", "ok"])
+            .await;
+        ok(&out);
+        assert_eq!(text(&out.stdout).trim(), "ok");
+
+        // Only environment variables, no stored login at all (as the Python client).
+        let mut cmd = w.bai(&["ps", "--json"]);
+        cmd.env("BAI_CONFIG_DIR", w.tmp.join("fresh"))
+            .env("BACKEND_ENDPOINT", &w.manager)
+            .env("BACKEND_ACCESS_KEY", &user.access_key)
+            .env("BACKEND_SECRET_KEY", &user.secret_key);
+        ok(&w.run(cmd, None).await);
+
+        // A wrong secret key is an authentication failure.
+        let out = w
+            .run(w.bai(&["login", "--password-stdin"]), Some("wrong\n"))
+            .await;
+        fails_with(&out, 4, "auth");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_password_and_totp() {
+    within(async {
+        let secret = "JBSWY3DPEHPK3PXP".to_owned();
+        let w = World::start_with(Config {
+            totp_secret: Some(secret.clone()),
+            ..Config::default()
+        })
+        .await;
+        let user = w.sb().user().clone();
+        let login = |extra: &[&str]| {
+            let mut args = vec![
+                "login",
+                "--endpoint",
+                &w.webserver,
+                "--email",
+                &user.email,
+                "--password-stdin",
+            ];
+            args.extend_from_slice(extra);
+            w.bai(&args)
+        };
+        let out = w.run(login(&[]), Some("not-the-password\n")).await;
+        fails_with(&out, 4, "login failed");
+        assert!(
+            text(&out.stderr).contains("hint: "),
+            "{}",
+            text(&out.stderr)
+        );
+        let out = w
+            .run(login(&[]), Some(&format!("{}\n", user.password)))
+            .await;
+        fails_with(&out, 4, "one-time password");
+        assert!(text(&out.stderr).contains("--otp"), "{}", text(&out.stderr));
+        let otp = bai_sandbox::totp_now(&secret);
+        let out = w
+            .run(
+                login(&["--otp", &otp]),
+                Some(&format!("{}\n", user.password)),
+            )
+            .await;
+        ok(&out);
+        ok(&w.bai_run(&["ps"]).await);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ssh_runs_commands_and_returns_their_status() {
+    within(async {
+        let w = World::start().await;
+        let s1 = w.session("s1").await;
+        w.login(&s1.account).await;
+        let out = w.bai_run(&["ssh", "s1", "--", "echo", "ok"]).await;
+        ok(&out);
+        assert_eq!(text(&out.stdout).trim(), "ok");
+        let out = w.bai_run(&["ssh", "s1", "--", "exit", "3"]).await;
+        assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+        // The temporary key is gone.
+        let left: Vec<_> = std::fs::read_dir(&w.tmp).expect("tmp").collect();
+        assert!(left.is_empty(), "temp files left: {left:?}");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn app_with_port_fallback_then_plain_ssh_with_downloaded_key() {
+    within(async {
+        let w = World::start().await;
+        let s1 = w.session("s1").await;
+        w.login(&s1.account).await;
+
+        // The guide: download id_container, run the proxy, ssh with the key.
+        let keys = w.cwd.join("keys");
+        let out = w
+            .bai_run(&[
+                "session",
+                "download",
+                "s1",
+                "id_container",
+                "-o",
+                keys.to_str().expect("utf8"),
+            ])
+            .await;
+        ok(&out);
+        let key = keys.join("id_container");
+        assert_eq!(mode(&key), 0o600);
+        assert_eq!(
+            std::fs::read(&key).expect("key"),
+            std::fs::read(s1.id_container.as_ref().expect("id_container")).expect("original")
+        );
+
+        // A taken preferred port falls back, and says so.
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let taken_port = taken.local_addr().expect("addr").port();
+        let mut cmd = w.bai(&["app", "s1", "-b", &format!("127.0.0.1:{taken_port}")]);
+        cmd.stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .stdin(std::process::Stdio::null());
+        let mut app = cmd.spawn().expect("spawn app");
+        let mut lines = BufReader::new(app.stdout.take().expect("stdout")).lines();
+        let url = tokio::time::timeout(CMD_TIMEOUT, lines.next_line())
+            .await
+            .expect("app ready in time")
+            .expect("read")
+            .expect("a line");
+        let port: u16 = url
+            .strip_prefix("tcp://127.0.0.1:")
+            .unwrap_or_else(|| panic!("unexpected line {url:?}"))
+            .parse()
+            .expect("port");
+        assert_ne!(port, taken_port);
+
+        let mut args = ssh_opts(&key, port);
+        args.extend([
+            format!("{}@127.0.0.1", s1.account),
+            "echo".into(),
+            "ok".into(),
+        ]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = w.run(w.command("ssh", &args), None).await;
+        ok(&out);
+        assert_eq!(text(&out.stdout).trim(), "ok");
+
+        // Ctrl-C stops it cleanly.
+        let pid = app.id().expect("pid").to_string();
+        let st = std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .expect("kill");
+        assert!(st.success());
+        let out = tokio::time::timeout(CMD_TIMEOUT, app.wait_with_output())
+            .await
+            .expect("app stopped in time")
+            .expect("wait");
+        let err = text(&out.stderr);
+        assert!(out.status.success(), "{err}");
+        assert!(
+            err.contains(&format!("port {taken_port} cannot be used")),
+            "{err}"
+        );
+        assert!(
+            err.contains("connection") && err.contains("closed"),
+            "no connection events: {err}"
+        );
+        drop(taken);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scp_both_ways_keeps_the_bytes() {
+    within(async {
+        let w = World::start().await;
+        let s1 = w.session("s1").await;
+        w.login(&s1.account).await;
+        let local = w.cwd.join("up.bin");
+        let data: Vec<u8> = (0..8 * 1024 * 1024u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        std::fs::write(&local, &data).expect("write");
+        let remote = s1.home.join("up.bin");
+        let out = w
+            .bai_run(&["scp", "up.bin", &format!("s1:{}", remote.display())])
+            .await;
+        ok(&out);
+        assert_eq!(sha256(&remote), sha256(&local));
+        let out = w
+            .bai_run(&["scp", &format!("s1:{}", remote.display()), "down.bin"])
+            .await;
+        ok(&out);
+        assert_eq!(sha256(&w.cwd.join("down.bin")), sha256(&local));
+        // A local-only command line is a usage error.
+        fails_with(&w.bai_run(&["scp", "a", "b"]).await, 2, "no remote operand");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_ssh_then_ssh_by_alias_and_remove_restores_the_config() {
+    within(async {
+        let w = World::start().await;
+        let s1 = w.session("s1").await;
+        w.login(&s1.account).await;
+        let ssh_dir = w.home.join(".ssh");
+        std::fs::create_dir_all(&ssh_dir).expect("mkdir");
+        let main = ssh_dir.join("config");
+        let original = "# my config\nHost github.com\n  User git\n";
+        std::fs::write(&main, original).expect("write");
+
+        let out = w.bai_run(&["config-ssh", "--dry-run"]).await;
+        ok(&out);
+        assert!(
+            text(&out.stdout).contains("+ Host bai-s1"),
+            "{}",
+            text(&out.stdout)
+        );
+        assert_eq!(std::fs::read_to_string(&main).expect("main"), original);
+
+        ok(&w.bai_run(&["config-ssh"]).await);
+        ok(&w.bai_run(&["config-ssh"]).await);
+        let content = std::fs::read_to_string(&main).expect("main");
+        assert_eq!(content.matches("Include ").count(), 1, "{content}");
+        assert!(
+            content.find("Include").expect("include")
+                < content.find("Host github.com").expect("host")
+        );
+        let include = ssh_dir.join("bai").join("config");
+        let entries = std::fs::read_to_string(&include).expect("include file");
+        assert!(entries.contains("Host bai-s1\n"), "{entries}");
+        assert!(
+            entries.contains(&format!("User {}\n", s1.account)),
+            "{entries}"
+        );
+        assert!(entries.contains("proxy --stdio s1"), "{entries}");
+        let key = w.cfg.join("keys/default/s1/id_container");
+        assert_eq!(mode(&key), 0o600);
+
+        let main_s = main.display().to_string();
+        let out = w
+            .run(
+                w.command(
+                    "ssh",
+                    &["-F", &main_s, "-o", "BatchMode=yes", "bai-s1", "echo", "ok"],
+                ),
+                None,
+            )
+            .await;
+        ok(&out);
+        assert_eq!(text(&out.stdout).trim(), "ok");
+
+        ok(&w.bai_run(&["config-ssh", "--remove"]).await);
+        assert_eq!(std::fs::read(&main).expect("main"), original.as_bytes());
+        assert!(!include.exists());
+        assert!(!key.exists());
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_are_clear_with_distinct_exit_codes() {
+    within(async {
+        let mut w = World::start().await;
+        let s1 = w.session("s1").await;
+        w.sb()
+            .create_session(SessionSpec::with_status("booting", Status::Preparing))
+            .await
+            .expect("booting");
+        // No endpoint at all.
+        fails_with(&w.bai_run(&["ps"]).await, 3, "no Backend.AI endpoint");
+        w.login(&s1.account).await;
+        fails_with(
+            &w.bai_run(&["ssh", "nosuch", "--", "true"]).await,
+            6,
+            "no such session",
+        );
+        fails_with(&w.bai_run(&["app", "s1", "jupyter"]).await, 7, "jupyter");
+        fails_with(
+            &w.bai_run(&["ssh", "booting", "--", "true"]).await,
+            8,
+            "not running",
+        );
+        // sshd not answering inside a running session (the tcpproxy refuses: close 1013).
+        w.sb()
+            .session_faults("s1")
+            .expect("faults")
+            .set_refuse_port(true);
+        let out = w.bai_run(&["ssh", "s1", "--", "true"]).await;
+        fails_with(&out, 7, "1013");
+        // A port taken with --strict-port.
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let p = taken.local_addr().expect("addr").port().to_string();
+        w.sb()
+            .session_faults("s1")
+            .expect("faults")
+            .set_refuse_port(false);
+        fails_with(
+            &w.bai_run(&["app", "s1", "-b", &p, "--strict-port"]).await,
+            10,
+            "in use",
+        );
+        // The server is gone.
+        w.sb.take().expect("sandbox").shutdown().await;
+        let out = w.bai_run(&["ps"]).await;
+        fails_with(&out, 9, "cannot reach");
+        assert!(
+            text(&out.stderr).contains("hint: "),
+            "{}",
+            text(&out.stderr)
+        );
+    })
+    .await;
+}

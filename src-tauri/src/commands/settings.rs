@@ -1,0 +1,71 @@
+//! Preferences: the preferred SSH port and account (saved in bai's profile, shared with the
+//! CLI) and the session list's auto-refresh interval (app-only).
+
+use serde::{Deserialize, Serialize};
+use tauri::State;
+
+use crate::error::{CommandError, CommandResult};
+use crate::AppState;
+
+/// Lowest preferred port (unprivileged).
+pub const PORT_MIN: i64 = 1025;
+/// Highest preferred port.
+pub const PORT_MAX: i64 = 65534;
+/// Shortest auto-refresh interval (0 = off).
+pub const REFRESH_MIN: i64 = 5;
+/// Longest auto-refresh interval.
+pub const REFRESH_MAX: i64 = 3600;
+
+/// The settings as the UI sees them. Numbers are wide so that out-of-range values arrive
+/// here and get a readable `InvalidInput` instead of a deserialization failure.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SettingsView {
+    /// `null` = any free port.
+    pub preferred_ssh_port: Option<i64>,
+    /// 0 = off.
+    pub refresh_seconds: i64,
+    /// The account inside sessions.
+    pub account: String,
+}
+
+impl SettingsView {
+    /// The settings with the account trimmed, or `InvalidInput`.
+    pub fn validated(mut self) -> CommandResult<SettingsView> {
+        if let Some(p) = self.preferred_ssh_port {
+            if !(PORT_MIN..=PORT_MAX).contains(&p) {
+                return Err(CommandError::invalid(format!(
+                    "the preferred SSH port must be between {PORT_MIN} and {PORT_MAX} (or empty for a random port), not {p}"
+                )));
+            }
+        }
+        let r = self.refresh_seconds;
+        if r != 0 && !(REFRESH_MIN..=REFRESH_MAX).contains(&r) {
+            return Err(CommandError::invalid(format!(
+                "auto-refresh must be 0 (off) or between {REFRESH_MIN} and {REFRESH_MAX} seconds, not {r}"
+            )));
+        }
+        self.account = self.account.trim().to_owned();
+        let a = &self.account;
+        let ok_start = a.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+        let ok_rest = a.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+        if !ok_start || !ok_rest || a.len() > 32 {
+            return Err(CommandError::invalid(format!(
+                "the account must be a user name (letters, digits, _ - .; up to 32), not {a:?}"
+            )));
+        }
+        Ok(self)
+    }
+}
+
+/// `get_settings() -> Settings`.
+#[tauri::command]
+pub fn get_settings(state: State<'_, AppState>) -> CommandResult<SettingsView> {
+    state.get_settings()
+}
+
+/// `set_settings({settings}) -> Settings`.
+#[tauri::command]
+pub fn set_settings(state: State<'_, AppState>, settings: SettingsView) -> CommandResult<SettingsView> {
+    state.set_settings(settings)
+}

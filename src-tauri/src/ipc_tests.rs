@@ -1,0 +1,297 @@
+//! The commands through Tauri's mock runtime (`mock_builder` + `get_ipc_response`): the real
+//! IPC path (argument names, serialization, `{code, message}` errors) without a webview,
+//! against `bai-sandbox` started in-process on port 0.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bai_sandbox::{Config as SandboxConfig, Sandbox, SessionSpec, Status};
+use serde_json::{json, Value};
+use tauri::ipc::{CallbackFn, InvokeBody};
+use tauri::test::{get_ipc_response, mock_builder, mock_context, noop_assets, MockRuntime, INVOKE_KEY};
+use tauri::webview::InvokeRequest;
+use tauri::WebviewWindow;
+
+use crate::demo::DemoSandbox;
+use crate::{run_app, AppState};
+
+struct Harness {
+    _app: tauri::App<MockRuntime>,
+    window: WebviewWindow<MockRuntime>,
+    dir: tempfile::TempDir,
+}
+
+fn harness_with(dir: tempfile::TempDir, demo: Option<DemoSandbox>) -> Harness {
+    let store: Arc<dyn bai_core::SecretStore> = Arc::new(bai_core::FileStore::new(dir.path()));
+    let state = AppState::new(dir.path().to_path_buf(), store, demo);
+    let app = run_app(mock_builder(), state, |_| Ok(()))
+        .build(mock_context(noop_assets()))
+        .expect("the mock app builds");
+    let window = tauri::WebviewWindowBuilder::new(&app, "main", Default::default())
+        .build()
+        .expect("the mock window builds");
+    Harness {
+        _app: app,
+        window,
+        dir,
+    }
+}
+
+fn harness() -> Harness {
+    harness_with(tempfile::tempdir().expect("tempdir"), None)
+}
+
+impl Harness {
+    fn invoke(&self, cmd: &str, args: Value) -> Result<Value, Value> {
+        let req = InvokeRequest {
+            cmd: cmd.into(),
+            callback: CallbackFn(0),
+            error: CallbackFn(1),
+            url: "http://tauri.localhost".parse().expect("url"),
+            body: InvokeBody::Json(args),
+            headers: Default::default(),
+            invoke_key: INVOKE_KEY.to_string(),
+        };
+        get_ipc_response(&self.window, req)
+            .map(|b| b.deserialize::<Value>().expect("the answer is JSON"))
+    }
+
+    fn ok(&self, cmd: &str, args: Value) -> Value {
+        self.invoke(cmd, args)
+            .unwrap_or_else(|e| panic!("{cmd} failed: {e}"))
+    }
+
+    fn err(&self, cmd: &str, args: Value) -> Value {
+        match self.invoke(cmd, args) {
+            Ok(v) => panic!("{cmd} should have failed, got {v}"),
+            Err(e) => e,
+        }
+    }
+}
+
+/// A sandbox on its own runtime (the commands run on Tauri's), with one RUNNING and one
+/// PREPARING session.
+struct Server {
+    rt: tokio::runtime::Runtime,
+    sandbox: Option<Sandbox>,
+}
+
+impl Server {
+    fn start() -> Server {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let sandbox = rt.block_on(async {
+            let s = tokio::time::timeout(Duration::from_secs(30), async {
+                let s = Sandbox::start(SandboxConfig::default()).await.expect("sandbox starts");
+                s.create_session(SessionSpec::running("s1")).await.expect("s1");
+                s.create_session(SessionSpec::with_status("prep", Status::Preparing))
+                    .await
+                    .expect("prep");
+                s
+            });
+            s.await.expect("the sandbox starts within 30 s")
+        });
+        Server {
+            rt,
+            sandbox: Some(sandbox),
+        }
+    }
+
+    fn sb(&self) -> &Sandbox {
+        self.sandbox.as_ref().expect("BUG: only taken on drop")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(s) = self.sandbox.take() {
+            self.rt.block_on(s.shutdown());
+        }
+    }
+}
+
+fn session_login(h: &Harness, sb: &Sandbox, password: &str, remember: bool) -> Result<Value, Value> {
+    h.invoke(
+        "login",
+        json!({"endpoint": sb.webserver_url(), "mode": "session", "email": sb.user().email,
+               "password": password, "remember": remember}),
+    )
+}
+
+#[test]
+fn app_info_has_the_version_and_no_sandbox() {
+    let h = harness();
+    assert_eq!(
+        h.ok("app_info", json!({})),
+        json!({"version": env!("CARGO_PKG_VERSION"), "sandbox": null})
+    );
+}
+
+#[test]
+fn nothing_to_restore_and_not_logged_in() {
+    let h = harness();
+    assert_eq!(h.ok("restore_login", json!({})), Value::Null);
+    let e = h.err("list_sessions", json!({}));
+    assert_eq!(e["code"], "LoginExpired", "{e}");
+    h.ok("logout", json!({}));
+}
+
+#[test]
+fn login_rejects_bad_input_with_codes() {
+    let h = harness();
+    let e = h.err("login", json!({"endpoint": "example.com", "mode": "session", "email": "a", "password": "b", "remember": false}));
+    assert_eq!(e["code"], "BadUrl", "{e}");
+    let e = h.err("login", json!({"endpoint": "http://127.0.0.1:9", "mode": "ldap", "remember": false}));
+    assert_eq!(e["code"], "InvalidInput", "{e}");
+    let e = h.err("login", json!({"endpoint": "http://127.0.0.1:9", "mode": "session", "email": "a@b", "remember": false}));
+    assert_eq!(e["code"], "InvalidInput", "missing password: {e}");
+    // Port 9 (discard) is closed on loopback.
+    let e = h.err("login", json!({"endpoint": "http://127.0.0.1:9", "mode": "session", "email": "a@b", "password": "x", "remember": false}));
+    assert_eq!(e["code"], "Unreachable", "{e}");
+    assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()), "{e}");
+}
+
+#[test]
+fn session_login_lists_sessions_restores_and_logs_out() {
+    let server = Server::start();
+    let sb = server.sb();
+    let h = harness();
+
+    let e = session_login(&h, sb, "not-the-password", true).expect_err("wrong password");
+    assert_eq!(e["code"], "AuthFailed", "{e}");
+    assert!(!e.to_string().contains(&sb.user().password));
+
+    let state = session_login(&h, sb, &sb.user().password, true).expect("login");
+    assert_eq!(
+        state,
+        json!({"endpoint": sb.webserver_url().trim_end_matches('/'), "mode": "session", "user": sb.user().email})
+    );
+    assert_eq!(h.ok("restore_login", json!({})), state, "the current login");
+
+    let list = h.ok("list_sessions", json!({}));
+    let rows = list.as_array().expect("an array");
+    let row = |name: &str| {
+        rows.iter()
+            .find(|r| r["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {list}"))
+    };
+    let s1 = row("s1");
+    assert_eq!(s1["status"], "RUNNING");
+    assert_eq!(s1["sshAvailable"], true);
+    assert!(s1.get("sshReason").is_none(), "{s1}");
+    assert!(s1["id"].as_str().is_some_and(|s| !s.is_empty()));
+    assert!(s1["createdAt"].is_string() && s1["image"].is_string());
+    let prep = row("prep");
+    assert_eq!(prep["status"], "PREPARING");
+    assert_eq!(prep["sshAvailable"], false);
+    assert!(prep["sshReason"].as_str().is_some_and(|r| r.contains("preparing")), "{prep}");
+
+    // Nothing secret reached the config file; the login was saved for the next start.
+    let config = std::fs::read_to_string(h.dir.path().join("config.toml")).expect("config saved");
+    assert!(config.contains(&sb.user().email) && !config.contains(&sb.user().password));
+
+    // A new app over the same config dir restores the saved login (checked with the server).
+    let dir = h.dir;
+    let h2 = harness_with(dir, None);
+    assert_eq!(h2.ok("restore_login", json!({})), state, "restored at start");
+    assert!(h2.ok("list_sessions", json!({})).as_array().is_some_and(|a| a.len() == 2));
+
+    h2.ok("logout", json!({}));
+    let e = h2.err("list_sessions", json!({}));
+    assert_eq!(e["code"], "LoginExpired", "{e}");
+    let dir = h2.dir;
+    let h3 = harness_with(dir, None);
+    assert_eq!(h3.ok("restore_login", json!({})), Value::Null, "logged out for good");
+}
+
+#[test]
+fn unremembered_login_leaves_nothing_to_restore() {
+    let server = Server::start();
+    let sb = server.sb();
+    let h = harness();
+    session_login(&h, sb, &sb.user().password, false).expect("login");
+    assert_eq!(h.ok("list_sessions", json!({})).as_array().map(Vec::len), Some(2));
+    let h2 = harness_with(h.dir, None);
+    assert_eq!(h2.ok("restore_login", json!({})), Value::Null);
+}
+
+#[test]
+fn api_mode_login_with_a_keypair() {
+    let server = Server::start();
+    let sb = server.sb();
+    let h = harness();
+    let u = sb.user();
+    let e = h.err("login", json!({"endpoint": sb.manager_url(), "mode": "api", "accessKey": u.access_key, "secretKey": "wrong", "remember": false}));
+    assert_eq!(e["code"], "AuthFailed", "{e}");
+    let state = h.ok("login", json!({"endpoint": sb.manager_url(), "mode": "api", "accessKey": u.access_key, "secretKey": u.secret_key, "remember": true}));
+    assert_eq!(state["mode"], "api");
+    assert_eq!(state["user"], u.access_key.as_str());
+    let names: Vec<String> = h
+        .ok("list_sessions", json!({}))
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|r| r["name"].as_str().map(str::to_owned))
+        .collect();
+    assert!(names.contains(&"s1".to_owned()), "{names:?}");
+    let secrets = std::fs::read_to_string(h.dir.path().join("config.toml")).expect("config");
+    assert!(!secrets.contains(&u.secret_key), "the secret key is not in config.toml");
+    h.ok("logout", json!({}));
+}
+
+#[test]
+fn demo_sandbox_is_announced_and_logged_in_automatically() {
+    let server = Server::start();
+    let sb = server.sb();
+    let demo = DemoSandbox::parse(
+        &json!({"webserver": sb.webserver_url(), "manager": sb.manager_url(), "email": sb.user().email,
+                "password": sb.user().password, "access_key": "x", "secret_key": "y", "sessions": []})
+        .to_string(),
+    )
+    .expect("demo line");
+    let h = harness_with(tempfile::tempdir().expect("tempdir"), Some(demo));
+    let info = h.ok("app_info", json!({}));
+    assert_eq!(info["sandbox"], json!({"webserver": sb.webserver_url(), "email": sb.user().email}));
+    assert!(!info.to_string().contains(&sb.user().password), "the password stays in Rust");
+    let state = h.ok("restore_login", json!({}));
+    assert_eq!(state["user"], sb.user().email.as_str());
+    assert_eq!(h.ok("list_sessions", json!({})).as_array().map(Vec::len), Some(2));
+    assert!(
+        !h.dir.path().join("config.toml").exists(),
+        "the demo login is not saved in the user's config"
+    );
+}
+
+#[test]
+fn settings_round_trip_and_validation() {
+    let h = harness();
+    assert_eq!(
+        h.ok("get_settings", json!({})),
+        json!({"preferredSshPort": null, "refreshSeconds": 30, "account": "work"})
+    );
+    let s = json!({"preferredSshPort": 10022, "refreshSeconds": 0, "account": " work2 "});
+    assert_eq!(
+        h.ok("set_settings", json!({"settings": s})),
+        json!({"preferredSshPort": 10022, "refreshSeconds": 0, "account": "work2"})
+    );
+    assert_eq!(
+        h.ok("get_settings", json!({})),
+        json!({"preferredSshPort": 10022, "refreshSeconds": 0, "account": "work2"})
+    );
+    let config = std::fs::read_to_string(h.dir.path().join("config.toml")).expect("config");
+    assert!(config.contains("preferred_ssh_port = 10022"), "shared with the CLI: {config}");
+    for bad in [
+        json!({"preferredSshPort": 80, "refreshSeconds": 30, "account": "work"}),
+        json!({"preferredSshPort": 99999, "refreshSeconds": 30, "account": "work"}),
+        json!({"preferredSshPort": null, "refreshSeconds": 2, "account": "work"}),
+        json!({"preferredSshPort": null, "refreshSeconds": 30, "account": "bad user"}),
+    ] {
+        let e = h.err("set_settings", json!({"settings": bad}));
+        assert_eq!(e["code"], "InvalidInput", "{e}");
+    }
+    h.ok("set_settings", json!({"settings": {"preferredSshPort": null, "refreshSeconds": 60, "account": "work"}}));
+    assert_eq!(h.ok("get_settings", json!({}))["preferredSshPort"], Value::Null);
+}

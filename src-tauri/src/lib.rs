@@ -1,0 +1,107 @@
+//! The bai desktop app: a Tauri v2 shell around `bai-core`, with the Svelte UI in `ui/dist`.
+//!
+//! [`run`] is the real entry point (display check, logging, plugins, the generated context);
+//! [`run_app`] wires state and commands onto any [`tauri::Builder`], so unit tests can pass
+//! `tauri::test::mock_builder()` and call commands without a webview.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod commands;
+pub mod demo;
+pub mod error;
+mod logging;
+pub mod state;
+
+use tauri::{App, Builder, Runtime};
+
+pub use error::{CommandError, ErrorCode};
+pub use state::AppState;
+
+/// Printed (and the app exits with status 2) when no graphical display is available.
+pub const NO_DISPLAY_MESSAGE: &str = "bai-desktop needs a graphical display; on a headless machine use the `bai` CLI (bai login, bai ps, bai ssh SESSION)";
+
+/// Whether a graphical display is reachable, judged from the environment (Linux/BSD: `DISPLAY`
+/// or `WAYLAND_DISPLAY`; other platforms always have one).
+pub fn has_display(get: impl Fn(&str) -> Option<String>) -> bool {
+    if cfg!(any(target_os = "linux", target_os = "freebsd", target_os = "openbsd", target_os = "netbsd", target_os = "dragonfly")) {
+        ["DISPLAY", "WAYLAND_DISPLAY"]
+            .iter()
+            .any(|v| get(v).is_some_and(|s| !s.trim().is_empty()))
+    } else {
+        true
+    }
+}
+
+/// Adds the app's state and commands to `builder`; `setup` runs first in Tauri's setup hook
+/// (the real app starts logging there; tests pass a no-op).
+pub fn run_app<R, F>(builder: Builder<R>, state: AppState, setup: F) -> Builder<R>
+where
+    R: Runtime,
+    F: FnOnce(&mut App<R>) -> Result<(), Box<dyn std::error::Error>> + Send + 'static,
+{
+    builder
+        .manage(state)
+        .setup(move |app| setup(app))
+        .invoke_handler(tauri::generate_handler![
+            commands::app::app_info,
+            commands::auth::restore_login,
+            commands::auth::login,
+            commands::auth::logout,
+            commands::sessions::list_sessions,
+            commands::settings::get_settings,
+            commands::settings::set_settings,
+        ])
+}
+
+/// Starts the desktop app; exits the process with status 2 when there is no display, and 1
+/// when the app cannot start.
+pub fn run() {
+    if !has_display(|v| std::env::var(v).ok()) {
+        eprintln!("{NO_DISPLAY_MESSAGE}");
+        std::process::exit(2);
+    }
+    let state = match AppState::from_env() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("bai-desktop: cannot start: {e}");
+            std::process::exit(1);
+        }
+    };
+    let builder = Builder::default()
+        .plugin(tauri_plugin_dialog::init())
+        .plugin(tauri_plugin_clipboard_manager::init())
+        .plugin(tauri_plugin_opener::init());
+    let result = run_app(builder, state, |app| {
+        logging::init(app)?;
+        Ok(())
+    })
+    .run(tauri::generate_context!("../tauri.conf.json"));
+    if let Err(e) = result {
+        eprintln!("bai-desktop: {e}");
+        std::process::exit(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_is_needed_on_linux() {
+        let none = |_: &str| None;
+        let x11 = |v: &str| (v == "DISPLAY").then(|| ":0".to_owned());
+        let wayland = |v: &str| (v == "WAYLAND_DISPLAY").then(|| "wayland-0".to_owned());
+        let blank = |_: &str| Some("  ".to_owned());
+        if cfg!(target_os = "linux") {
+            assert!(!has_display(none), "no variable set means no display");
+            assert!(!has_display(blank), "blank values do not count");
+        }
+        assert!(has_display(x11));
+        assert!(has_display(wayland));
+        assert!(NO_DISPLAY_MESSAGE.contains("bai ssh SESSION"));
+    }
+}
+
+#[cfg(test)]
+mod ipc_tests;

@@ -1,0 +1,372 @@
+//! End-to-end: the real app (debug or release binary) driven through tauri-driver +
+//! WebKitWebDriver, against `bai-sandbox` started in-process on port 0.
+//!
+//! Run it with `scripts/test-desktop.sh`, which builds the UI and the app, starts Xvfb, a
+//! D-Bus session and tauri-driver, and sets:
+//! - `BAI_WEBDRIVER`: the tauri-driver URL (e.g. `http://127.0.0.1:4444`);
+//! - `BAI_DESKTOP_BIN`: the absolute path of the `bai-desktop` binary;
+//! - `BAI_CONFIG_DIR` (a fresh temp dir) and `BAI_SECRET_STORE=file`, inherited by the app.
+//!
+//! Without the first two every test prints why and returns. Screenshots go to
+//! `$BAI_SCREENSHOT_DIR` (default `target/screenshots`). The tests share the app's config dir,
+//! so they run one at a time (`--test-threads=1`) and each starts from the login screen.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use bai_sandbox::{Config as SandboxConfig, Sandbox, SessionSpec, Status};
+use fantoccini::elements::Element;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+
+/// Upper bound for one whole test.
+const TEST_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long to wait for something to show up on screen.
+const UI_TIMEOUT: Duration = Duration::from_secs(30);
+
+type Res<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+struct Env {
+    webdriver: String,
+    bin: String,
+}
+
+fn env() -> Option<Env> {
+    let webdriver = std::env::var("BAI_WEBDRIVER").ok().filter(|s| !s.is_empty());
+    let bin = std::env::var("BAI_DESKTOP_BIN").ok().filter(|s| !s.is_empty());
+    match (webdriver, bin) {
+        (Some(webdriver), Some(bin)) => Some(Env { webdriver, bin }),
+        _ => {
+            eprintln!(
+                "skipped: BAI_WEBDRIVER and BAI_DESKTOP_BIN are not set; run scripts/test-desktop.sh \
+                 (it starts Xvfb, D-Bus and tauri-driver and builds the app)"
+            );
+            None
+        }
+    }
+}
+
+fn screenshot_dir() -> PathBuf {
+    std::env::var_os("BAI_SCREENSHOT_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/screenshots"))
+}
+
+async fn with_timeout(name: &str, f: impl Future<Output = Res>) {
+    match tokio::time::timeout(TEST_TIMEOUT, f).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => panic!("{name}: {e}"),
+        Err(_) => panic!("{name}: timed out after {TEST_TIMEOUT:?}"),
+    }
+}
+
+/// Starts the app (a new WebDriver session launches a new process).
+async fn launch(env: &Env) -> Res<Client> {
+    let caps = json!({
+        "browserName": "wry",
+        "tauri:options": { "application": env.bin },
+    });
+    let serde_json::Value::Object(caps) = caps else {
+        unreachable!("BUG: a json! object literal")
+    };
+    let mut b = ClientBuilder::rustls()?;
+    b.capabilities(caps);
+    Ok(b.connect(&env.webdriver).await?)
+}
+
+async fn shot(c: &Client, name: &str) -> Res {
+    let dir = screenshot_dir();
+    std::fs::create_dir_all(&dir)?;
+    let png = c.screenshot().await?;
+    let path = dir.join(format!("{name}.png"));
+    std::fs::write(&path, png)?;
+    eprintln!("screenshot: {}", path.display());
+    Ok(())
+}
+
+/// Polls `f` until it yields `Some`, or fails after [`UI_TIMEOUT`] naming `what`.
+async fn until<T, F, Fut>(c: &Client, what: &str, mut f: F) -> Res<T>
+where
+    F: FnMut(Client) -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + UI_TIMEOUT;
+    loop {
+        if let Some(v) = f(c.clone()).await {
+            return Ok(v);
+        }
+        if Instant::now() > deadline {
+            let _ = shot(c, &format!("timeout-{}", what.replace(|ch: char| !ch.is_ascii_alphanumeric(), "_"))).await;
+            let body = match c.find(Locator::Css("body")).await {
+                Ok(b) => b.text().await.unwrap_or_default(),
+                Err(_) => String::new(),
+            };
+            return Err(format!("timed out waiting for {what}; the page shows:\n{body}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn el(c: &Client, css: &str) -> Res<Element> {
+    let css_owned = css.to_owned();
+    until(c, css, move |c| {
+        let css = css_owned.clone();
+        async move { c.find(Locator::Css(&css)).await.ok() }
+    })
+    .await
+}
+
+async fn type_into(c: &Client, css: &str, text: &str) -> Res {
+    let e = el(c, css).await?;
+    e.clear().await?;
+    e.send_keys(text).await?;
+    Ok(())
+}
+
+/// Waits for the login screen; logs out first if a saved login was restored.
+async fn to_login_screen(c: &Client) -> Res {
+    let which = until(c, "the login or main screen", |c| async move {
+        if c.find(Locator::Id("login-button")).await.is_ok() {
+            Some("login")
+        } else if c.find(Locator::Id("logout")).await.is_ok() {
+            Some("main")
+        } else {
+            None
+        }
+    })
+    .await?;
+    if which == "main" {
+        el(c, "#logout").await?.click().await?;
+        el(c, "#login-button").await?;
+    }
+    Ok(())
+}
+
+async fn set_remember(c: &Client, on: bool) -> Res {
+    let cb = el(c, "#remember").await?;
+    if cb.is_selected().await? != on {
+        cb.click().await?;
+    }
+    Ok(())
+}
+
+async fn session_login(c: &Client, sb: &Sandbox, password: &str, remember: bool) -> Res {
+    el(c, "#mode-session").await?.click().await?;
+    type_into(c, "#endpoint", &sb.webserver_url()).await?;
+    type_into(c, "#email", &sb.user().email).await?;
+    type_into(c, "#password", password).await?;
+    set_remember(c, remember).await?;
+    el(c, "#login-button").await?.click().await?;
+    Ok(())
+}
+
+fn row(name: &str) -> String {
+    format!("[data-testid=session-row][data-session=\"{name}\"]")
+}
+
+async fn start_sandbox() -> Res<Sandbox> {
+    let sb = Sandbox::start(SandboxConfig::default()).await?;
+    sb.create_session(SessionSpec::running("s1")).await?;
+    sb.create_session(SessionSpec::with_status("prep", Status::Preparing)).await?;
+    Ok(sb)
+}
+
+/// Checks the two rows: s1 RUNNING with SSH, prep PREPARING without (and a tooltip).
+async fn check_session_rows(c: &Client) -> Res {
+    let s1 = el(c, &row("s1")).await?;
+    let status = s1.find(Locator::Css("[data-testid=session-status]")).await?.text().await?;
+    assert!(status.contains("RUNNING"), "s1 status: {status:?}");
+    let ssh = s1.find(Locator::Css("[data-testid=ssh-button]")).await?;
+    assert!(ssh.is_enabled().await?, "s1's SSH button is enabled");
+    let avail = s1.find(Locator::Css("[data-testid=ssh-availability]")).await?.text().await?;
+    assert!(avail.contains("Available"), "s1 availability: {avail:?}");
+
+    let prep = el(c, &row("prep")).await?;
+    let status = prep.find(Locator::Css("[data-testid=session-status]")).await?.text().await?;
+    assert!(status.contains("PREPARING"), "prep status: {status:?}");
+    let ssh = prep.find(Locator::Css("[data-testid=ssh-button]")).await?;
+    assert!(!ssh.is_enabled().await?, "prep's SSH button is disabled");
+    let tip = ssh.attr("title").await?.unwrap_or_default();
+    assert!(tip.to_lowercase().contains("preparing"), "prep's tooltip: {tip:?}");
+    Ok(())
+}
+
+async fn logout(c: &Client) -> Res {
+    el(c, "#logout").await?.click().await?;
+    el(c, "#login-button").await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a1_session_login_lists_sessions_then_logout() {
+    let Some(env) = env() else { return };
+    with_timeout("session login", async {
+        let sb = start_sandbox().await?;
+        let c = launch(&env).await?;
+        to_login_screen(&c).await?;
+        shot(&c, "01-login").await?;
+        session_login(&c, &sb, &sb.user().password, false).await?;
+        check_session_rows(&c).await?;
+        let who = el(&c, "#whoami").await?.text().await?;
+        assert!(who.contains(&sb.user().email), "header names the user: {who:?}");
+        shot(&c, "02-sessions").await?;
+
+        // The filter narrows the list.
+        type_into(&c, "#session-filter", "prep").await?;
+        until(&c, "only prep listed", |c| async move {
+            let rows = c.find_all(Locator::Css("[data-testid=session-row]")).await.ok()?;
+            (rows.len() == 1).then_some(())
+        })
+        .await?;
+        shot(&c, "03-filtered").await?;
+        type_into(&c, "#session-filter", "").await?;
+        el(&c, "#refresh").await?.click().await?;
+        el(&c, &row("s1")).await?;
+
+        logout(&c).await?;
+        shot(&c, "04-logged-out").await?;
+        c.close().await?;
+        sb.shutdown().await;
+        Ok(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a2_wrong_password_shows_the_login_error() {
+    let Some(env) = env() else { return };
+    with_timeout("wrong password", async {
+        let sb = start_sandbox().await?;
+        let c = launch(&env).await?;
+        to_login_screen(&c).await?;
+        session_login(&c, &sb, "definitely-wrong", false).await?;
+        let err = el(&c, "#login-error").await?;
+        let text = err.text().await?;
+        assert!(text.to_lowercase().contains("wrong email or password"), "login error: {text:?}");
+        assert_eq!(err.attr("data-code").await?.as_deref(), Some("AuthFailed"));
+        assert!(!text.contains(&sb.user().password));
+        shot(&c, "05-wrong-password").await?;
+        // Still on the login screen.
+        el(&c, "#login-button").await?;
+        c.close().await?;
+        sb.shutdown().await;
+        Ok(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a3_api_mode_login_with_a_keypair() {
+    let Some(env) = env() else { return };
+    with_timeout("API mode", async {
+        let sb = start_sandbox().await?;
+        let c = launch(&env).await?;
+        to_login_screen(&c).await?;
+        el(&c, "#mode-api").await?.click().await?;
+        type_into(&c, "#endpoint", &sb.manager_url()).await?;
+        type_into(&c, "#access-key", &sb.user().access_key).await?;
+        type_into(&c, "#secret-key", &sb.user().secret_key).await?;
+        set_remember(&c, false).await?;
+        shot(&c, "06-api-login").await?;
+        el(&c, "#login-button").await?.click().await?;
+        check_session_rows(&c).await?;
+        let who = el(&c, "#whoami").await?.text().await?;
+        assert!(who.contains(&sb.user().access_key), "header names the access key: {who:?}");
+        shot(&c, "07-api-sessions").await?;
+        logout(&c).await?;
+        c.close().await?;
+        sb.shutdown().await;
+        Ok(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a4_preferences_save_the_preferred_port() {
+    let Some(env) = env() else { return };
+    with_timeout("preferences", async {
+        let sb = start_sandbox().await?;
+        let c = launch(&env).await?;
+        to_login_screen(&c).await?;
+        session_login(&c, &sb, &sb.user().password, false).await?;
+        el(&c, &row("s1")).await?;
+        el(&c, "#prefs-button").await?.click().await?;
+        type_into(&c, "#pref-port", "10022").await?;
+        shot(&c, "08-preferences").await?;
+        el(&c, "#pref-save").await?.click().await?;
+        until(&c, "the preferences dialog to close", |c| async move {
+            c.find(Locator::Id("pref-save")).await.is_err().then_some(())
+        })
+        .await?;
+        let dir = std::env::var_os("BAI_CONFIG_DIR").map(PathBuf::from);
+        if let Some(dir) = dir {
+            let config = std::fs::read_to_string(dir.join("config.toml"))?;
+            assert!(config.contains("preferred_ssh_port = 10022"), "saved: {config}");
+        }
+        logout(&c).await?;
+        c.close().await?;
+        sb.shutdown().await;
+        Ok(())
+    })
+    .await;
+}
+
+/// Cold start with a remembered login: from launching the app to a rendered session list.
+/// With `BAI_DEMO_SANDBOX_JSON` set (scripts/measure-startup.sh) the app logs in to that
+/// sandbox by itself and only the start is timed.
+#[tokio::test]
+async fn a5_cold_start_to_session_list() {
+    let Some(env) = env() else { return };
+    with_timeout("cold start", async {
+        let demo = std::env::var_os("BAI_DEMO_SANDBOX_JSON").is_some();
+        let sb = if demo {
+            None
+        } else {
+            let sb = start_sandbox().await?;
+            let c = launch(&env).await?;
+            to_login_screen(&c).await?;
+            session_login(&c, &sb, &sb.user().password, true).await?;
+            el(&c, &row("s1")).await?;
+            c.close().await?;
+            Some(sb)
+        };
+        let runs = std::env::var("BAI_STARTUP_RUNS").ok().and_then(|s| s.parse().ok()).unwrap_or(1u32);
+        let mut times = Vec::new();
+        for i in 0..runs {
+            let t0 = Instant::now();
+            let c = launch(&env).await?;
+            let started = t0.elapsed();
+            el(&c, "[data-testid=session-row]").await?;
+            let rendered = t0.elapsed();
+            eprintln!(
+                "cold start #{}: session list rendered {} ms after launch (WebDriver session up after {} ms)",
+                i + 1,
+                rendered.as_millis(),
+                started.as_millis()
+            );
+            times.push(rendered.as_millis());
+            if i == 0 {
+                shot(&c, "09-cold-start").await?;
+            }
+            if i + 1 == runs && !demo {
+                logout(&c).await?;
+            }
+            c.close().await?;
+        }
+        times.sort_unstable();
+        println!(
+            "COLD_START_MS median={} min={} max={} runs={} bin={}",
+            times[times.len() / 2],
+            times[0],
+            times[times.len() - 1],
+            times.len(),
+            env.bin
+        );
+        if let Some(sb) = sb {
+            sb.shutdown().await;
+        }
+        Ok(())
+    })
+    .await;
+}
