@@ -1,3 +1,4 @@
+//! The `bai-desktop` binary: everything is in the library ([`bai_desktop::run`]).
 // No console window on Windows release builds.
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 

@@ -140,7 +140,9 @@ pub(crate) type SessionCell = Arc<Mutex<Option<Sensitive<String>>>>;
 
 /// Locks a [`SessionCell`]. A poisoned lock only means another thread panicked
 /// mid-assignment of an `Option`, so the value is still usable.
-pub(crate) fn lock_cell(cell: &SessionCell) -> std::sync::MutexGuard<'_, Option<Sensitive<String>>> {
+pub(crate) fn lock_cell(
+    cell: &SessionCell,
+) -> std::sync::MutexGuard<'_, Option<Sensitive<String>>> {
     cell.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -364,7 +366,9 @@ impl Client {
         let (resp, sent) = self
             .send_raw(Method::GET, &url, Body::Empty, None, false)
             .await?;
-        let resp = self.check(resp, &url, Ctx::default(), sent.as_ref()).await?;
+        let resp = self
+            .check(resp, &url, Ctx::default(), sent.as_ref())
+            .await?;
         let v: Value = self.read_json(resp, &url).await?;
         let Some(obj) = v.as_object() else {
             return Err(Error::invalid_response(
@@ -497,10 +501,13 @@ impl Client {
         Ok((resp, sent))
     }
 
-    /// Follows a session id change (rotation or clearing) that the server announced on a 2xx
-    /// answer, but only for a request that carried the current login id: an anonymous request
-    /// (the version probe) may get a brand-new anonymous web session, which must never replace
-    /// the login. `/server/login` and `/server/login-check` set the id explicitly instead.
+    /// Follows the server clearing the login cookie (`Max-Age=0`, e.g. at logout) on a 2xx
+    /// answer to a request that carried the current login id.
+    ///
+    /// A *new* id in an answer is never adopted here: an anonymous request (the version probe)
+    /// or one whose login died may get a brand-new anonymous web session, which must not
+    /// replace the login. Only `/server/login` and `/server/login-check` (when authenticated)
+    /// set the id.
     fn capture_session(&self, h: &HeaderMap, sent: Option<&Sensitive<String>>) {
         if self.inner.mode != Mode::Session {
             return;
@@ -512,12 +519,19 @@ impl Client {
         } else {
             session_from_cookies(h)
         };
-        let Some(id) = id else { return };
-        let mut cur = self.lock_session();
-        // Compare and swap: a concurrent login may have replaced the id meanwhile.
-        if cur.as_ref() == Some(sent) && sent.expose() != &id {
-            tracing::debug!(cleared = id.is_empty(), "login session id updated by the server");
-            *cur = Some(Sensitive::new(id)).filter(|s| !s.expose().is_empty());
+        match id {
+            Some(id) if id.is_empty() => {
+                let mut cur = self.lock_session();
+                // Compare and swap: a concurrent login may have replaced the id meanwhile.
+                if cur.as_ref() == Some(sent) {
+                    tracing::debug!("the server cleared the login session id");
+                    *cur = None;
+                }
+            }
+            Some(id) if id != *sent.expose() => {
+                tracing::debug!("ignoring a different web session id in an answer");
+            }
+            _ => {}
         }
     }
 
@@ -742,7 +756,9 @@ impl Client {
     /// A webserver call (`/server/…`), session mode only.
     async fn server_call(&self, name: &str, body: Body) -> Result<(reqwest::Response, Url)> {
         let (resp, url, sent) = self.server_send(name, body).await?;
-        let resp = self.check(resp, &url, Ctx::default(), sent.as_ref()).await?;
+        let resp = self
+            .check(resp, &url, Ctx::default(), sent.as_ref())
+            .await?;
         Ok((resp, url))
     }
 
@@ -939,7 +955,9 @@ impl Client {
     #[tracing::instrument(skip(self), err)]
     pub async fn extend_login_session(&self) -> Result<Option<String>> {
         self.require_session_mode("extend-login-session")?;
-        let (resp, url, sent) = self.server_send("extend-login-session", Body::Empty).await?;
+        let (resp, url, sent) = self
+            .server_send("extend-login-session", Body::Empty)
+            .await?;
         if matches!(
             resp.status(),
             StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED
@@ -950,7 +968,9 @@ impl Client {
             }
             .into());
         }
-        let resp = self.check(resp, &url, Ctx::default(), sent.as_ref()).await?;
+        let resp = self
+            .check(resp, &url, Ctx::default(), sent.as_ref())
+            .await?;
         let v: Value = self.read_json(resp, &url).await?;
         Ok(v.get("expires").and_then(Value::as_str).map(str::to_owned))
     }
@@ -1159,7 +1179,8 @@ impl Client {
 
     /// Checks that the session runs and has `app`, and returns a [`TcpproxyTarget`] that makes
     /// a fresh, authenticated WebSocket request to `/stream/session/{s}/tcpproxy?app=…` for each
-    /// connection.
+    /// connection. In session mode the target shares this client's login id, so it keeps
+    /// working after [`Client::login`] or [`Client::set_session_id`] replaces the id.
     #[tracing::instrument(skip(self), err)]
     pub async fn tcpproxy_target(&self, session: &str, app: &str) -> Result<TcpproxyTarget> {
         let apps = self.session_apps(session).await?;

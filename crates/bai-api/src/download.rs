@@ -243,7 +243,9 @@ pub(crate) mod tests {
         assert!(strip_key(&[0xff, 0xfe]).is_err());
         // Leading binary junk that is not UTF-8 (and contains a lone dash) is cut off.
         let mut data = vec![0xff, 0xfe, 0x00, 0xc3, b'-', 0x80, 0x9f, b'\n'];
-        data.extend_from_slice(b"-----BEGIN OPENSSH PRIVATE KEY-----\nb3Bl\n-----END OPENSSH PRIVATE KEY-----\n");
+        data.extend_from_slice(
+            b"-----BEGIN OPENSSH PRIVATE KEY-----\nb3Bl\n-----END OPENSSH PRIVATE KEY-----\n",
+        );
         assert_eq!(
             strip_key(&data).expect("key"),
             "-----BEGIN OPENSSH PRIVATE KEY-----\nb3Bl\n-----END OPENSSH PRIVATE KEY-----\n"

@@ -280,7 +280,10 @@ mod tests {
         let dbg = format!("{r:?}");
         assert!(!dbg.contains("s3cr3t"), "{dbg}");
         assert!(dbg.contains("\"cookie\": \"<redacted>\""), "{dbg}");
-        assert!(dbg.contains("\"x-backendai-sessionid\": \"<redacted>\""), "{dbg}");
+        assert!(
+            dbg.contains("\"x-backendai-sessionid\": \"<redacted>\""),
+            "{dbg}"
+        );
         assert!(dbg.contains("tcpproxy?app=sshd"), "{dbg}");
     }
 

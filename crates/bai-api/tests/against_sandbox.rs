@@ -241,3 +241,48 @@ async fn older_server_version_is_negotiated() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn extend_login_session_and_relogin_reach_an_existing_target() {
+    within(async {
+        let sb = sandbox(Config::default()).await;
+        sb.create_session(SessionSpec::running("s1"))
+            .await
+            .expect("session");
+        let c = session_client(&sb).await;
+
+        // Extend: `{"status":201,"expires":ISO}`.
+        let expires = c
+            .extend_login_session()
+            .await
+            .expect("extend")
+            .expect("expires");
+        let expires = chrono::DateTime::parse_from_rfc3339(&expires).expect("ISO expiry");
+        assert!(expires > chrono::Utc::now(), "{expires}");
+        assert!(c.login_check().await.expect("check").authenticated);
+
+        // A target made before a re-login uses the new id afterwards.
+        let target = c.tcpproxy_target("s1", "sshd").await.expect("target");
+        let first = c.session_id().expect("id");
+        c.logout().await.expect("logout");
+        let u = sb.user();
+        c.login(&u.email, &Sensitive::new(u.password.clone()), None)
+            .await
+            .expect("login again");
+        let second = c.session_id().expect("id");
+        assert_ne!(first, second, "a new login gets a new web session");
+        let ws = target.request().expect("request");
+        assert_eq!(
+            ws.request.headers()["x-backendai-sessionid"],
+            second.expose().as_str()
+        );
+        let banner = read_banner(&target).await;
+        assert!(banner.starts_with("SSH-2.0-"), "{banner:?}");
+
+        // Logged out: extending is refused as an expired login.
+        c.logout().await.expect("logout");
+        let e = c.extend_login_session().await.expect_err("logged out");
+        assert_eq!(e.code(), ErrorCode::LoginExpired, "{e}");
+    })
+    .await;
+}

@@ -532,7 +532,10 @@ async fn clock_skew_names_both_clocks() {
         assert_eq!(e.code(), ErrorCode::ClockSkew, "{e}");
         let msg = e.to_string();
         assert!(msg.contains("local clock"), "{msg}");
-        assert!(msg.contains("2020-01-01 00:00:00"), "{msg}");
+        assert!(msg.contains("local time "), "{msg}");
+        assert!(msg.contains("server time 2020-01-01 00:00:00"), "{msg}");
+        assert!(msg.contains("fix the system time"), "{msg}");
+        assert!(matches!(e.kind(), ErrorKind::ClockSkew { .. }), "{e:?}");
     })
     .await;
 }
@@ -740,6 +743,245 @@ async fn tcpproxy_request_in_session_mode_uses_func_prefix() {
         assert_eq!(ws.request.headers()["x-backendai-sessionid"], "sid-123");
         assert!(!ws.request.headers().contains_key("authorization"));
         assert!(!format!("{t:?}").contains("sid-123"));
+    })
+    .await;
+}
+
+/// A 23.09 webserver hands a fresh anonymous web session to the anonymous `GET /func/`.
+async fn server_with_anonymous_cookie() -> MockServer {
+    let s = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/func/"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header(
+                    "Set-Cookie",
+                    "AIOHTTP_SESSION=anon999; HttpOnly; Max-Age=604800; Path=/",
+                )
+                .insert_header("X-BackendAI-SessionID", "anon999")
+                .set_body_json(json!({"version": "v9.20250722", "manager": "23.09.10"})),
+        )
+        .mount(&s)
+        .await;
+    s
+}
+
+#[tokio::test]
+async fn anonymous_cookie_from_the_version_probe_does_not_replace_the_login() {
+    within(async {
+        let s = server_with_anonymous_cookie().await;
+        Mock::given(method("POST"))
+            .and(path("/func/admin/gql"))
+            .and(header("X-BackendAI-SessionID", "sid-123"))
+            .and(header("Cookie", "AIOHTTP_SESSION=sid-123"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": {
+                "compute_session_list": {"items": [], "total_count": 0}}, "errors": null})))
+            .expect(1)
+            .mount(&s)
+            .await;
+        let c = logged_in_client(&s);
+        c.negotiate_version().await.expect("probe");
+        assert_eq!(
+            c.session_id().map(Sensitive::into_inner).as_deref(),
+            Some("sid-123"),
+            "the anonymous probe's cookie replaced the login"
+        );
+        // The next call still carries the login id (the mock only matches that).
+        c.list_sessions(StatusFilter::Active).await.expect("list");
+        assert_eq!(
+            c.session_id().map(Sensitive::into_inner).as_deref(),
+            Some("sid-123")
+        );
+        // A client with no login does not adopt the anonymous session either.
+        let anon = session_client(&s);
+        anon.negotiate_version().await.expect("probe");
+        assert!(anon.session_id().is_none());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn login_check_adopts_its_session_id_or_clears_a_stale_one() {
+    within(async {
+        let s = server_with_anonymous_cookie().await;
+        Mock::given(method("POST"))
+            .and(path("/server/login-check"))
+            .and(header("X-BackendAI-SessionID", "sid-123"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "authenticated": true, "data": {"access_key": "AK"}, "session_id": "sid-rotated"})))
+            .mount(&s)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/server/login-check"))
+            .and(header("X-BackendAI-SessionID", "dead-id"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .insert_header(
+                        "Set-Cookie",
+                        "AIOHTTP_SESSION=anon777; HttpOnly; Max-Age=604800; Path=/",
+                    )
+                    .set_body_json(
+                        json!({"authenticated": false, "data": null, "session_id": null}),
+                    ),
+            )
+            .mount(&s)
+            .await;
+        let c = logged_in_client(&s);
+        assert!(c.login_check().await.expect("check").authenticated);
+        assert_eq!(
+            c.session_id().map(Sensitive::into_inner).as_deref(),
+            Some("sid-rotated")
+        );
+        c.set_session_id(Some("dead-id".into()));
+        let check = c.login_check().await.expect("check");
+        assert!(!check.authenticated);
+        assert!(
+            c.session_id().is_none(),
+            "a stale id must be forgotten, not replaced by the anonymous one"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn tcpproxy_target_follows_a_relogin() {
+    within(async {
+        let s = server("v9.20250722").await;
+        let n = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let n2 = n.clone();
+        Mock::given(method("POST"))
+            .and(path("/server/login"))
+            .respond_with(move |_: &Request| {
+                let i = n2.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                ResponseTemplate::new(200)
+                    .insert_header("X-BackendAI-SessionID", format!("login-{i}").as_str())
+                    .set_body_json(json!({"authenticated": true, "data": {"access_key": "AK"}}))
+            })
+            .mount(&s)
+            .await;
+        let c = session_client(&s);
+        let pw = Sensitive::new("pw".to_owned());
+        c.login("me@example.com", &pw, None).await.expect("login 1");
+        let t = c
+            .tcpproxy_target_unchecked("s1", "sshd")
+            .await
+            .expect("target");
+        let r = t.request().expect("request").request;
+        assert_eq!(r.headers()["x-backendai-sessionid"], "login-1");
+        // Log in again (e.g. after the first login expired): the existing target follows.
+        c.login("me@example.com", &pw, None).await.expect("login 2");
+        let r = t.request().expect("request").request;
+        assert_eq!(r.headers()["x-backendai-sessionid"], "login-2");
+        assert_eq!(r.headers()["cookie"], "AIOHTTP_SESSION=login-2");
+        // A clone of the client shares it too.
+        c.clone().set_session_id(Some("restored".into()));
+        let r = t.request().expect("request").request;
+        assert_eq!(r.headers()["x-backendai-sessionid"], "restored");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn clock_skew_in_session_mode_blames_the_server_clocks() {
+    within(async {
+        let s = server("v9.20250722").await;
+        Mock::given(method("POST"))
+            .and(path("/func/admin/gql"))
+            .respond_with(
+                ResponseTemplate::new(400)
+                    .set_body_raw(
+                        json!({"type": "https://api.backend.ai/probs/invalid-auth-params",
+                               "title": "Missing or invalid authorization parameters",
+                               "msg": "Date/time sync error"})
+                        .to_string(),
+                        "application/problem+json",
+                    )
+                    .insert_header("Date", "Wed, 01 Jan 2020 00:00:00 GMT"),
+            )
+            .mount(&s)
+            .await;
+        let e = logged_in_client(&s)
+            .list_sessions(StatusFilter::Active)
+            .await
+            .expect_err("skew");
+        assert_eq!(e.code(), ErrorCode::ClockSkew, "{e}");
+        assert!(
+            matches!(e.kind(), ErrorKind::ServerClockSkew { server: Some(_) }),
+            "{e:?}"
+        );
+        let msg = e.to_string();
+        assert!(msg.contains("webserver"), "{msg}");
+        assert!(msg.contains("manager"), "{msg}");
+        assert!(msg.contains("server-side"), "{msg}");
+        assert!(msg.contains("2020-01-01 00:00:00"), "{msg}");
+        assert!(!msg.contains("fix the system time"), "{msg}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn extend_login_session_on_a_server_without_it_is_not_supported() {
+    within(async {
+        // No route mounted: wiremock answers 404 with an empty body, as a 23.09 webserver
+        // answers with its own 404 page.
+        let s = server("v7.20230615").await;
+        let e = logged_in_client(&s)
+            .extend_login_session()
+            .await
+            .expect_err("404");
+        assert_eq!(e.code(), ErrorCode::NotSupported, "{e}");
+        assert!(matches!(e.kind(), ErrorKind::NotSupported { .. }), "{e:?}");
+        assert!(
+            e.to_string()
+                .contains("does not support extending the login session"),
+            "{e}"
+        );
+        // The route exists: the expiry comes back.
+        let s = server("v9.20250722").await;
+        Mock::given(method("POST"))
+            .and(path("/server/extend-login-session"))
+            .and(header("X-BackendAI-SessionID", "sid-123"))
+            .respond_with(
+                ResponseTemplate::new(201)
+                    .set_body_json(json!({"status": 201, "expires": "2030-01-01T00:00:00+00:00"})),
+            )
+            .mount(&s)
+            .await;
+        assert_eq!(
+            logged_in_client(&s)
+                .extend_login_session()
+                .await
+                .expect("extend")
+                .as_deref(),
+            Some("2030-01-01T00:00:00+00:00")
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn api_mode_sends_the_domain_header() {
+    within(async {
+        let s = server("v9.20250722").await;
+        Mock::given(method("POST"))
+            .and(path("/admin/gql"))
+            .and(header("X-BackendAI-Domain", "default"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": {
+                "compute_session_list": {"items": [], "total_count": 0}}, "errors": null})))
+            .expect(1)
+            .mount(&s)
+            .await;
+        api_client(&s)
+            .list_sessions(StatusFilter::Active)
+            .await
+            .expect("list with the domain header");
+        // Sent next to the signature, not signed (the sandbox tests check the HMAC with it).
+        let reqs = s.received_requests().await.expect("recorded");
+        let gql = reqs
+            .iter()
+            .find(|r| r.url.path() == "/admin/gql")
+            .expect("gql");
+        assert!(gql.headers.get("authorization").is_some());
     })
     .await;
 }

@@ -503,7 +503,7 @@ async fn app_with_port_fallback_then_plain_ssh_with_downloaded_key() {
             "{err}"
         );
         assert!(
-            err.contains("connection") && err.contains("closed"),
+            err.contains(" from 127.0.0.1:") && err.contains(" closed ("),
             "no connection events: {err}"
         );
         drop(taken);

@@ -1,4 +1,4 @@
-//! `bai-sandbox`: runs the Backend.AI-compatible sandbox until Ctrl-C (or SIGTERM).
+//! `bai-sandbox`: runs the Backend.AI-compatible sandbox until Ctrl-C (or SIGTERM/SIGHUP).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -32,6 +32,13 @@ struct Args {
     /// Require a TOTP code at login (base32 secret).
     #[arg(long)]
     totp_secret: Option<String>,
+    /// The demo user's password (default: a random one, printed at start).
+    #[arg(long)]
+    password: Option<String>,
+    /// Apply the fault flags below to this session only instead of globally (repeatable;
+    /// the clock skew is always global).
+    #[arg(long = "fault-session", value_name = "NAME")]
+    fault_sessions: Vec<String>,
     /// Fault: tunnels get "connection refused" (close 1013).
     #[arg(long)]
     refuse_port: bool,
@@ -50,6 +57,10 @@ struct Args {
     /// Fault: shift the manager's clock by this many seconds.
     #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
     clock_skew_secs: i64,
+    /// Fault: like the 23.09 webserver, do not relay the manager's close on /func/stream
+    /// WebSockets (the client's WebSocket stays open, later frames are dropped).
+    #[arg(long)]
+    swallow_close: bool,
 }
 
 fn parse_app(s: &str) -> Result<(String, SocketAddr), String> {
@@ -70,11 +81,14 @@ fn parse_fail_route(s: &str) -> Result<(String, u16), String> {
 }
 
 async fn wait_for_signal() -> anyhow::Result<()> {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("installing the SIGTERM handler")?;
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    // A closed terminal: stop cleanly too (not die and leave the sshds behind).
+    let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
     tokio::select! {
         r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
         _ = term.recv() => {}
+        _ = hup.recv() => {}
     }
     Ok(())
 }
@@ -99,6 +113,7 @@ async fn main() -> anyhow::Result<()> {
         demo_apps: args.apps.clone(),
         server_version: args.server_version.clone(),
         totp_secret: args.totp_secret.clone(),
+        password: args.password.clone(),
     })
     .await
     .context("starting the sandbox")?;
@@ -114,13 +129,27 @@ async fn main() -> anyhow::Result<()> {
             .await
             .with_context(|| format!("creating {name}"))?;
     }
-    let f = sandbox.faults();
-    f.set_refuse_port(args.refuse_port);
-    f.set_drop_after(args.drop_after);
-    f.set_upgrade_delay(args.upgrade_delay_ms.map(Duration::from_millis));
-    f.set_slow_read(args.slow_read_bps);
-    f.set_fail_route(args.fail_route.clone());
-    f.set_clock_skew(args.clock_skew_secs);
+    let targets = if args.fault_sessions.is_empty() {
+        vec![sandbox.faults().clone()]
+    } else {
+        args.fault_sessions
+            .iter()
+            .map(|name| {
+                sandbox
+                    .session_faults(name)
+                    .with_context(|| format!("--fault-session: no session named {name:?}"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?
+    };
+    for f in &targets {
+        f.set_refuse_port(args.refuse_port);
+        f.set_drop_after(args.drop_after);
+        f.set_upgrade_delay(args.upgrade_delay_ms.map(Duration::from_millis));
+        f.set_slow_read(args.slow_read_bps);
+        f.set_fail_route(args.fail_route.clone());
+        f.set_swallow_close(args.swallow_close);
+    }
+    sandbox.faults().set_clock_skew(args.clock_skew_secs);
 
     let user = sandbox.user();
     let sessions = sandbox.sessions();
@@ -133,6 +162,7 @@ async fn main() -> anyhow::Result<()> {
                     "account": s.account, "sshd_port": s.sshd_port,
                     "id_container": s.id_container.as_ref().map(|p| p.display().to_string()),
                     "home": s.home.display().to_string(),
+                    "sshd_pid": sandbox.session_sshd_pid(&s.name).filter(|_| s.sshd_port.is_some()),
                 })
             })
             .collect();

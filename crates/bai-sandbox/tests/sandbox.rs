@@ -711,8 +711,14 @@ fn no_sshd_survives_a_panicking_test() {
             panic!("deliberate panic with a live sandbox");
         })
     });
-    assert!(h.join().is_err());
     let pids = rx.recv_timeout(Duration::from_secs(30)).unwrap();
+    // The panicking thread must finish (its Drop kills everything) within a bound, too.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !h.is_finished() {
+        assert!(Instant::now() < deadline, "test timed out");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(h.join().is_err());
     assert_eq!(pids.len(), 2);
     for p in pids {
         assert!(pid_gone(p), "sshd {p} survived the panic");

@@ -210,22 +210,26 @@ mod tests {
 
     #[tokio::test]
     async fn port_zero_is_invalid_preferred() {
-        let bound = bind(&BindOptions::loopback(Some(0))).await.expect("bind");
-        assert_eq!(
-            bound.choice,
-            PortChoice::Fallback {
-                preferred: 0,
-                reason: FallbackReason::Invalid
-            }
-        );
-        assert_ne!(bound.local_addr.port(), 0);
-        let strict = BindOptions {
-            fallback: false,
-            ..BindOptions::loopback(Some(0))
-        };
-        assert!(matches!(
-            bind(&strict).await,
-            Err(Error::InvalidPort { port: 0 })
-        ));
+        tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            let bound = bind(&BindOptions::loopback(Some(0))).await.expect("bind");
+            assert_eq!(
+                bound.choice,
+                PortChoice::Fallback {
+                    preferred: 0,
+                    reason: FallbackReason::Invalid
+                }
+            );
+            assert_ne!(bound.local_addr.port(), 0);
+            let strict = BindOptions {
+                fallback: false,
+                ..BindOptions::loopback(Some(0))
+            };
+            assert!(matches!(
+                bind(&strict).await,
+                Err(Error::InvalidPort { port: 0 })
+            ));
+        })
+        .await
+        .expect("test timed out");
     }
 }

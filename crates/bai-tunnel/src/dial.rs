@@ -233,24 +233,24 @@ fn redacted_uri(uri: &http::Uri) -> String {
     }
 }
 
-/// The largest error body kept as text.
-const MAX_BODY_TEXT: usize = 512;
+/// The largest error body kept as text (enough for any problem+json, so callers can re-parse it).
+const MAX_BODY_TEXT: usize = 4096;
 
 fn handshake_error(error: tungstenite::Error) -> ConnError {
     match error {
         tungstenite::Error::Http(response) => {
             let status = response.status().as_u16();
-            let body = response.body().as_deref().unwrap_or_default();
-            let problem = Problem::parse(body).map(Box::new);
-            let body = if problem.is_some() || body.is_empty() {
+            let raw = response.body().as_deref().unwrap_or_default();
+            let problem = Problem::parse(raw).map(Box::new);
+            let body = if raw.is_empty() {
                 None
             } else {
-                let text = String::from_utf8_lossy(body);
+                let text = String::from_utf8_lossy(raw);
                 let mut end = text.len().min(MAX_BODY_TEXT);
                 while !text.is_char_boundary(end) {
                     end -= 1;
                 }
-                Some(text[..end].trim().to_owned())
+                Some(text[..end].trim().to_owned()).filter(|t| !t.is_empty())
             };
             ConnError::Rejected {
                 status,
@@ -265,6 +265,44 @@ fn handshake_error(error: tungstenite::Error) -> ConnError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rejected_keeps_the_status_and_the_raw_body() {
+        let json = r#"{"type":"https://api.backend.ai/probs/object-not-found","title":"No such session."}"#;
+        let response = http::Response::builder()
+            .status(404)
+            .body(Some(json.as_bytes().to_vec()))
+            .expect("response");
+        let e = handshake_error(tungstenite::Error::Http(Box::new(response)));
+        match &e {
+            ConnError::Rejected {
+                status,
+                problem,
+                body,
+            } => {
+                assert_eq!(*status, 404);
+                assert_eq!(
+                    problem.as_ref().and_then(|p| p.title.as_deref()),
+                    Some("No such session.")
+                );
+                assert_eq!(body.as_deref(), Some(json), "the raw body, for callers to re-parse");
+            }
+            other => panic!("expected Rejected, got {other:?}"),
+        }
+        assert!(e.to_string().ends_with("HTTP 404 Not Found: No such session."), "{e}");
+
+        let long = "x".repeat(10_000);
+        let response = http::Response::builder()
+            .status(502)
+            .body(Some(long.into_bytes()))
+            .expect("response");
+        let e = handshake_error(tungstenite::Error::Http(Box::new(response)));
+        let ConnError::Rejected { body: Some(body), .. } = &e else {
+            panic!("expected a body: {e:?}");
+        };
+        assert_eq!(body.len(), MAX_BODY_TEXT);
+        assert!(e.to_string().len() < 1024, "the message stays short");
+    }
 
     #[test]
     fn prepare_request_fills_handshake_headers() {

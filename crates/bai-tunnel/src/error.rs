@@ -70,7 +70,8 @@ pub enum ConnError {
         status: u16,
         /// The server's problem+json body, when it sent one.
         problem: Option<Box<Problem>>,
-        /// The body as text (truncated) when it is not problem+json.
+        /// The body as text (at most 4 KiB, trimmed), when there was one: the raw problem+json
+        /// too, so callers can parse it their own way.
         body: Option<String>,
     },
     /// The WebSocket handshake failed for another reason (TLS, protocol, connection reset).
@@ -111,6 +112,9 @@ impl ConnError {
     }
 }
 
+/// The most of a non-problem body shown in the message.
+const MAX_SHOWN_BODY: usize = 300;
+
 fn rejected_message(status: u16, problem: Option<&Problem>, body: Option<&str>) -> String {
     let reason = http::StatusCode::from_u16(status)
         .ok()
@@ -127,7 +131,14 @@ fn rejected_message(status: u16, problem: Option<&Problem>, body: Option<&str>) 
         }
     } else if let Some(body) = body.map(str::trim).filter(|b| !b.is_empty()) {
         out.push_str(": ");
-        out.push_str(body);
+        let mut end = body.len().min(MAX_SHOWN_BODY);
+        while !body.is_char_boundary(end) {
+            end -= 1;
+        }
+        out.push_str(&body[..end]);
+        if end < body.len() {
+            out.push('…');
+        }
     }
     out
 }

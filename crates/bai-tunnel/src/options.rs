@@ -47,7 +47,7 @@ pub struct Options {
     /// # Memory per connection
     /// While data flows, one connection holds at most: one local read (≤ `max_chunk`) being
     /// sent, one message from the server (≤ `max_message_size`, in practice the manager's
-    /// 256 KiB) being written locally, plus ~64 KiB of WebSocket read buffer. Backpressure keeps
+    /// 256 KiB) being written locally, plus ~32 KiB of WebSocket read buffer. Backpressure keeps
     /// it there under a slow reader or a slow server. When a connection goes quiet, the local
     /// read buffer is freed; the WebSocket library keeps its buffers at the largest frame seen
     /// in each direction (so up to about `max_chunk` + 256 KiB for an idle connection after a

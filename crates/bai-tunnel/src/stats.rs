@@ -242,11 +242,6 @@ impl<'a> Counters<'a> {
     pub(crate) fn peak_buffered(&self) -> u64 {
         self.peak_buffered.load(Relaxed)
     }
-
-    #[cfg(test)]
-    pub(crate) fn buffered(&self) -> u64 {
-        self.buffered.load(Relaxed)
-    }
 }
 
 /// Bytes marked as held by [`Counters::hold`]; released when dropped.

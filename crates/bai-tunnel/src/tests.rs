@@ -18,9 +18,10 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 
+use crate::live::{Liveness, Metered};
 use crate::pump::pump;
 use crate::stats::Counters;
-use crate::{run_stdio, ConnError, Error, Event, Options, Target, Tunnel};
+use crate::{run_stdio, ConnError, Error, Event, Options, Stats, Target, Tunnel};
 
 /// Every async test runs under this.
 async fn within<T>(secs: u64, fut: impl Future<Output = T>) -> T {
@@ -66,20 +67,38 @@ async fn start_pump(
     options: Options,
     cancel: CancellationToken,
 ) -> (DuplexStream, ServerWs, tokio::task::JoinHandle<PumpRun>) {
-    let (app, local) = tokio::io::duplex(64 * 1024);
-    let (client_io, server_io) = tokio::io::duplex(1024 * 1024);
-    let client =
-        WebSocketStream::from_raw_socket(client_io, Role::Client, Some(options.ws_config())).await;
+    let (app, server_io, task) = start_pump_raw(options, cancel, 1024 * 1024, None);
     let server = WebSocketStream::from_raw_socket(server_io, Role::Server, None).await;
+    (app, server, task)
+}
+
+/// Like [`start_pump`], with the server's end as raw bytes (a pipe of `ws_pipe` bytes) and the
+/// counters mirrored into `stats`.
+fn start_pump_raw(
+    options: Options,
+    cancel: CancellationToken,
+    ws_pipe: usize,
+    stats: Option<Arc<Stats>>,
+) -> (DuplexStream, DuplexStream, tokio::task::JoinHandle<PumpRun>) {
+    let (app, local) = tokio::io::duplex(64 * 1024);
+    let (client_io, server_io) = tokio::io::duplex(ws_pipe);
     let task = tokio::spawn(async move {
+        let live = Arc::new(Liveness::default());
+        let client = WebSocketStream::from_raw_socket(
+            Metered::new(client_io, live.clone()),
+            Role::Client,
+            Some(options.ws_config()),
+        )
+        .await;
         let (mut reader, mut writer) = tokio::io::split(local);
-        let counters = Counters::new(None);
+        let counters = Counters::new(stats.as_deref());
         let result = pump(
             &mut reader,
             &mut writer,
             client,
             &options,
             &counters,
+            &live,
             &cancel,
         )
         .await;
@@ -90,7 +109,7 @@ async fn start_pump(
             peak_buffered: counters.peak_buffered(),
         }
     });
-    (app, server, task)
+    (app, server_io, task)
 }
 
 /// Reads the server's next binary payload, skipping pongs.
@@ -361,12 +380,201 @@ async fn silent_server_times_out() {
         let mut options = test_options();
         options.ping_interval = None;
         options.peer_timeout = Some(Duration::from_millis(200));
-        let (_app, _server, task) = start_pump(options, CancellationToken::new()).await;
+        let (_app, mut server, task) = start_pump(options, CancellationToken::new()).await;
+        // The tunnel says goodbye before it drops the WebSocket.
+        match server.next().await.unwrap().unwrap() {
+            Message::Close(Some(frame)) => assert_eq!(frame.code, CloseCode::Away),
+            other => panic!("expected close, got {other:?}"),
+        }
         let run = task.await.unwrap();
         assert_eq!(
             run.result.unwrap_err(),
             ConnError::PeerTimeout(Duration::from_millis(200))
         );
+    })
+    .await;
+}
+
+/// Reads the server's end of the pipe slowly (`per_tick` bytes every 10 ms) and never writes:
+/// no data, no pongs. Returns how many bytes it read.
+fn slow_silent_server(mut server_io: DuplexStream, per_tick: usize) -> tokio::task::JoinHandle<u64> {
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; per_tick];
+        let mut total = 0u64;
+        loop {
+            match server_io.read(&mut buf).await {
+                Ok(0) | Err(_) => return total,
+                Ok(n) => total += n as u64,
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+}
+
+#[tokio::test]
+async fn issue_4_slow_uplink_with_a_silent_server_is_not_a_peer_timeout() {
+    // A slow uplink: one 256 KiB frame takes ~0.6 s to leave, far longer than the peer timeout,
+    // and the server sends nothing back (its pongs would be queued behind our data anyway).
+    within(30, async {
+        let mut options = test_options();
+        options.ping_interval = Some(Duration::from_millis(50));
+        options.peer_timeout = Some(Duration::from_millis(300));
+        options.close_grace = Duration::from_millis(100);
+        let (mut app, server_io, task) =
+            start_pump_raw(options, CancellationToken::new(), 4 * 1024, None);
+        let server = slow_silent_server(server_io, 4 * 1024);
+        let total = 1024 * 1024;
+        app.write_all(&noise(total, 9)).await.unwrap();
+        app.shutdown().await.unwrap();
+        let run = task.await.unwrap();
+        assert!(run.result.is_ok(), "a live upload was killed: {:?}", run.result);
+        assert_eq!(run.up, total as u64);
+        assert!(server.await.unwrap() > total as u64);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn stalled_server_that_takes_no_data_still_times_out() {
+    within(10, async {
+        let mut options = test_options();
+        options.ping_interval = None;
+        options.peer_timeout = Some(Duration::from_millis(300));
+        let stats = Arc::new(Stats::default());
+        let (mut app, server_io, task) =
+            start_pump_raw(options, CancellationToken::new(), 8 * 1024, Some(stats.clone()));
+        // The upload fills the pipe, then nothing moves either way.
+        let writer = tokio::spawn(async move {
+            let _ = app.write_all(&noise(1024 * 1024, 5)).await;
+            app
+        });
+        let run = task.await.unwrap();
+        assert_eq!(
+            run.result.unwrap_err(),
+            ConnError::PeerTimeout(Duration::from_millis(300))
+        );
+        assert_eq!(stats.buffered(), 0);
+        drop(server_io);
+        writer.abort();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn buffered_bytes_return_to_zero_when_a_transfer_is_cancelled_or_aborted() {
+    within(20, async {
+        for abort in [false, true] {
+            let stats = Arc::new(Stats::default());
+            let cancel = CancellationToken::new();
+            // The server never reads: the first frame's send blocks with its bytes held.
+            let (mut app, server_io, task) =
+                start_pump_raw(test_options(), cancel.clone(), 1024, Some(stats.clone()));
+            app.write_all(&noise(32 * 1024, 6)).await.unwrap();
+            while stats.buffered() == 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            if abort {
+                task.abort();
+                let _ = task.await;
+            } else {
+                cancel.cancel();
+                let run = task.await.unwrap();
+                assert!(run.result.is_ok(), "{:?}", run.result);
+            }
+            assert_eq!(stats.buffered(), 0, "abort={abort}: held bytes leaked");
+            drop((app, server_io));
+        }
+    })
+    .await;
+}
+
+/// A local side whose reads fail (a reset socket).
+struct FailingReader;
+
+impl tokio::io::AsyncRead for FailingReader {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        _: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Err(std::io::ErrorKind::ConnectionReset.into()))
+    }
+}
+
+#[tokio::test]
+async fn local_side_gone_sends_going_away() {
+    within(10, async {
+        let options = test_options();
+        let (client_io, server_io) = tokio::io::duplex(64 * 1024);
+        let live = Arc::new(Liveness::default());
+        let client = WebSocketStream::from_raw_socket(
+            Metered::new(client_io, live.clone()),
+            Role::Client,
+            Some(options.ws_config()),
+        )
+        .await;
+        let mut server = WebSocketStream::from_raw_socket(server_io, Role::Server, None).await;
+        let run = tokio::spawn(async move {
+            let counters = Counters::new(None);
+            pump(
+                &mut FailingReader,
+                &mut tokio::io::sink(),
+                client,
+                &options,
+                &counters,
+                &live,
+                &CancellationToken::new(),
+            )
+            .await
+        });
+        match server.next().await.unwrap().unwrap() {
+            Message::Close(Some(frame)) => assert_eq!(frame.code, CloseCode::Away),
+            other => panic!("expected close, got {other:?}"),
+        }
+        // The server's reply to the close ends the connection cleanly.
+        while let Some(Ok(_)) = server.next().await {}
+        assert!(run.await.unwrap().is_ok());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn local_side_gone_while_receiving_sends_going_away() {
+    within(10, async {
+        let options = test_options();
+        let (client_io, server_io) = tokio::io::duplex(64 * 1024);
+        let live = Arc::new(Liveness::default());
+        let client = WebSocketStream::from_raw_socket(
+            Metered::new(client_io, live.clone()),
+            Role::Client,
+            Some(options.ws_config()),
+        )
+        .await;
+        let mut server = WebSocketStream::from_raw_socket(server_io, Role::Server, None).await;
+        // The local reader stays silent; local writes fail.
+        let (_keep, local) = tokio::io::duplex(1024);
+        let (mut reader, _) = tokio::io::split(local);
+        let (gone, _) = tokio::io::duplex(1024);
+        let (_, mut writer) = tokio::io::split(gone);
+        let run = tokio::spawn(async move {
+            let counters = Counters::new(None);
+            pump(
+                &mut reader,
+                &mut writer,
+                client,
+                &options,
+                &counters,
+                &live,
+                &CancellationToken::new(),
+            )
+            .await
+        });
+        server.send(Message::binary(&b"for nobody"[..])).await.unwrap();
+        match server.next().await.unwrap().unwrap() {
+            Message::Close(Some(frame)) => assert_eq!(frame.code, CloseCode::Away),
+            other => panic!("expected close, got {other:?}"),
+        }
+        assert!(run.await.unwrap().is_ok());
     })
     .await;
 }
@@ -914,6 +1122,125 @@ async fn stdio_mode_refused_upgrade_writes_nothing() {
         let mut rest = Vec::new();
         stdout_r.read_to_end(&mut rest).await.unwrap();
         assert!(rest.is_empty());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn dropping_the_serve_future_cancels_its_connections() {
+    within(20, async {
+        let closes = Arc::new(AtomicUsize::new(0));
+        let closes2 = closes.clone();
+        let server = ws_server(move |mut ws: WebSocketStream<TcpStream>| {
+            let closes = closes2.clone();
+            async move {
+                while let Some(Ok(msg)) = ws.next().await {
+                    match msg {
+                        Message::Binary(b) => {
+                            let _ = ws.send(Message::Binary(b)).await;
+                        }
+                        Message::Close(Some(f)) if f.code == CloseCode::Away => {
+                            closes.fetch_add(1, Ordering::SeqCst);
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        })
+        .await;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let tunnel = Tunnel::new(listener, move || Target::from_url(&url(server)), test_options())
+            .unwrap();
+        let addr = tunnel.local_addr();
+        let stats = tunnel.stats();
+        let mut events = tunnel.subscribe();
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        // As a CLI would: serve until something else (ctrl_c) wins the select.
+        tokio::select! {
+            () = tunnel.serve(CancellationToken::new()) => panic!("serve ended by itself"),
+            () = async {
+                client.write_all(b"hi").await.unwrap();
+                let mut back = [0u8; 2];
+                client.read_exact(&mut back).await.unwrap();
+            } => {}
+        }
+        // The serve future is gone: its connection must end too.
+        let mut rest = Vec::new();
+        let _ = client.read_to_end(&mut rest).await;
+        assert!(rest.is_empty());
+        let seen = events_until_closed(&mut events).await;
+        assert!(!seen.iter().any(|e| matches!(e, Event::Failed { .. })), "{seen:?}");
+        for _ in 0..100 {
+            if stats.active() == 0 && closes.load(Ordering::SeqCst) == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(stats.active(), 0);
+        assert_eq!(closes.load(Ordering::SeqCst), 1, "the server saw going away");
+    })
+    .await;
+}
+
+/// Resident memory of this process, from /proc (Linux only).
+fn vm_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_after_bursts_hold_nothing() {
+    // Prints the resident memory of 100 idle connections that each moved 1 MiB both ways. The
+    // figure includes this process's echo server (its own WebSocket buffers), so it is an upper
+    // bound for the tunnel; only the tunnel's own accounting is asserted.
+    const N: usize = 100;
+    within(120, async {
+        let server = ws_server(echo).await;
+        let (handle, _events) =
+            spawn_tunnel(move || Target::from_url(&url(server)), test_options()).await;
+        let addr = handle.local_addr();
+        let before = vm_rss_kib();
+        let data = Arc::new(noise(1024 * 1024, 11));
+        let mut clients = Vec::new();
+        for batch in 0..N / 10 {
+            let mut tasks = Vec::new();
+            for _ in 0..10 {
+                let data = data.clone();
+                tasks.push(tokio::spawn(async move {
+                    let tcp = TcpStream::connect(addr).await.unwrap();
+                    let (mut r, mut w) = tcp.into_split();
+                    let sent = data.clone();
+                    let writer = tokio::spawn(async move {
+                        w.write_all(&sent).await.unwrap();
+                        w
+                    });
+                    let mut back = vec![0u8; data.len()];
+                    r.read_exact(&mut back).await.unwrap();
+                    assert!(back == *data);
+                    (r, writer.await.unwrap())
+                }));
+            }
+            for t in tasks {
+                clients.push(t.await.unwrap());
+            }
+            let _ = batch;
+        }
+        let stats = handle.stats();
+        assert_eq!(stats.active(), N as u64);
+        // Let the connections notice they are idle.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let after = vm_rss_kib();
+        assert_eq!(stats.buffered(), 0);
+        if let (Some(before), Some(after)) = (before, after) {
+            eprintln!(
+                "{N} idle connections after 1 MiB each way: VmRSS {before} KiB -> {after} KiB \
+                 (+{} KiB, tunnel and echo server together)",
+                after.saturating_sub(before)
+            );
+        }
+        drop(clients);
+        handle.stop().await;
     })
     .await;
 }

@@ -249,12 +249,25 @@ async fn slow_server_reads_throttle_without_buffering() {
         let faults = env.sandbox.session_faults("sess").expect("session faults");
         let rate = 2 * 1024 * 1024;
         faults.set_slow_read(Some(rate));
-        let (handle, _events) = env.tunnel("echo", quick_options()).await;
+        let (handle, mut events) = env.tunnel("echo", quick_options()).await;
         let data = Arc::new(noise(6 * 1024 * 1024, 8));
         let started = Instant::now();
         let got = echo_through(handle.local_addr().port(), data.clone()).await;
         let took = started.elapsed();
         assert!(got == *data, "got {} of {} bytes", got.len(), data.len());
+        let seen = events_until_closed(&mut events).await;
+        assert!(failure(&seen).is_none(), "{seen:?}");
+        match seen.last() {
+            Some(Event::Closed {
+                bytes_up,
+                bytes_down,
+                ..
+            }) => assert_eq!(
+                (*bytes_up, *bytes_down),
+                (data.len() as u64, data.len() as u64)
+            ),
+            other => panic!("expected Closed, got {other:?}"),
+        }
         assert!(
             took >= Duration::from_secs(2),
             "the throttle applied ({took:?})"
@@ -291,13 +304,19 @@ async fn slow_upgrade_against_the_connect_timeout() {
             matches!(failure(&seen), Some(ConnError::Timeout(_))),
             "{seen:?}"
         );
-        handle.stop().await;
 
-        // A delay within the timeout is just slow.
-        faults.set_upgrade_delay(Some(Duration::from_millis(300)));
-        let (handle, _events) = env.tunnel("echo", quick_options()).await;
+        // The same listener serves the next connection; a delay within the timeout is just
+        // slow.
+        faults.set_upgrade_delay(Some(Duration::from_millis(200)));
         let got = echo_through(handle.local_addr().port(), Arc::new(b"hello".to_vec())).await;
         assert_eq!(got, b"hello");
+        let seen = events_until_closed(&mut events).await;
+        assert!(failure(&seen).is_none(), "{seen:?}");
+        faults.set_upgrade_delay(None);
+        let got = echo_through(handle.local_addr().port(), Arc::new(b"again".to_vec())).await;
+        assert_eq!(got, b"again");
+        let stats = handle.stats().snapshot();
+        assert_eq!((stats.total, stats.failed), (3, 1));
         handle.stop().await;
     })
     .await;
@@ -321,8 +340,22 @@ async fn failing_route_and_bad_credentials_are_reported_with_the_server_message(
         let error = failure(&seen).expect("a Failed event");
         assert_eq!(error.http_status(), Some(500));
         assert!(error.to_string().contains("Injected failure"), "{error}");
-        handle.stop().await;
+        // The same listener serves the next connection once the server recovers.
         env.sandbox.faults().set_fail_route(None);
+        let out = env
+            .ssh(handle.local_addr().port(), "echo ok")
+            .output()
+            .await
+            .expect("run ssh");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\n");
+        let seen = events_until_closed(&mut events).await;
+        assert!(failure(&seen).is_none(), "{seen:?}");
+        handle.stop().await;
 
         let mut connector = env.connector("sshd");
         connector.secret_key = "not-the-secret".into();
@@ -462,6 +495,121 @@ async fn ssh_proxycommand_through_stdio_with_nc_style_relay() {
         );
         assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\n");
         let _ = tokio::time::timeout(Duration::from_secs(5), proxy).await;
+    })
+    .await;
+}
+
+/// Logs in to the sandbox's webserver (session mode, plain JSON body, protocol.md §9) with a
+/// hand-written HTTP/1.1 POST; returns the web session id.
+async fn web_login(env: &Env) -> String {
+    let user = env.sandbox.user();
+    let body = serde_json::json!({"username": user.email, "password": user.password}).to_string();
+    let addr = env.sandbox.webserver_addr();
+    let mut tcp = TcpStream::connect(addr).await.expect("connect webserver");
+    let request = format!(
+        "POST /server/login HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    tcp.write_all(request.as_bytes()).await.expect("send login");
+    let mut response = Vec::new();
+    tcp.read_to_end(&mut response).await.expect("read login");
+    let response = String::from_utf8_lossy(&response);
+    let (head, rest) = response.split_once("\r\n\r\n").expect("an HTTP response");
+    assert!(head.starts_with("HTTP/1.1 200"), "login failed: {response}");
+    assert!(rest.contains("\"authenticated\":true"), "login failed: {response}");
+    let header = |name: &str| {
+        head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+        })
+    };
+    header("X-BackendAI-SessionID")
+        .or_else(|| {
+            let cookie = header("Set-Cookie")?;
+            let value = cookie.split(';').next()?.strip_prefix("AIOHTTP_SESSION=")?;
+            Some(value.to_owned())
+        })
+        .expect("a web session id")
+}
+
+/// A tunnel through the webserver: `/func/stream/session/{s}/tcpproxy?app=sshd` with the web
+/// session in `X-BackendAI-SessionID`, as the WebUI's session mode does.
+async fn web_tunnel(
+    env: &Env,
+    options: Options,
+) -> (
+    bai_tunnel::TunnelHandle,
+    tokio::sync::broadcast::Receiver<Event>,
+) {
+    let session_id = web_login(env).await;
+    let url = format!(
+        "ws://{}/func/stream/session/{}/tcpproxy?app=sshd",
+        env.sandbox.webserver_addr(),
+        env.session.name
+    );
+    let connector = move || -> Result<bai_tunnel::Target, http::Error> {
+        let request = http::Request::get(&url)
+            .header("X-BackendAI-SessionID", &session_id)
+            .body(())?;
+        Ok(bai_tunnel::Target::new(request))
+    };
+    tunnel_with(connector, options).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_ssh_through_the_webserver_in_session_mode() {
+    within(60, async {
+        let env = Env::start().await;
+        let (handle, mut events) = web_tunnel(&env, quick_options()).await;
+        let out = env
+            .ssh(handle.local_addr().port(), "echo ok")
+            .output()
+            .await
+            .expect("run ssh");
+        assert!(
+            out.status.success(),
+            "ssh failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\n");
+        let seen = events_until_closed(&mut events).await;
+        assert!(failure(&seen).is_none(), "{seen:?}");
+        handle.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ssh_finishes_promptly_when_the_webserver_swallows_the_close() {
+    // protocol.md §9: a 23.09 webserver does not relay the manager's close. ssh closing its
+    // side must still tear the connection down, promptly.
+    within(60, async {
+        let env = Env::start().await;
+        env.sandbox.faults().set_swallow_close(true);
+        let (handle, mut events) = web_tunnel(&env, quick_options()).await;
+        let started = Instant::now();
+        let out = env
+            .ssh(handle.local_addr().port(), "echo ok")
+            .output()
+            .await
+            .expect("run ssh");
+        assert!(
+            out.status.success(),
+            "ssh failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\n");
+        let seen = tokio::time::timeout(Duration::from_secs(5), events_until_closed(&mut events))
+            .await
+            .expect("the Closed event arrives without the server's close");
+        assert!(failure(&seen).is_none(), "{seen:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "took {:?}",
+            started.elapsed()
+        );
+        handle.stop().await;
     })
     .await;
 }

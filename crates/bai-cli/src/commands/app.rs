@@ -97,6 +97,8 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<ExitCode> {
     }
     eprintln!("∙ Press Ctrl-C to stop.");
     let mut events = tunnel.handle.subscribe();
+    // Only connections opened from now on are reported (not the readiness probe's).
+    let mut seen = std::collections::HashSet::new();
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
     loop {
@@ -107,10 +109,11 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<ExitCode> {
             }
             ev = events.recv() => match ev {
                 Ok(Event::Opened { id, peer }) => {
+                    seen.insert(id);
                     tracing::info!(%id, %peer, "connection opened");
                     eprintln!("∙ connection {} from {peer}", short(&id));
                 }
-                Ok(Event::Closed { id, bytes_up, bytes_down, duration }) => {
+                Ok(Event::Closed { id, bytes_up, bytes_down, duration }) if seen.remove(&id) => {
                     tracing::info!(%id, bytes_up, bytes_down, ?duration, "connection closed");
                     eprintln!(
                         "∙ connection {} closed ({bytes_up} bytes up, {bytes_down} bytes down, {:.1}s)",
@@ -118,7 +121,7 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<ExitCode> {
                         duration.as_secs_f64()
                     );
                 }
-                Ok(Event::Failed { id, error }) => {
+                Ok(Event::Failed { id, error }) if seen.contains(&id) => {
                     tracing::warn!(%id, %error, "connection failed");
                     eprintln!("! connection {} failed: {error}", short(&id));
                 }

@@ -1,0 +1,528 @@
+//! Security and robustness: random demo password, no root logins, confined downloads, private
+//! key modes, sessions starting in their home, the swallow-close fault, 1011 closes, and process
+//! clean-up (per-connection sshd children; sshd dying with a SIGKILLed sandbox binary).
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use bai_sandbox::{Config, Sandbox, SessionInfo, SessionSpec};
+use common::*;
+use futures_util::SinkExt as _;
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
+
+async fn sandbox(demo: usize) -> Sandbox {
+    Sandbox::start(Config {
+        demo_sessions: demo,
+        ..Config::default()
+    })
+    .await
+    .unwrap()
+}
+
+async fn login_sid(sb: &Sandbox) -> String {
+    let r = reqwest::Client::new()
+        .post(format!("{}/server/login", sb.webserver_url()))
+        .json(&json!({"username": sb.user().email, "password": sb.user().password}))
+        .send()
+        .await
+        .unwrap();
+    r.headers()["x-backendai-sessionid"]
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+const SSH_OPTS: [&str; 8] = [
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    "StrictHostKeyChecking=no",
+    "-o",
+    "UserKnownHostsFile=/dev/null",
+    "-o",
+    "LogLevel=ERROR",
+];
+
+fn ssh_cmd(s: &SessionInfo, args: &[&str]) -> tokio::process::Command {
+    let mut c = tokio::process::Command::new("ssh");
+    c.args(["-i", s.id_container.as_ref().unwrap().to_str().unwrap()])
+        .args(SSH_OPTS)
+        .args(["-p", &s.sshd_port.unwrap().to_string()])
+        .arg(format!("{}@127.0.0.1", s.account))
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    c
+}
+
+async fn run_ok(mut c: tokio::process::Command) -> String {
+    let out = c.output().await.unwrap();
+    assert!(
+        out.status.success(),
+        "{c:?}: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `(pid, ppid)` of every process.
+fn process_table() -> Vec<(u32, u32)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        if let Some(ppid) = stat
+            .rfind(')')
+            .and_then(|i| stat[i + 1..].split_whitespace().nth(1))
+            .and_then(|s| s.parse().ok())
+        {
+            out.push((pid, ppid));
+        }
+    }
+    out
+}
+
+fn descendants(root: u32) -> Vec<u32> {
+    let table = process_table();
+    let mut out = Vec::new();
+    let mut frontier = vec![root];
+    while let Some(p) = frontier.pop() {
+        for (pid, _) in table.iter().filter(|(_, pp)| *pp == p) {
+            if !out.contains(pid) {
+                out.push(*pid);
+                frontier.push(*pid);
+            }
+        }
+    }
+    out
+}
+
+/// Live (non-zombie) processes whose command line mentions `needle`.
+fn live_with_cmdline(needle: &str) -> Vec<u32> {
+    process_table()
+        .into_iter()
+        .map(|(pid, _)| pid)
+        .filter(|pid| !pid_gone(*pid))
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).contains(needle))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+/// Whether nothing arrives on `ws` for a while.
+async fn silent(ws: &mut Ws) -> Result<Got, tokio::time::error::Elapsed> {
+    tokio::time::timeout(Duration::from_millis(700), next(ws)).await
+}
+
+async fn all_gone(pids: &[u32], within_secs: u64) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(within_secs);
+    loop {
+        if pids.iter().all(|p| pid_gone(*p)) {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn config_path(s: &SessionInfo) -> std::path::PathBuf {
+    s.home.parent().unwrap().join("sshd_config")
+}
+
+fn mode(p: &Path) -> u32 {
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_password_no_root_login_and_private_modes() {
+    within(40, async {
+        let a = sandbox(1).await;
+        let b = sandbox(0).await;
+        assert_eq!(a.user().email, "demo@example.com");
+        assert_ne!(a.user().password, "demo-password");
+        assert!(a.user().password.len() >= 16);
+        assert_ne!(a.user().password, b.user().password, "a new password per start");
+        let fixed = Sandbox::start(Config {
+            password: Some("fixed-for-scripts".into()),
+            ..Config::default()
+        })
+        .await
+        .unwrap();
+        assert_eq!(fixed.user().password, "fixed-for-scripts");
+
+        assert_ne!(a.account(), "root");
+        let s = a.session("demo-1").unwrap();
+        let config = std::fs::read_to_string(config_path(&s)).unwrap();
+        assert!(config.contains("PermitRootLogin no\n"), "{config}");
+        assert!(!config.contains("prohibit-password"));
+        assert_eq!(mode(s.id_container.as_ref().unwrap()), 0o600);
+        assert_eq!(mode(&s.home.join(".ssh/authorized_keys")), 0o600);
+
+        // Logging in as root is refused even with the session's key.
+        let out = tokio::process::Command::new("ssh")
+            .args(["-i", s.id_container.as_ref().unwrap().to_str().unwrap()])
+            .args(SSH_OPTS)
+            .args(["-p", &s.sshd_port.unwrap().to_string(), "root@127.0.0.1", "true"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .await
+            .unwrap();
+        assert!(!out.status.success());
+        for sb in [a, b, fixed] {
+            sb.shutdown().await;
+        }
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn downloads_never_follow_symlinks_out_of_the_home() {
+    within(40, async {
+        let sb = sandbox(0).await;
+        let s = sb.create_session(SessionSpec::running("d")).await.unwrap();
+        let outside = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(outside.path(), b"secret outside the home").unwrap();
+        std::os::unix::fs::symlink(outside.path(), s.home.join("leak")).unwrap();
+        std::os::unix::fs::symlink("/etc", s.home.join("etc")).unwrap();
+        std::fs::write(s.home.join("inside.txt"), b"in").unwrap();
+        std::os::unix::fs::symlink("inside.txt", s.home.join("ok-link")).unwrap();
+        std::fs::create_dir(s.home.join("dir")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), s.home.join("dir/leak")).unwrap();
+
+        for f in ["leak", "/home/work/leak", "etc/passwd"] {
+            let r = api(&sb, "POST", &format!("/session/d/download_single?file={f}"), None).await;
+            assert_eq!(r.status(), 500, "download_single {f}");
+            let r = api(&sb, "POST", &format!("/session/d/download?files={f}"), None).await;
+            assert_eq!(r.status(), 500, "download {f}");
+        }
+        // A symlink that stays inside the home is fine.
+        let r = api(&sb, "POST", "/session/d/download_single?file=ok-link", None).await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.bytes().await.unwrap().as_ref(), b"in");
+        // A directory's symlinks are archived as links, not as their targets' contents.
+        let r = api(&sb, "POST", "/session/d/download?files=dir", None).await;
+        assert_eq!(r.status(), 200);
+        let body = r.bytes().await.unwrap();
+        assert!(
+            !body
+                .windows(b"secret outside".len())
+                .any(|w| w == b"secret outside"),
+            "the target's content leaked"
+        );
+        sb.shutdown().await;
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcpproxy_closes_1011_when_connect_fails_otherwise_than_refused() {
+    within(40, async {
+        let sb = sandbox(0).await;
+        // TCP to a multicast address fails at once with ENETUNREACH (not ECONNREFUSED).
+        sb.create_session(SessionSpec::running("u").app("mc", "224.0.0.1:9".parse().unwrap()))
+            .await
+            .unwrap();
+        let mut ws = manager_ws(&sb, "/stream/session/u/tcpproxy?app=mc")
+            .await
+            .unwrap();
+        let got = next(&mut ws).await;
+        assert!(matches!(got, Got::Close(Some(1011))), "{got:?}");
+        sb.shutdown().await;
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swallow_close_keeps_the_webserver_websocket_open() {
+    within(40, async {
+        let closed = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap()
+        };
+        let hello = greeter(b"hello").await;
+        let sb = sandbox(0).await;
+        sb.create_session(
+            SessionSpec::running("w")
+                .app("closed", closed)
+                .app("hello", hello),
+        )
+        .await
+        .unwrap();
+        sb.create_session(SessionSpec::running("plain").app("closed", closed))
+            .await
+            .unwrap();
+        let sid = login_sid(&sb).await;
+        let web = |app: &'static str, s: &'static str| {
+            let sid = sid.clone();
+            let sb = &sb;
+            async move {
+                web_ws(
+                    sb,
+                    &format!("/func/stream/session/{s}/tcpproxy?app={app}"),
+                    &[("X-BackendAI-SessionID", &sid)],
+                )
+                .await
+                .unwrap()
+            }
+        };
+
+        // Off: the close is relayed.
+        let mut ws = web("closed", "w").await;
+        assert!(matches!(next(&mut ws).await, Got::Close(Some(1013))));
+
+        // Per session: the refused port's close (1013) never arrives; frames sent later vanish.
+        sb.session_faults("w").unwrap().set_swallow_close(true);
+        let mut ws = web("closed", "w").await;
+        assert!(silent(&mut ws).await.is_err(), "close relayed");
+        ws.send(Message::Binary(b"dropped".to_vec().into()))
+            .await
+            .unwrap();
+        assert!(silent(&mut ws).await.is_err());
+        // TCP EOF: the data arrives, the 1001 does not.
+        let mut ws = web("hello", "w").await;
+        assert!(matches!(next(&mut ws).await, Got::Data(d) if d == b"hello"));
+        assert!(silent(&mut ws).await.is_err(), "close relayed");
+        // The client may still close; the manager side is unaffected.
+        ws.close(None).await.unwrap();
+        let mut ws = manager_ws(&sb, "/stream/session/w/tcpproxy?app=closed")
+            .await
+            .unwrap();
+        assert!(matches!(next(&mut ws).await, Got::Close(Some(1013))));
+        // Another session is unaffected; the global knob covers it.
+        let mut ws = web("closed", "plain").await;
+        assert!(matches!(next(&mut ws).await, Got::Close(Some(1013))));
+        sb.faults().set_swallow_close(true);
+        let mut ws = web("closed", "plain").await;
+        assert!(silent(&mut ws).await.is_err(), "close relayed");
+        sb.faults().clear();
+        let mut ws = web("closed", "plain").await;
+        assert!(matches!(next(&mut ws).await, Got::Close(Some(1013))));
+        sb.shutdown().await;
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ssh_scp_sftp_and_rsync_start_in_the_session_home() {
+    within(60, async {
+        let sb = sandbox(1).await;
+        let s = sb.session("demo-1").unwrap();
+        let home = std::fs::canonicalize(&s.home).unwrap();
+        let pwd = run_ok(ssh_cmd(&s, &["pwd"])).await;
+        assert_eq!(Path::new(pwd.trim()), home);
+        assert_eq!(run_ok(ssh_cmd(&s, &["echo", "ok"])).await.trim(), "ok");
+        assert_eq!(
+            Path::new(run_ok(ssh_cmd(&s, &["echo", "$HOME"])).await.trim()),
+            s.home
+        );
+
+        let src = tempfile::tempdir().unwrap();
+        let file = src.path().join("up.txt");
+        std::fs::write(&file, b"payload").unwrap();
+        let key = s.id_container.as_ref().unwrap().to_str().unwrap().to_owned();
+        let port = s.sshd_port.unwrap().to_string();
+        let dest = |name: &str| format!("{}@127.0.0.1:{name}", s.account);
+        // scp in SFTP mode (the default) and the legacy protocol.
+        for (extra, name) in [(None, "sftp-mode.txt"), (Some("-O"), "legacy.txt")] {
+            let mut c = tokio::process::Command::new("scp");
+            c.args(["-i", &key]).args(SSH_OPTS).args(["-P", &port]);
+            if let Some(x) = extra {
+                c.arg(x);
+            }
+            c.arg(&file).arg(dest(name));
+            run_ok(c).await;
+            assert_eq!(std::fs::read(s.home.join(name)).unwrap(), b"payload", "{name}");
+        }
+        // sftp: relative paths resolve in the home.
+        let mut c = tokio::process::Command::new("sftp");
+        c.args(["-i", &key]).args(SSH_OPTS).args(["-P", &port, "-b", "-"]);
+        c.arg(format!("{}@127.0.0.1", s.account));
+        c.stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        {
+            use tokio::io::AsyncWriteExt as _;
+            let mut stdin = child.stdin.take().unwrap();
+            stdin
+                .write_all(format!("pwd\nput {} via-sftp.txt\n", file.display()).as_bytes())
+                .await
+                .unwrap();
+        }
+        let out = child.wait_with_output().await.unwrap();
+        assert!(out.status.success());
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains(&home.display().to_string()),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert!(s.home.join("via-sftp.txt").exists());
+        // rsync (runs `rsync --server` through the shell).
+        let mut c = tokio::process::Command::new("rsync");
+        c.arg("-e")
+            .arg(format!("ssh -i {key} -p {port} {}", SSH_OPTS.join(" ")))
+            .arg(&file)
+            .arg(dest("via-rsync.txt"));
+        run_ok(c).await;
+        assert_eq!(
+            std::fs::read(s.home.join("via-rsync.txt")).unwrap(),
+            b"payload"
+        );
+        sb.shutdown().await;
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_per_connection_sshd_survives_shutdown_or_terminate() {
+    within(60, async {
+        let sb = sandbox(2).await;
+        let mut held = Vec::new();
+        let mut tree = Vec::new();
+        let mut configs = Vec::new();
+        for name in ["demo-1", "demo-2"] {
+            let s = sb.session(name).unwrap();
+            let pid = sb.session_sshd_pid(name).unwrap();
+            let mut child = ssh_cmd(&s, &["echo", "up;", "sleep", "60"])
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            // Wait until the session runs, so that sshd has forked its per-connection children.
+            use tokio::io::AsyncBufReadExt as _;
+            let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+            assert_eq!(lines.next_line().await.unwrap().unwrap(), "up");
+            let kids = descendants(pid);
+            assert!(!kids.is_empty(), "no per-connection sshd for {name}");
+            tree.push(pid);
+            tree.extend(kids);
+            held.push((child, lines));
+            configs.push(config_path(&s).display().to_string());
+        }
+        // terminate (demo-1) and shutdown (the rest) both take the whole tree down.
+        sb.terminate("demo-1").await.unwrap();
+        sb.shutdown().await;
+        assert!(all_gone(&tree, 5).await, "left: {:?}", tree.iter().filter(|p| !pid_gone(**p)).collect::<Vec<_>>());
+        for c in &configs {
+            assert!(live_with_cmdline(c).is_empty(), "an sshd for {c} survived");
+        }
+        for (mut child, _) in held {
+            let st = tokio::time::timeout(Duration::from_secs(5), child.wait())
+                .await
+                .expect("the ssh client still runs: its connection survived");
+            assert!(!st.unwrap().success());
+        }
+    })
+    .await
+}
+
+/// Starts the binary with `args` and returns it with its `--json` line.
+async fn start_binary(args: &[&str]) -> (tokio::process::Child, Value) {
+    use tokio::io::AsyncBufReadExt as _;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_bai-sandbox"))
+        .args(["--port", "0", "--json"])
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next_line().await.unwrap().unwrap();
+    (child, serde_json::from_str(&first).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_fault_session_flags_and_sshd_dies_with_a_sigkilled_sandbox() {
+    within(60, async {
+        let (mut child, v) = start_binary(&[
+            "--sessions",
+            "2",
+            "--fault-session",
+            "demo-1",
+            "--fail-route",
+            "/session=503",
+            "--swallow-close",
+        ])
+        .await;
+        assert_ne!(v["password"], "demo-password");
+        let web = v["webserver"].as_str().unwrap();
+        let c = reqwest::Client::new();
+        let r = c
+            .post(format!("{web}/server/login"))
+            .json(&json!({"username": v["email"], "password": v["password"]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "the login route is not failed globally");
+        let sid = r.headers()["x-backendai-sessionid"].to_str().unwrap().to_owned();
+        let get = |s: &str| {
+            c.get(format!("{web}/func/session/{s}"))
+                .header("X-BackendAI-SessionID", &sid)
+                .send()
+        };
+        assert_eq!(get("demo-1").await.unwrap().status(), 503);
+        assert_eq!(get("demo-2").await.unwrap().status(), 200);
+
+        let pids: Vec<u32> = v["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|s| s["sshd_pid"].as_u64())
+            .map(|p| p as u32)
+            .collect();
+        assert_eq!(pids.len(), 2, "{v}");
+        let ports: Vec<u16> = v["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|s| s["sshd_port"].as_u64())
+            .map(|p| p as u16)
+            .collect();
+        child.start_kill().unwrap(); // SIGKILL: no clean-up code runs
+        child.wait().await.unwrap();
+        assert!(all_gone(&pids, 5).await, "sshd outlived its SIGKILLed sandbox");
+        for p in ports {
+            assert!(tokio::net::TcpStream::connect(("127.0.0.1", p)).await.is_err());
+        }
+
+        // An unknown --fault-session is an error.
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_bai-sandbox"))
+            .args(["--port", "0", "--sessions", "1", "--fault-session", "nope", "--refuse-port"])
+            .output()
+            .await
+            .unwrap();
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("nope"));
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_stops_cleanly_on_sighup() {
+    within(40, async {
+        let (mut child, v) = start_binary(&["--sessions", "1"]).await;
+        let pid = v["sessions"][0]["sshd_pid"].as_u64().unwrap() as u32;
+        let st = std::process::Command::new("kill")
+            .args(["-HUP", &child.id().unwrap().to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let status = child.wait().await.unwrap();
+        assert!(status.success(), "{status}");
+        assert!(pid_gone(pid));
+    })
+    .await
+}
