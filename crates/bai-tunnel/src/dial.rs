@@ -285,11 +285,19 @@ mod tests {
                     problem.as_ref().and_then(|p| p.title.as_deref()),
                     Some("No such session.")
                 );
-                assert_eq!(body.as_deref(), Some(json), "the raw body, for callers to re-parse");
+                assert_eq!(
+                    body.as_deref(),
+                    Some(json),
+                    "the raw body, for callers to re-parse"
+                );
             }
             other => panic!("expected Rejected, got {other:?}"),
         }
-        assert!(e.to_string().ends_with("HTTP 404 Not Found: No such session."), "{e}");
+        assert!(
+            e.to_string()
+                .ends_with("HTTP 404 Not Found: No such session."),
+            "{e}"
+        );
 
         let long = "x".repeat(10_000);
         let response = http::Response::builder()
@@ -297,7 +305,10 @@ mod tests {
             .body(Some(long.into_bytes()))
             .expect("response");
         let e = handshake_error(tungstenite::Error::Http(Box::new(response)));
-        let ConnError::Rejected { body: Some(body), .. } = &e else {
+        let ConnError::Rejected {
+            body: Some(body), ..
+        } = &e
+        else {
             panic!("expected a body: {e:?}");
         };
         assert_eq!(body.len(), MAX_BODY_TEXT);

@@ -134,8 +134,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Metered<S> {
 
 impl<S> Metered<S> {
     fn written(&self, polled: &Poll<io::Result<usize>>) {
-        if matches!(polled, Poll::Ready(Ok(n)) if *n > 0) && self.live.sending_data.load(Relaxed)
-        {
+        if matches!(polled, Poll::Ready(Ok(n)) if *n > 0) && self.live.sending_data.load(Relaxed) {
             self.live.mark();
         }
     }

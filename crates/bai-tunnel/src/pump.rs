@@ -135,7 +135,9 @@ where
                     let _ = tokio::time::timeout(FINAL_FLUSH, sink.close()).await;
                 }
                 DownEnd::Ended => {}
-                DownEnd::LocalGone => send_close(&mut sink, CloseCode::Away, "local side gone").await,
+                DownEnd::LocalGone => {
+                    send_close(&mut sink, CloseCode::Away, "local side gone").await
+                }
                 DownEnd::PeerTimeout(_) => {
                     send_close(&mut sink, CloseCode::Away, "no answer from the server").await;
                 }

@@ -61,7 +61,16 @@ where
         ws = dialer.open(connector, options, &live) => ws?,
     };
     let counters = Counters::new(None);
-    pump(&mut reader, &mut writer, ws, options, &counters, &live, &cancel).await?;
+    pump(
+        &mut reader,
+        &mut writer,
+        ws,
+        options,
+        &counters,
+        &live,
+        &cancel,
+    )
+    .await?;
     Ok(Summary {
         bytes_up: counters.up(),
         bytes_down: counters.down(),

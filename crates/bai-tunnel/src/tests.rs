@@ -397,7 +397,10 @@ async fn silent_server_times_out() {
 
 /// Reads the server's end of the pipe slowly (`per_tick` bytes every 10 ms) and never writes:
 /// no data, no pongs. Returns how many bytes it read.
-fn slow_silent_server(mut server_io: DuplexStream, per_tick: usize) -> tokio::task::JoinHandle<u64> {
+fn slow_silent_server(
+    mut server_io: DuplexStream,
+    per_tick: usize,
+) -> tokio::task::JoinHandle<u64> {
     tokio::spawn(async move {
         let mut buf = vec![0u8; per_tick];
         let mut total = 0u64;
@@ -427,7 +430,11 @@ async fn issue_4_slow_uplink_with_a_silent_server_is_not_a_peer_timeout() {
         app.write_all(&noise(total, 9)).await.unwrap();
         app.shutdown().await.unwrap();
         let run = task.await.unwrap();
-        assert!(run.result.is_ok(), "a live upload was killed: {:?}", run.result);
+        assert!(
+            run.result.is_ok(),
+            "a live upload was killed: {:?}",
+            run.result
+        );
         assert_eq!(run.up, total as u64);
         assert!(server.await.unwrap() > total as u64);
     })
@@ -441,8 +448,12 @@ async fn stalled_server_that_takes_no_data_still_times_out() {
         options.ping_interval = None;
         options.peer_timeout = Some(Duration::from_millis(300));
         let stats = Arc::new(Stats::default());
-        let (mut app, server_io, task) =
-            start_pump_raw(options, CancellationToken::new(), 8 * 1024, Some(stats.clone()));
+        let (mut app, server_io, task) = start_pump_raw(
+            options,
+            CancellationToken::new(),
+            8 * 1024,
+            Some(stats.clone()),
+        );
         // The upload fills the pipe, then nothing moves either way.
         let writer = tokio::spawn(async move {
             let _ = app.write_all(&noise(1024 * 1024, 5)).await;
@@ -569,7 +580,10 @@ async fn local_side_gone_while_receiving_sends_going_away() {
             )
             .await
         });
-        server.send(Message::binary(&b"for nobody"[..])).await.unwrap();
+        server
+            .send(Message::binary(&b"for nobody"[..]))
+            .await
+            .unwrap();
         match server.next().await.unwrap().unwrap() {
             Message::Close(Some(frame)) => assert_eq!(frame.code, CloseCode::Away),
             other => panic!("expected close, got {other:?}"),
@@ -1149,8 +1163,12 @@ async fn dropping_the_serve_future_cancels_its_connections() {
         })
         .await;
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let tunnel = Tunnel::new(listener, move || Target::from_url(&url(server)), test_options())
-            .unwrap();
+        let tunnel = Tunnel::new(
+            listener,
+            move || Target::from_url(&url(server)),
+            test_options(),
+        )
+        .unwrap();
         let addr = tunnel.local_addr();
         let stats = tunnel.stats();
         let mut events = tunnel.subscribe();
@@ -1169,7 +1187,10 @@ async fn dropping_the_serve_future_cancels_its_connections() {
         let _ = client.read_to_end(&mut rest).await;
         assert!(rest.is_empty());
         let seen = events_until_closed(&mut events).await;
-        assert!(!seen.iter().any(|e| matches!(e, Event::Failed { .. })), "{seen:?}");
+        assert!(
+            !seen.iter().any(|e| matches!(e, Event::Failed { .. })),
+            "{seen:?}"
+        );
         for _ in 0..100 {
             if stats.active() == 0 && closes.load(Ordering::SeqCst) == 1 {
                 break;
@@ -1177,7 +1198,11 @@ async fn dropping_the_serve_future_cancels_its_connections() {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         assert_eq!(stats.active(), 0);
-        assert_eq!(closes.load(Ordering::SeqCst), 1, "the server saw going away");
+        assert_eq!(
+            closes.load(Ordering::SeqCst),
+            1,
+            "the server saw going away"
+        );
     })
     .await;
 }

@@ -517,11 +517,16 @@ async fn web_login(env: &Env) -> String {
     let response = String::from_utf8_lossy(&response);
     let (head, rest) = response.split_once("\r\n\r\n").expect("an HTTP response");
     assert!(head.starts_with("HTTP/1.1 200"), "login failed: {response}");
-    assert!(rest.contains("\"authenticated\":true"), "login failed: {response}");
+    assert!(
+        rest.contains("\"authenticated\":true"),
+        "login failed: {response}"
+    );
     let header = |name: &str| {
         head.lines().find_map(|l| {
             let (k, v) = l.split_once(':')?;
-            k.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_owned())
         })
     };
     header("X-BackendAI-SessionID")
