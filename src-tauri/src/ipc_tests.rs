@@ -8,7 +8,7 @@ use std::time::Duration;
 use bai_sandbox::{Config as SandboxConfig, Sandbox, SessionSpec, Status};
 use serde_json::{json, Value};
 use tauri::ipc::{CallbackFn, InvokeBody};
-use tauri::test::{get_ipc_response, mock_builder, mock_context, noop_assets, MockRuntime, INVOKE_KEY};
+use tauri::test::{get_ipc_response, mock_builder, MockRuntime, INVOKE_KEY};
 use tauri::webview::InvokeRequest;
 use tauri::WebviewWindow;
 
@@ -25,7 +25,8 @@ fn harness_with(dir: tempfile::TempDir, demo: Option<DemoSandbox>) -> Harness {
     let store: Arc<dyn bai_core::SecretStore> = Arc::new(bai_core::FileStore::new(dir.path()));
     let state = AppState::new(dir.path().to_path_buf(), store, demo);
     let app = run_app(mock_builder(), state, |_| Ok(()))
-        .build(mock_context(noop_assets()))
+        // The real context (with test = true): the app's capabilities and command ACL apply.
+        .build(tauri::generate_context!("../tauri.conf.json", test = true))
         .expect("the mock app builds");
     let window = tauri::WebviewWindowBuilder::new(&app, "main", Default::default())
         .build()
@@ -47,7 +48,8 @@ impl Harness {
             cmd: cmd.into(),
             callback: CallbackFn(0),
             error: CallbackFn(1),
-            url: "http://tauri.localhost".parse().expect("url"),
+            // The app's own origin on Linux/macOS: only local content gets the capabilities.
+            url: "tauri://localhost".parse().expect("url"),
             body: InvokeBody::Json(args),
             headers: Default::default(),
             invoke_key: INVOKE_KEY.to_string(),
@@ -119,6 +121,13 @@ fn session_login(h: &Harness, sb: &Sandbox, password: &str, remember: bool) -> R
         json!({"endpoint": sb.webserver_url(), "mode": "session", "email": sb.user().email,
                "password": password, "remember": remember}),
     )
+}
+
+#[test]
+fn commands_outside_the_allow_list_are_refused() {
+    let h = harness();
+    let e = h.err("open_ssh", json!({"session": "s1"}));
+    assert!(e.to_string().contains("not allowed"), "{e}");
 }
 
 #[test]

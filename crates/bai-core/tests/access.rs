@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bai_core::{
-    Config, Connection, Credentials, EnvOverrides, ErrorCode, MemoryStore, Overrides,
-    SecretKind, SecretStore, TunnelRegistry, TunnelRequest,
+    Config, Connection, Credentials, EnvOverrides, ErrorCode, MemoryStore, Overrides, SecretKind,
+    SecretStore, TunnelRegistry, TunnelRequest,
 };
 use bai_sandbox::{Sandbox, SessionSpec};
 use tokio::io::AsyncReadExt as _;
@@ -82,7 +82,10 @@ async fn login_restore_tunnel_registry_and_stdio() {
             .expect("tunnel");
         assert!(t.fell_back(), "{}", t.port_note);
         assert!(t.port_note.contains(&port.to_string()));
-        assert!(t.banner.as_deref().is_some_and(|b| b.starts_with("SSH-2.0-")));
+        assert!(t
+            .banner
+            .as_deref()
+            .is_some_and(|b| b.starts_with("SSH-2.0-")));
         let mut strict = TunnelRequest::new(&conn, "s1", "sshd", Some(port));
         strict.bind.fallback = false;
         let e = conn.open_tunnel(strict).await.expect_err("in use");

@@ -408,6 +408,38 @@ fn setpriv() -> Option<&'static Path> {
         .find(|p| p.exists())
 }
 
+/// Spawns `cmd` from one thread that lives as long as the process. `PR_SET_PDEATHSIG` (set
+/// by `setpriv`) fires when the *thread* that forked the child exits, so sshd must not be forked
+/// from a thread that may end before the sandbox (a blocking-pool thread idles out after 10 s; a
+/// caller may `block_on` from a short-lived thread). Falls back to the calling thread.
+fn spawn_from_spawner(mut cmd: Command) -> std::io::Result<Child> {
+    type Job = (Command, std::sync::mpsc::SyncSender<std::io::Result<Child>>);
+    static SPAWNER: std::sync::OnceLock<Option<std::sync::mpsc::Sender<Job>>> =
+        std::sync::OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("bai-sandbox-spawner".into())
+            .spawn(move || {
+                for (mut cmd, reply) in rx {
+                    let _ = reply.send(cmd.spawn());
+                }
+            })
+            .ok()
+            .map(|_| tx)
+    });
+    let Some(tx) = spawner else {
+        return cmd.spawn();
+    };
+    let (reply, answer) = std::sync::mpsc::sync_channel(1);
+    if let Err(std::sync::mpsc::SendError((mut cmd, _))) = tx.send((cmd, reply)) {
+        return cmd.spawn();
+    }
+    answer
+        .recv()
+        .unwrap_or_else(|_| Err(std::io::Error::other("the sshd spawner thread is gone")))
+}
+
 /// OpenSSH's stand-alone SFTP server (the per-session wrapper runs it for the sftp subsystem).
 fn sftp_server() -> Option<&'static Path> {
     [
@@ -484,11 +516,8 @@ impl SshdProcess {
         self.child.id()
     }
 
-    /// Writes the config and starts `sshd -D -e`, then waits until it accepts connections.
-    ///
-    /// Must run on an async worker (not in `spawn_blocking`): sshd gets `PR_SET_PDEATHSIG`
-    /// (through `setpriv`), which fires when the *thread* that forked it exits, and runtime
-    /// workers live as long as the runtime whereas blocking-pool threads exit when idle.
+    /// Writes the config and starts `sshd -D -e` (under `setpriv --pdeathsig KILL` when
+    /// installed, forked by [`spawn_from_spawner`]), then waits until it accepts connections.
     pub async fn start(
         dir: &Path,
         home: &Path,
@@ -581,16 +610,14 @@ impl SshdProcess {
             }
             None => Command::new("/usr/sbin/sshd"),
         };
-        let child = cmd
-            .arg("-D")
+        cmd.arg("-D")
             .arg("-e")
             .arg("-f")
             .arg(&config)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(log_file)
-            .spawn()
-            .map_err(io_err("spawning /usr/sbin/sshd"))?;
+            .stderr(log_file);
+        let child = spawn_from_spawner(cmd).map_err(io_err("spawning /usr/sbin/sshd"))?;
         let mut proc = SshdProcess { child, port, log };
         let started = Instant::now();
         loop {

@@ -156,7 +156,11 @@ async fn random_password_no_root_login_and_private_modes() {
         assert_eq!(a.user().email, "demo@example.com");
         assert_ne!(a.user().password, "demo-password");
         assert!(a.user().password.len() >= 16);
-        assert_ne!(a.user().password, b.user().password, "a new password per start");
+        assert_ne!(
+            a.user().password,
+            b.user().password,
+            "a new password per start"
+        );
         let fixed = Sandbox::start(Config {
             password: Some("fixed-for-scripts".into()),
             ..Config::default()
@@ -177,7 +181,12 @@ async fn random_password_no_root_login_and_private_modes() {
         let out = tokio::process::Command::new("ssh")
             .args(["-i", s.id_container.as_ref().unwrap().to_str().unwrap()])
             .args(SSH_OPTS)
-            .args(["-p", &s.sshd_port.unwrap().to_string(), "root@127.0.0.1", "true"])
+            .args([
+                "-p",
+                &s.sshd_port.unwrap().to_string(),
+                "root@127.0.0.1",
+                "true",
+            ])
             .stdin(std::process::Stdio::null())
             .output()
             .await
@@ -205,7 +214,13 @@ async fn downloads_never_follow_symlinks_out_of_the_home() {
         std::os::unix::fs::symlink(outside.path(), s.home.join("dir/leak")).unwrap();
 
         for f in ["leak", "/home/work/leak", "etc/passwd"] {
-            let r = api(&sb, "POST", &format!("/session/d/download_single?file={f}"), None).await;
+            let r = api(
+                &sb,
+                "POST",
+                &format!("/session/d/download_single?file={f}"),
+                None,
+            )
+            .await;
             assert_eq!(r.status(), 500, "download_single {f}");
             let r = api(&sb, "POST", &format!("/session/d/download?files={f}"), None).await;
             assert_eq!(r.status(), 500, "download {f}");
@@ -334,7 +349,13 @@ async fn ssh_scp_sftp_and_rsync_start_in_the_session_home() {
         let src = tempfile::tempdir().unwrap();
         let file = src.path().join("up.txt");
         std::fs::write(&file, b"payload").unwrap();
-        let key = s.id_container.as_ref().unwrap().to_str().unwrap().to_owned();
+        let key = s
+            .id_container
+            .as_ref()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned();
         let port = s.sshd_port.unwrap().to_string();
         let dest = |name: &str| format!("{}@127.0.0.1:{name}", s.account);
         // scp in SFTP mode (the default) and the legacy protocol.
@@ -346,11 +367,17 @@ async fn ssh_scp_sftp_and_rsync_start_in_the_session_home() {
             }
             c.arg(&file).arg(dest(name));
             run_ok(c).await;
-            assert_eq!(std::fs::read(s.home.join(name)).unwrap(), b"payload", "{name}");
+            assert_eq!(
+                std::fs::read(s.home.join(name)).unwrap(),
+                b"payload",
+                "{name}"
+            );
         }
         // sftp: relative paths resolve in the home.
         let mut c = tokio::process::Command::new("sftp");
-        c.args(["-i", &key]).args(SSH_OPTS).args(["-P", &port, "-b", "-"]);
+        c.args(["-i", &key])
+            .args(SSH_OPTS)
+            .args(["-P", &port, "-b", "-"]);
         c.arg(format!("{}@127.0.0.1", s.account));
         c.stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped());
@@ -415,7 +442,11 @@ async fn no_per_connection_sshd_survives_shutdown_or_terminate() {
         // terminate (demo-1) and shutdown (the rest) both take the whole tree down.
         sb.terminate("demo-1").await.unwrap();
         sb.shutdown().await;
-        assert!(all_gone(&tree, 5).await, "left: {:?}", tree.iter().filter(|p| !pid_gone(**p)).collect::<Vec<_>>());
+        assert!(
+            all_gone(&tree, 5).await,
+            "left: {:?}",
+            tree.iter().filter(|p| !pid_gone(**p)).collect::<Vec<_>>()
+        );
         for c in &configs {
             assert!(live_with_cmdline(c).is_empty(), "an sshd for {c} survived");
         }
@@ -467,7 +498,10 @@ async fn binary_fault_session_flags_and_sshd_dies_with_a_sigkilled_sandbox() {
             .await
             .unwrap();
         assert_eq!(r.status(), 200, "the login route is not failed globally");
-        let sid = r.headers()["x-backendai-sessionid"].to_str().unwrap().to_owned();
+        let sid = r.headers()["x-backendai-sessionid"]
+            .to_str()
+            .unwrap()
+            .to_owned();
         let get = |s: &str| {
             c.get(format!("{web}/func/session/{s}"))
                 .header("X-BackendAI-SessionID", &sid)
@@ -493,14 +527,27 @@ async fn binary_fault_session_flags_and_sshd_dies_with_a_sigkilled_sandbox() {
             .collect();
         child.start_kill().unwrap(); // SIGKILL: no clean-up code runs
         child.wait().await.unwrap();
-        assert!(all_gone(&pids, 5).await, "sshd outlived its SIGKILLed sandbox");
+        assert!(
+            all_gone(&pids, 5).await,
+            "sshd outlived its SIGKILLed sandbox"
+        );
         for p in ports {
-            assert!(tokio::net::TcpStream::connect(("127.0.0.1", p)).await.is_err());
+            assert!(tokio::net::TcpStream::connect(("127.0.0.1", p))
+                .await
+                .is_err());
         }
 
         // An unknown --fault-session is an error.
         let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_bai-sandbox"))
-            .args(["--port", "0", "--sessions", "1", "--fault-session", "nope", "--refuse-port"])
+            .args([
+                "--port",
+                "0",
+                "--sessions",
+                "1",
+                "--fault-session",
+                "nope",
+                "--refuse-port",
+            ])
             .output()
             .await
             .unwrap();

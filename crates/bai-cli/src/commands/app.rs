@@ -78,6 +78,8 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<ExitCode> {
             args.app, args.session
         )
     })?;
+    // Subscribed before the address is printed, so that no client can connect unseen.
+    let mut events = tunnel.handle.subscribe();
     if tunnel.fell_back() {
         eprintln!("∙ {}", tunnel.port_note);
     }
@@ -96,7 +98,6 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<ExitCode> {
         );
     }
     eprintln!("∙ Press Ctrl-C to stop.");
-    let mut events = tunnel.handle.subscribe();
     // Only connections opened from now on are reported (not the readiness probe's).
     let mut seen = std::collections::HashSet::new();
     let ctrl_c = tokio::signal::ctrl_c();
