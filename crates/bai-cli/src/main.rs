@@ -34,11 +34,18 @@ fn init_tracing(verbose: u8) {
         2 => "debug,hyper=info,hyper_util=info,reqwest=info,rustls=info,tungstenite=info,tokio_tungstenite=info",
         _ => "trace",
     };
-    let filter = if verbose == 0 {
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default))
-    } else {
-        EnvFilter::new(default)
+    let wanted = match std::env::var("RUST_LOG") {
+        Ok(env) if verbose == 0 && !env.trim().is_empty() => env,
+        _ => default.to_owned(),
     };
+    // tungstenite logs the raw handshake request (Cookie, X-BackendAI-SessionID, Authorization)
+    // at trace level: whatever was asked for, it never gets past debug.
+    let capped = if wanted.contains("trace") {
+        format!("{wanted},tungstenite=debug,tokio_tungstenite=debug")
+    } else {
+        wanted
+    };
+    let filter = EnvFilter::try_new(&capped).unwrap_or_else(|_| EnvFilter::new(default));
     use std::io::IsTerminal as _;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
