@@ -17,7 +17,7 @@ want=(
   # The desktop app (Tauri v2 on WebKitGTK) and its tests: build libraries, a virtual display,
   # the WebDriver for WebKitGTK, a Secret Service for the keyring, Chromium for the UI suite.
   libwebkit2gtk-4.1-dev libgtk-3-dev librsvg2-dev libsoup-3.0-dev libssl-dev libxdo-dev
-  xvfb xauth webkit2gtk-driver imagemagick gnome-keyring libsecret-tools chromium
+  xvfb xauth webkit2gtk-driver imagemagick gnome-keyring libsecret-tools chromium curl
 )
 
 missing=()

@@ -23,24 +23,42 @@ export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 if [ "${1:-}" = "--inner" ]; then
   # Inside xvfb-run + dbus-run-session: start tauri-driver, run the suite, stop the driver.
   shift
-  read -r port native_port < <(python3 -c '
+  log="$BAI_E2E_OUT/tauri-driver.log"
+  td=""
+  # tauri-driver stops its WebKitWebDriver on SIGTERM, but not when it dies on its own: stop
+  # the driver's children first (by parent PID), then the driver.
+  stop_driver() {
+    [ -n "$td" ] || return 0
+    pkill -TERM -P "$td" 2>/dev/null || true
+    kill "$td" 2>/dev/null || true
+    wait "$td" 2>/dev/null || true
+    td=""
+  }
+  trap stop_driver EXIT
+  # Free ports picked up front; another process may grab one in between, so retry.
+  for attempt in 1 2 3; do
+    read -r port native_port < <(python3 -c '
 import socket
 s = [socket.socket() for _ in range(2)]
 for x in s: x.bind(("127.0.0.1", 0))
 print(*[x.getsockname()[1] for x in s])')
-  log="$BAI_E2E_OUT/tauri-driver.log"
-  tauri-driver --port "$port" --native-port "$native_port" \
-    --native-driver "$(command -v WebKitWebDriver)" >"$log" 2>&1 &
-  td=$!
-  trap 'kill "$td" 2>/dev/null || true; wait "$td" 2>/dev/null || true' EXIT
-  for _ in $(seq 100); do
-    curl -fsS "http://127.0.0.1:$port/status" >/dev/null 2>&1 && break
-    kill -0 "$td" 2>/dev/null || { echo "tauri-driver exited; its log:" >&2; cat "$log" >&2; exit 1; }
-    sleep 0.1
+    tauri-driver --port "$port" --native-port "$native_port" \
+      --native-driver "$(command -v WebKitWebDriver)" >"$log" 2>&1 &
+    td=$!
+    up=""
+    for _ in $(seq 100); do
+      if curl -fsS "http://127.0.0.1:$port/status" >/dev/null 2>&1; then up=1; break; fi
+      kill -0 "$td" 2>/dev/null || break
+      sleep 0.1
+    done
+    [ -n "$up" ] && break
+    stop_driver
+    echo "test-desktop: tauri-driver did not start (attempt $attempt):" >&2; cat "$log" >&2
   done
+  [ -n "$td" ] || exit 1
   export BAI_WEBDRIVER="http://127.0.0.1:$port"
   rc=0
-  cargo test -q -p bai-desktop --test webdriver $BAI_CARGO_PROFILE_FLAG -- --test-threads=1 --nocapture "$@" || rc=$?
+  cargo test -q -p bai-desktop --test webdriver -- --test-threads=1 --nocapture "$@" || rc=$?
   if [ "$rc" -ne 0 ]; then
     echo "--- tauri-driver log (last 40 lines) ---" >&2
     tail -n 40 "$log" >&2 || true
@@ -84,13 +102,12 @@ fi
 # 3. The app and the test binary.
 profile="${BAI_DESKTOP_PROFILE:-debug}"
 if [ "$profile" = release ]; then
-  export BAI_CARGO_PROFILE_FLAG="--release"
   cargo build -q --release -p bai-desktop --features tauri/custom-protocol
 else
-  export BAI_CARGO_PROFILE_FLAG=""
   cargo build -q -p bai-desktop
 fi
-cargo test -q -p bai-desktop --test webdriver $BAI_CARGO_PROFILE_FLAG --no-run 2>/dev/null
+# The test driver itself is always a debug build; only the app under test changes.
+cargo test -q -p bai-desktop --test webdriver --no-run
 target_dir="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
 export BAI_DESKTOP_BIN="$target_dir/$profile/bai-desktop"
 [ -x "$BAI_DESKTOP_BIN" ] || { echo "test-desktop: $BAI_DESKTOP_BIN was not built" >&2; exit 1; }

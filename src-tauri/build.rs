@@ -34,10 +34,12 @@ fn main() {
     let manifest_dir = PathBuf::from(
         std::env::var_os("CARGO_MANIFEST_DIR").expect("BUG: cargo always sets CARGO_MANIFEST_DIR"),
     );
-    let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").expect("BUG: cargo always sets OUT_DIR"));
+    let out_dir =
+        PathBuf::from(std::env::var_os("OUT_DIR").expect("BUG: cargo always sets OUT_DIR"));
     let root = manifest_dir.join("..");
     // tauri-build reads tauri.conf.json (and resolves frontendDist/icons) from the current dir.
-    std::env::set_current_dir(&root).expect("BUG: the crate's parent directory is the repository root");
+    std::env::set_current_dir(&root)
+        .expect("BUG: the crate's parent directory is the repository root");
     println!("cargo:rerun-if-changed=../tauri.conf.json");
     println!("cargo:rerun-if-changed=capabilities");
     println!("cargo:rerun-if-changed=../icons");

@@ -70,7 +70,10 @@ mod tests {
         assert_eq!(d.webserver, "http://127.0.0.1:8090");
         assert_eq!(d.email, "demo@example.com");
         assert_eq!(d.password.expose(), "pw-123");
-        assert!(!format!("{d:?}").contains("pw-123"), "Debug must not show the password");
+        assert!(
+            !format!("{d:?}").contains("pw-123"),
+            "Debug must not show the password"
+        );
         assert!(DemoSandbox::parse("hello").is_err());
     }
 }

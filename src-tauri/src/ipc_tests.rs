@@ -87,8 +87,12 @@ impl Server {
             .expect("runtime");
         let sandbox = rt.block_on(async {
             let s = tokio::time::timeout(Duration::from_secs(30), async {
-                let s = Sandbox::start(SandboxConfig::default()).await.expect("sandbox starts");
-                s.create_session(SessionSpec::running("s1")).await.expect("s1");
+                let s = Sandbox::start(SandboxConfig::default())
+                    .await
+                    .expect("sandbox starts");
+                s.create_session(SessionSpec::running("s1"))
+                    .await
+                    .expect("s1");
                 s.create_session(SessionSpec::with_status("prep", Status::Preparing))
                     .await
                     .expect("prep");
@@ -115,7 +119,12 @@ impl Drop for Server {
     }
 }
 
-fn session_login(h: &Harness, sb: &Sandbox, password: &str, remember: bool) -> Result<Value, Value> {
+fn session_login(
+    h: &Harness,
+    sb: &Sandbox,
+    password: &str,
+    remember: bool,
+) -> Result<Value, Value> {
     h.invoke(
         "login",
         json!({"endpoint": sb.webserver_url(), "mode": "session", "email": sb.user().email,
@@ -153,7 +162,10 @@ fn login_rejects_bad_input_with_codes() {
     let h = harness();
     let e = h.err("login", json!({"endpoint": "example.com", "mode": "session", "email": "a", "password": "b", "remember": false}));
     assert_eq!(e["code"], "BadUrl", "{e}");
-    let e = h.err("login", json!({"endpoint": "http://127.0.0.1:9", "mode": "ldap", "remember": false}));
+    let e = h.err(
+        "login",
+        json!({"endpoint": "http://127.0.0.1:9", "mode": "ldap", "remember": false}),
+    );
     assert_eq!(e["code"], "InvalidInput", "{e}");
     let e = h.err("login", json!({"endpoint": "http://127.0.0.1:9", "mode": "session", "email": "a@b", "remember": false}));
     assert_eq!(e["code"], "InvalidInput", "missing password: {e}");
@@ -196,7 +208,12 @@ fn session_login_lists_sessions_restores_and_logs_out() {
     let prep = row("prep");
     assert_eq!(prep["status"], "PREPARING");
     assert_eq!(prep["sshAvailable"], false);
-    assert!(prep["sshReason"].as_str().is_some_and(|r| r.contains("preparing")), "{prep}");
+    assert!(
+        prep["sshReason"]
+            .as_str()
+            .is_some_and(|r| r.contains("preparing")),
+        "{prep}"
+    );
 
     // Nothing secret reached the config file; the login was saved for the next start.
     let config = std::fs::read_to_string(h.dir.path().join("config.toml")).expect("config saved");
@@ -205,15 +222,26 @@ fn session_login_lists_sessions_restores_and_logs_out() {
     // A new app over the same config dir restores the saved login (checked with the server).
     let dir = h.dir;
     let h2 = harness_with(dir, None);
-    assert_eq!(h2.ok("restore_login", json!({})), state, "restored at start");
-    assert!(h2.ok("list_sessions", json!({})).as_array().is_some_and(|a| a.len() == 2));
+    assert_eq!(
+        h2.ok("restore_login", json!({})),
+        state,
+        "restored at start"
+    );
+    assert!(h2
+        .ok("list_sessions", json!({}))
+        .as_array()
+        .is_some_and(|a| a.len() == 2));
 
     h2.ok("logout", json!({}));
     let e = h2.err("list_sessions", json!({}));
     assert_eq!(e["code"], "LoginExpired", "{e}");
     let dir = h2.dir;
     let h3 = harness_with(dir, None);
-    assert_eq!(h3.ok("restore_login", json!({})), Value::Null, "logged out for good");
+    assert_eq!(
+        h3.ok("restore_login", json!({})),
+        Value::Null,
+        "logged out for good"
+    );
 }
 
 #[test]
@@ -222,7 +250,10 @@ fn unremembered_login_leaves_nothing_to_restore() {
     let sb = server.sb();
     let h = harness();
     session_login(&h, sb, &sb.user().password, false).expect("login");
-    assert_eq!(h.ok("list_sessions", json!({})).as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        h.ok("list_sessions", json!({})).as_array().map(Vec::len),
+        Some(2)
+    );
     let h2 = harness_with(h.dir, None);
     assert_eq!(h2.ok("restore_login", json!({})), Value::Null);
 }
@@ -247,7 +278,10 @@ fn api_mode_login_with_a_keypair() {
         .collect();
     assert!(names.contains(&"s1".to_owned()), "{names:?}");
     let secrets = std::fs::read_to_string(h.dir.path().join("config.toml")).expect("config");
-    assert!(!secrets.contains(&u.secret_key), "the secret key is not in config.toml");
+    assert!(
+        !secrets.contains(&u.secret_key),
+        "the secret key is not in config.toml"
+    );
     h.ok("logout", json!({}));
 }
 
@@ -263,11 +297,20 @@ fn demo_sandbox_is_announced_and_logged_in_automatically() {
     .expect("demo line");
     let h = harness_with(tempfile::tempdir().expect("tempdir"), Some(demo));
     let info = h.ok("app_info", json!({}));
-    assert_eq!(info["sandbox"], json!({"webserver": sb.webserver_url(), "email": sb.user().email}));
-    assert!(!info.to_string().contains(&sb.user().password), "the password stays in Rust");
+    assert_eq!(
+        info["sandbox"],
+        json!({"webserver": sb.webserver_url(), "email": sb.user().email})
+    );
+    assert!(
+        !info.to_string().contains(&sb.user().password),
+        "the password stays in Rust"
+    );
     let state = h.ok("restore_login", json!({}));
     assert_eq!(state["user"], sb.user().email.as_str());
-    assert_eq!(h.ok("list_sessions", json!({})).as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        h.ok("list_sessions", json!({})).as_array().map(Vec::len),
+        Some(2)
+    );
     assert!(
         !h.dir.path().join("config.toml").exists(),
         "the demo login is not saved in the user's config"
@@ -291,7 +334,10 @@ fn settings_round_trip_and_validation() {
         json!({"preferredSshPort": 10022, "refreshSeconds": 0, "account": "work2"})
     );
     let config = std::fs::read_to_string(h.dir.path().join("config.toml")).expect("config");
-    assert!(config.contains("preferred_ssh_port = 10022"), "shared with the CLI: {config}");
+    assert!(
+        config.contains("preferred_ssh_port = 10022"),
+        "shared with the CLI: {config}"
+    );
     for bad in [
         json!({"preferredSshPort": 80, "refreshSeconds": 30, "account": "work"}),
         json!({"preferredSshPort": 99999, "refreshSeconds": 30, "account": "work"}),
@@ -301,6 +347,12 @@ fn settings_round_trip_and_validation() {
         let e = h.err("set_settings", json!({"settings": bad}));
         assert_eq!(e["code"], "InvalidInput", "{e}");
     }
-    h.ok("set_settings", json!({"settings": {"preferredSshPort": null, "refreshSeconds": 60, "account": "work"}}));
-    assert_eq!(h.ok("get_settings", json!({}))["preferredSshPort"], Value::Null);
+    h.ok(
+        "set_settings",
+        json!({"settings": {"preferredSshPort": null, "refreshSeconds": 60, "account": "work"}}),
+    );
+    assert_eq!(
+        h.ok("get_settings", json!({}))["preferredSshPort"],
+        Value::Null
+    );
 }

@@ -24,7 +24,13 @@ pub const NO_DISPLAY_MESSAGE: &str = "bai-desktop needs a graphical display; on 
 /// Whether a graphical display is reachable, judged from the environment (Linux/BSD: `DISPLAY`
 /// or `WAYLAND_DISPLAY`; other platforms always have one).
 pub fn has_display(get: impl Fn(&str) -> Option<String>) -> bool {
-    if cfg!(any(target_os = "linux", target_os = "freebsd", target_os = "openbsd", target_os = "netbsd", target_os = "dragonfly")) {
+    if cfg!(any(
+        target_os = "linux",
+        target_os = "freebsd",
+        target_os = "openbsd",
+        target_os = "netbsd",
+        target_os = "dragonfly"
+    )) {
         ["DISPLAY", "WAYLAND_DISPLAY"]
             .iter()
             .any(|v| get(v).is_some_and(|s| !s.trim().is_empty()))

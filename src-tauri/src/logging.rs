@@ -16,7 +16,18 @@ pub(crate) fn init<R: Runtime>(app: &mut App<R>) -> Result<(), Box<dyn std::erro
     std::fs::create_dir_all(&dir)?;
     let (file, guard) =
         tracing_appender::non_blocking(tracing_appender::rolling::daily(&dir, "bai-desktop.log"));
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let wanted = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| "info".to_owned());
+    // tungstenite logs the raw handshake request (Cookie, X-BackendAI-SessionID, Authorization)
+    // at trace level: whatever was asked for, it never gets past debug.
+    let capped = if wanted.contains("trace") {
+        format!("{wanted},tungstenite=debug,tokio_tungstenite=debug")
+    } else {
+        wanted
+    };
+    let filter = EnvFilter::try_new(capped).unwrap_or_else(|_| EnvFilter::new("info"));
     let installed = tracing_subscriber::registry()
         .with(filter)
         .with(fmt::layer().with_writer(std::io::stderr))

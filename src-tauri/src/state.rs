@@ -38,7 +38,11 @@ pub struct AppState {
 impl AppState {
     /// State over an explicit config directory and secret store (tests pass a temp dir and a
     /// [`MemoryStore`]).
-    pub fn new(config_dir: PathBuf, store: Arc<dyn SecretStore>, demo: Option<DemoSandbox>) -> Self {
+    pub fn new(
+        config_dir: PathBuf,
+        store: Arc<dyn SecretStore>,
+        demo: Option<DemoSandbox>,
+    ) -> Self {
         AppState {
             config_dir,
             store,
@@ -153,13 +157,18 @@ impl AppState {
         let overrides = Overrides {
             endpoint: Some(endpoint),
             mode: Some(mode),
-            access_key: if mode == Mode::Api { access_key.clone() } else { None },
+            access_key: if mode == Mode::Api {
+                access_key.clone()
+            } else {
+                None
+            },
             ..Overrides::default()
         };
         let mut profile = config.resolve(&name, &EnvOverrides::default(), &overrides)?;
         let creds = match mode {
             Mode::Api => Credentials::Keypair {
-                access_key: access_key.ok_or_else(|| CommandError::invalid("enter your access key"))?,
+                access_key: access_key
+                    .ok_or_else(|| CommandError::invalid("enter your access key"))?,
                 secret_key: Sensitive::new(
                     req.secret_key
                         .filter(|s| !s.is_empty())
@@ -167,7 +176,8 @@ impl AppState {
                 ),
             },
             _ => {
-                let email = nonempty(req.email).ok_or_else(|| CommandError::invalid("enter your email"))?;
+                let email =
+                    nonempty(req.email).ok_or_else(|| CommandError::invalid("enter your email"))?;
                 profile.email = Some(email.clone());
                 Credentials::Password {
                     email,

@@ -33,8 +33,12 @@ struct Env {
 }
 
 fn env() -> Option<Env> {
-    let webdriver = std::env::var("BAI_WEBDRIVER").ok().filter(|s| !s.is_empty());
-    let bin = std::env::var("BAI_DESKTOP_BIN").ok().filter(|s| !s.is_empty());
+    let webdriver = std::env::var("BAI_WEBDRIVER")
+        .ok()
+        .filter(|s| !s.is_empty());
+    let bin = std::env::var("BAI_DESKTOP_BIN")
+        .ok()
+        .filter(|s| !s.is_empty());
     match (webdriver, bin) {
         (Some(webdriver), Some(bin)) => Some(Env { webdriver, bin }),
         _ => {
@@ -70,6 +74,8 @@ async fn launch(env: &Env) -> Res<Client> {
     let serde_json::Value::Object(caps) = caps else {
         unreachable!("BUG: a json! object literal")
     };
+    // Two rustls providers are compiled in (fantoccini's aws-lc-rs, the workspace's ring).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let mut b = ClientBuilder::rustls()?;
     b.capabilities(caps);
     Ok(b.connect(&env.webdriver).await?)
@@ -97,7 +103,14 @@ where
             return Ok(v);
         }
         if Instant::now() > deadline {
-            let _ = shot(c, &format!("timeout-{}", what.replace(|ch: char| !ch.is_ascii_alphanumeric(), "_"))).await;
+            let _ = shot(
+                c,
+                &format!(
+                    "timeout-{}",
+                    what.replace(|ch: char| !ch.is_ascii_alphanumeric(), "_")
+                ),
+            )
+            .await;
             let body = match c.find(Locator::Css("body")).await {
                 Ok(b) => b.text().await.unwrap_or_default(),
                 Err(_) => String::new(),
@@ -119,9 +132,33 @@ async fn el(c: &Client, css: &str) -> Res<Element> {
 
 async fn type_into(c: &Client, css: &str, text: &str) -> Res {
     let e = el(c, css).await?;
-    e.clear().await?;
-    e.send_keys(text).await?;
+    // Backspaces rather than WebDriver's clear(): they fire the `input` events that Svelte's
+    // bindings listen to.
+    let current = e.prop("value").await?.unwrap_or_default();
+    if !current.is_empty() {
+        e.send_keys(&"\u{E003}".repeat(current.chars().count()))
+            .await?;
+    }
+    if !text.is_empty() {
+        e.send_keys(text).await?;
+    }
     Ok(())
+}
+
+/// Starts the app, runs `f`, and always ends the WebDriver session (which stops the app),
+/// so a failed test does not block the next one.
+async fn with_app<F, Fut>(env: &Env, f: F) -> Res
+where
+    F: FnOnce(Client) -> Fut,
+    Fut: Future<Output = Res>,
+{
+    let c = launch(env).await?;
+    let r = f(c.clone()).await;
+    if r.is_err() {
+        let _ = shot(&c, "failure").await;
+    }
+    let _ = c.close().await;
+    r
 }
 
 /// Waits for the login screen; logs out first if a saved login was restored.
@@ -168,27 +205,43 @@ fn row(name: &str) -> String {
 async fn start_sandbox() -> Res<Sandbox> {
     let sb = Sandbox::start(SandboxConfig::default()).await?;
     sb.create_session(SessionSpec::running("s1")).await?;
-    sb.create_session(SessionSpec::with_status("prep", Status::Preparing)).await?;
+    sb.create_session(SessionSpec::with_status("prep", Status::Preparing))
+        .await?;
     Ok(sb)
 }
 
 /// Checks the two rows: s1 RUNNING with SSH, prep PREPARING without (and a tooltip).
 async fn check_session_rows(c: &Client) -> Res {
     let s1 = el(c, &row("s1")).await?;
-    let status = s1.find(Locator::Css("[data-testid=session-status]")).await?.text().await?;
+    let status = s1
+        .find(Locator::Css("[data-testid=session-status]"))
+        .await?
+        .text()
+        .await?;
     assert!(status.contains("RUNNING"), "s1 status: {status:?}");
     let ssh = s1.find(Locator::Css("[data-testid=ssh-button]")).await?;
     assert!(ssh.is_enabled().await?, "s1's SSH button is enabled");
-    let avail = s1.find(Locator::Css("[data-testid=ssh-availability]")).await?.text().await?;
+    let avail = s1
+        .find(Locator::Css("[data-testid=ssh-availability]"))
+        .await?
+        .text()
+        .await?;
     assert!(avail.contains("Available"), "s1 availability: {avail:?}");
 
     let prep = el(c, &row("prep")).await?;
-    let status = prep.find(Locator::Css("[data-testid=session-status]")).await?.text().await?;
+    let status = prep
+        .find(Locator::Css("[data-testid=session-status]"))
+        .await?
+        .text()
+        .await?;
     assert!(status.contains("PREPARING"), "prep status: {status:?}");
     let ssh = prep.find(Locator::Css("[data-testid=ssh-button]")).await?;
     assert!(!ssh.is_enabled().await?, "prep's SSH button is disabled");
     let tip = ssh.attr("title").await?.unwrap_or_default();
-    assert!(tip.to_lowercase().contains("preparing"), "prep's tooltip: {tip:?}");
+    assert!(
+        tip.to_lowercase().contains("preparing"),
+        "prep's tooltip: {tip:?}"
+    );
     Ok(())
 }
 
@@ -203,32 +256,40 @@ async fn a1_session_login_lists_sessions_then_logout() {
     let Some(env) = env() else { return };
     with_timeout("session login", async {
         let sb = start_sandbox().await?;
-        let c = launch(&env).await?;
-        to_login_screen(&c).await?;
-        shot(&c, "01-login").await?;
-        session_login(&c, &sb, &sb.user().password, false).await?;
-        check_session_rows(&c).await?;
-        let who = el(&c, "#whoami").await?.text().await?;
-        assert!(who.contains(&sb.user().email), "header names the user: {who:?}");
-        shot(&c, "02-sessions").await?;
+        let r = with_app(&env, |c| async move {
+            to_login_screen(&c).await?;
+            shot(&c, "01-login").await?;
+            session_login(&c, &sb, &sb.user().password, false).await?;
+            check_session_rows(&c).await?;
+            let who = el(&c, "#whoami").await?.text().await?;
+            assert!(
+                who.contains(&sb.user().email),
+                "header names the user: {who:?}"
+            );
+            shot(&c, "02-sessions").await?;
 
-        // The filter narrows the list.
-        type_into(&c, "#session-filter", "prep").await?;
-        until(&c, "only prep listed", |c| async move {
-            let rows = c.find_all(Locator::Css("[data-testid=session-row]")).await.ok()?;
-            (rows.len() == 1).then_some(())
+            // The filter narrows the list.
+            type_into(&c, "#session-filter", "prep").await?;
+            until(&c, "only prep listed", |c| async move {
+                let rows = c
+                    .find_all(Locator::Css("[data-testid=session-row]"))
+                    .await
+                    .ok()?;
+                (rows.len() == 1).then_some(())
+            })
+            .await?;
+            shot(&c, "03-filtered").await?;
+            type_into(&c, "#session-filter", "").await?;
+            el(&c, "#refresh").await?.click().await?;
+            el(&c, &row("s1")).await?;
+
+            logout(&c).await?;
+            shot(&c, "04-logged-out").await?;
+            sb.shutdown().await;
+            Ok(())
         })
-        .await?;
-        shot(&c, "03-filtered").await?;
-        type_into(&c, "#session-filter", "").await?;
-        el(&c, "#refresh").await?.click().await?;
-        el(&c, &row("s1")).await?;
-
-        logout(&c).await?;
-        shot(&c, "04-logged-out").await?;
-        c.close().await?;
-        sb.shutdown().await;
-        Ok(())
+        .await;
+        r
     })
     .await;
 }
@@ -238,20 +299,24 @@ async fn a2_wrong_password_shows_the_login_error() {
     let Some(env) = env() else { return };
     with_timeout("wrong password", async {
         let sb = start_sandbox().await?;
-        let c = launch(&env).await?;
-        to_login_screen(&c).await?;
-        session_login(&c, &sb, "definitely-wrong", false).await?;
-        let err = el(&c, "#login-error").await?;
-        let text = err.text().await?;
-        assert!(text.to_lowercase().contains("wrong email or password"), "login error: {text:?}");
-        assert_eq!(err.attr("data-code").await?.as_deref(), Some("AuthFailed"));
-        assert!(!text.contains(&sb.user().password));
-        shot(&c, "05-wrong-password").await?;
-        // Still on the login screen.
-        el(&c, "#login-button").await?;
-        c.close().await?;
-        sb.shutdown().await;
-        Ok(())
+        with_app(&env, |c| async move {
+            to_login_screen(&c).await?;
+            session_login(&c, &sb, "definitely-wrong", false).await?;
+            let err = el(&c, "#login-error").await?;
+            let text = err.text().await?;
+            assert!(
+                text.to_lowercase().contains("wrong email or password"),
+                "login error: {text:?}"
+            );
+            assert_eq!(err.attr("data-code").await?.as_deref(), Some("AuthFailed"));
+            assert!(!text.contains(&sb.user().password));
+            shot(&c, "05-wrong-password").await?;
+            // Still on the login screen.
+            el(&c, "#login-button").await?;
+            sb.shutdown().await;
+            Ok(())
+        })
+        .await
     })
     .await;
 }
@@ -261,23 +326,27 @@ async fn a3_api_mode_login_with_a_keypair() {
     let Some(env) = env() else { return };
     with_timeout("API mode", async {
         let sb = start_sandbox().await?;
-        let c = launch(&env).await?;
-        to_login_screen(&c).await?;
-        el(&c, "#mode-api").await?.click().await?;
-        type_into(&c, "#endpoint", &sb.manager_url()).await?;
-        type_into(&c, "#access-key", &sb.user().access_key).await?;
-        type_into(&c, "#secret-key", &sb.user().secret_key).await?;
-        set_remember(&c, false).await?;
-        shot(&c, "06-api-login").await?;
-        el(&c, "#login-button").await?.click().await?;
-        check_session_rows(&c).await?;
-        let who = el(&c, "#whoami").await?.text().await?;
-        assert!(who.contains(&sb.user().access_key), "header names the access key: {who:?}");
-        shot(&c, "07-api-sessions").await?;
-        logout(&c).await?;
-        c.close().await?;
-        sb.shutdown().await;
-        Ok(())
+        with_app(&env, |c| async move {
+            to_login_screen(&c).await?;
+            el(&c, "#mode-api").await?.click().await?;
+            type_into(&c, "#endpoint", &sb.manager_url()).await?;
+            type_into(&c, "#access-key", &sb.user().access_key).await?;
+            type_into(&c, "#secret-key", &sb.user().secret_key).await?;
+            set_remember(&c, false).await?;
+            shot(&c, "06-api-login").await?;
+            el(&c, "#login-button").await?.click().await?;
+            check_session_rows(&c).await?;
+            let who = el(&c, "#whoami").await?.text().await?;
+            assert!(
+                who.contains(&sb.user().access_key),
+                "header names the access key: {who:?}"
+            );
+            shot(&c, "07-api-sessions").await?;
+            logout(&c).await?;
+            sb.shutdown().await;
+            Ok(())
+        })
+        .await
     })
     .await;
 }
@@ -287,27 +356,33 @@ async fn a4_preferences_save_the_preferred_port() {
     let Some(env) = env() else { return };
     with_timeout("preferences", async {
         let sb = start_sandbox().await?;
-        let c = launch(&env).await?;
-        to_login_screen(&c).await?;
-        session_login(&c, &sb, &sb.user().password, false).await?;
-        el(&c, &row("s1")).await?;
-        el(&c, "#prefs-button").await?.click().await?;
-        type_into(&c, "#pref-port", "10022").await?;
-        shot(&c, "08-preferences").await?;
-        el(&c, "#pref-save").await?.click().await?;
-        until(&c, "the preferences dialog to close", |c| async move {
-            c.find(Locator::Id("pref-save")).await.is_err().then_some(())
+        with_app(&env, |c| async move {
+            to_login_screen(&c).await?;
+            session_login(&c, &sb, &sb.user().password, false).await?;
+            el(&c, &row("s1")).await?;
+            el(&c, "#prefs-button").await?.click().await?;
+            type_into(&c, "#pref-port", "10022").await?;
+            shot(&c, "08-preferences").await?;
+            el(&c, "#pref-save").await?.click().await?;
+            until(&c, "the preferences dialog to close", |c| async move {
+                c.find(Locator::Id("pref-save"))
+                    .await
+                    .is_err()
+                    .then_some(())
+            })
+            .await?;
+            if let Some(dir) = std::env::var_os("BAI_CONFIG_DIR").map(PathBuf::from) {
+                let config = std::fs::read_to_string(dir.join("config.toml"))?;
+                assert!(
+                    config.contains("preferred_ssh_port = 10022"),
+                    "saved: {config}"
+                );
+            }
+            logout(&c).await?;
+            sb.shutdown().await;
+            Ok(())
         })
-        .await?;
-        let dir = std::env::var_os("BAI_CONFIG_DIR").map(PathBuf::from);
-        if let Some(dir) = dir {
-            let config = std::fs::read_to_string(dir.join("config.toml"))?;
-            assert!(config.contains("preferred_ssh_port = 10022"), "saved: {config}");
-        }
-        logout(&c).await?;
-        c.close().await?;
-        sb.shutdown().await;
-        Ok(())
+        .await
     })
     .await;
 }
@@ -324,35 +399,47 @@ async fn a5_cold_start_to_session_list() {
             None
         } else {
             let sb = start_sandbox().await?;
-            let c = launch(&env).await?;
-            to_login_screen(&c).await?;
-            session_login(&c, &sb, &sb.user().password, true).await?;
-            el(&c, &row("s1")).await?;
-            c.close().await?;
+            with_app(&env, |c| {
+                let sb = &sb;
+                async move {
+                    to_login_screen(&c).await?;
+                    session_login(&c, sb, &sb.user().password, true).await?;
+                    el(&c, &row("s1")).await?;
+                    Ok(())
+                }
+            })
+            .await?;
             Some(sb)
         };
         let runs = std::env::var("BAI_STARTUP_RUNS").ok().and_then(|s| s.parse().ok()).unwrap_or(1u32);
         let mut times = Vec::new();
         for i in 0..runs {
             let t0 = Instant::now();
-            let c = launch(&env).await?;
-            let started = t0.elapsed();
-            el(&c, "[data-testid=session-row]").await?;
-            let rendered = t0.elapsed();
-            eprintln!(
-                "cold start #{}: session list rendered {} ms after launch (WebDriver session up after {} ms)",
-                i + 1,
-                rendered.as_millis(),
-                started.as_millis()
-            );
-            times.push(rendered.as_millis());
-            if i == 0 {
-                shot(&c, "09-cold-start").await?;
-            }
-            if i + 1 == runs && !demo {
-                logout(&c).await?;
-            }
-            c.close().await?;
+            let last = i + 1 == runs;
+            let rendered = with_app(&env, |c| {
+                let times = &mut times;
+                async move {
+                    let started = t0.elapsed();
+                    el(&c, "[data-testid=session-row]").await?;
+                    let rendered = t0.elapsed();
+                    eprintln!(
+                        "cold start #{}: session list rendered {} ms after launch (WebDriver session up after {} ms)",
+                        i + 1,
+                        rendered.as_millis(),
+                        started.as_millis()
+                    );
+                    times.push(rendered.as_millis());
+                    if i == 0 {
+                        shot(&c, "09-cold-start").await?;
+                    }
+                    if last && !demo {
+                        logout(&c).await?;
+                    }
+                    Ok(())
+                }
+            })
+            .await;
+            rendered?;
         }
         times.sort_unstable();
         println!(

@@ -74,7 +74,18 @@ pub async fn login(
     otp: Option<String>,
     remember: Option<bool>,
 ) -> CommandResult<LoginState> {
-    state.login(LoginRequest { endpoint, mode, email, password, access_key, secret_key, otp, remember: remember.unwrap_or(false) }).await
+    state
+        .login(LoginRequest {
+            endpoint,
+            mode,
+            email,
+            password,
+            access_key,
+            secret_key,
+            otp,
+            remember: remember.unwrap_or(false),
+        })
+        .await
 }
 
 /// `logout()`.

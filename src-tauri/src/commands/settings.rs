@@ -47,8 +47,13 @@ impl SettingsView {
         }
         self.account = self.account.trim().to_owned();
         let a = &self.account;
-        let ok_start = a.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
-        let ok_rest = a.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+        let ok_start = a
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+        let ok_rest = a
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
         if !ok_start || !ok_rest || a.len() > 32 {
             return Err(CommandError::invalid(format!(
                 "the account must be a user name (letters, digits, _ - .; up to 32), not {a:?}"
@@ -66,6 +71,9 @@ pub fn get_settings(state: State<'_, AppState>) -> CommandResult<SettingsView> {
 
 /// `set_settings({settings}) -> Settings`.
 #[tauri::command]
-pub fn set_settings(state: State<'_, AppState>, settings: SettingsView) -> CommandResult<SettingsView> {
+pub fn set_settings(
+    state: State<'_, AppState>,
+    settings: SettingsView,
+) -> CommandResult<SettingsView> {
     state.set_settings(settings)
 }
