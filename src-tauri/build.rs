@@ -16,6 +16,12 @@ const COMMANDS: &[&str] = &[
     "list_sessions",
     "get_settings",
     "set_settings",
+    "open_ssh",
+    "tunnel_info",
+    "save_key",
+    "save_key_to",
+    "list_tunnels",
+    "stop_tunnel",
 ];
 
 fn placeholder_ui(out_dir: &Path) -> PathBuf {

@@ -135,8 +135,11 @@ fn session_login(
 #[test]
 fn commands_outside_the_allow_list_are_refused() {
     let h = harness();
-    let e = h.err("open_ssh", json!({"session": "s1"}));
-    assert!(e.to_string().contains("not allowed"), "{e}");
+    let e = h.err("not_a_command", json!({"session": "s1"}));
+    assert!(
+        e.to_string().contains("not allowed") || e.to_string().contains("not found"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -354,5 +357,217 @@ fn settings_round_trip_and_validation() {
     assert_eq!(
         h.ok("get_settings", json!({}))["preferredSshPort"],
         Value::Null
+    );
+}
+
+fn run_tool(cmd: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd}: {e}"))
+}
+
+fn key_blob(line: &str) -> String {
+    line.split_whitespace()
+        .nth(1)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+#[test]
+fn ssh_tunnels_keys_and_the_tunnel_panel() {
+    let server = Server::start();
+    let sb = server.sb();
+    server
+        .rt
+        .block_on(sb.create_session(SessionSpec::running("s2")))
+        .expect("s2");
+    let account = sb.session("s1").expect("s1").account;
+    let h = harness();
+    assert_eq!(h.ok("list_tunnels", json!({})), json!([]));
+    let e = h.err("open_ssh", json!({"session": "s1"}));
+    assert_eq!(e["code"], "LoginExpired", "{e}");
+    session_login(&h, sb, &sb.user().password, false).expect("login");
+
+    // The preferred port is free: it is used.
+    let preferred = free_port();
+    h.ok(
+        "set_settings",
+        json!({"settings": {"preferredSshPort": preferred, "refreshSeconds": 30, "account": "work"}}),
+    );
+    let t = h.ok("open_ssh", json!({"session": "s1", "account": account}));
+    let port = t["port"]
+        .as_u64()
+        .and_then(|p| u16::try_from(p).ok())
+        .expect("port");
+    assert_eq!(port, preferred, "{t}");
+    assert_eq!(t["preferredPort"], preferred);
+    assert_eq!(t["fallback"], Value::Null);
+    assert_eq!(t["user"], account.as_str());
+    assert_eq!(t["host"], "127.0.0.1");
+    assert_eq!(t["sftpUrl"], format!("sftp://{account}@127.0.0.1:{port}"));
+    assert_eq!(t["hasIdContainer"], true);
+    assert_eq!(t["keyPath"], Value::Null);
+    let ssh = t["commands"]["ssh"].as_str().expect("ssh");
+    assert!(
+        ssh.contains("-i ./id_container") && ssh.contains(&format!("-p {port}")),
+        "{ssh}"
+    );
+    for c in ["sftp", "scp", "rsync"] {
+        assert!(
+            t["commands"][c].as_str().is_some_and(|s| s.starts_with(c)),
+            "{t}"
+        );
+    }
+    assert_eq!(
+        t["vscodeUrl"],
+        "vscode://vscode-remote/ssh-remote+bai-s1/home/work"
+    );
+    assert!(t["vscodeConfig"]
+        .as_str()
+        .is_some_and(|c| c.starts_with("Host bai-s1\n") && c.contains(&format!("Port {port}"))));
+    // A second click shows the same tunnel; tunnel_info too.
+    assert_eq!(h.ok("open_ssh", json!({"session": "s1"})), t);
+    assert_eq!(h.ok("tunnel_info", json!({"session": "s1"})), t);
+
+    // The key, saved by the command the dialog calls: 0600, a valid key, used by `-i`.
+    let keys = tempfile::tempdir().expect("tempdir");
+    let key = keys.path().join("id_container");
+    let key_s = key.to_string_lossy().into_owned();
+    let saved = h.ok(
+        "save_key_to",
+        json!({"session": "s1", "path": key, "format": "openssh"}),
+    );
+    assert_eq!(saved, json!({"path": key_s}));
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key).expect("saved").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let pubkey = run_tool("ssh-keygen", &["-y", "-f", &key_s]);
+    assert!(pubkey.status.success(), "ssh-keygen -y");
+    let pubkey = String::from_utf8_lossy(&pubkey.stdout).into_owned();
+    let t2 = h.ok("tunnel_info", json!({"session": "s1"}));
+    assert_eq!(t2["keyPath"], key_s.as_str());
+    assert!(t2["commands"]["ssh"]
+        .as_str()
+        .is_some_and(|s| s.contains(&format!("-i {key_s}"))));
+
+    // A real ssh through the tunnel.
+    let dest = format!("{account}@127.0.0.1");
+    let port_s = port.to_string();
+    let ssh_args = [
+        "-i",
+        &key_s,
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "IdentitiesOnly=yes",
+        "-p",
+        &port_s,
+        &dest,
+        "echo",
+        "ok",
+    ];
+    let out = run_tool("ssh", &ssh_args);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "ok",
+        "ssh: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The PuTTY key: accepted by puttygen, same public key.
+    let ppk = keys.path().join("id_container.ppk");
+    h.ok(
+        "save_key_to",
+        json!({"session": "s1", "path": ppk, "format": "ppk"}),
+    );
+    let out = run_tool(
+        "puttygen",
+        &[&ppk.to_string_lossy(), "-O", "public-openssh"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        key_blob(&String::from_utf8_lossy(&out.stdout)),
+        key_blob(&pubkey)
+    );
+
+    // A second session with the same preferred port: another port, with the notice.
+    let t3 = h.ok("open_ssh", json!({"session": "s2"}));
+    let port2 = t3["port"].as_u64().expect("port");
+    assert_ne!(port2, u64::from(port));
+    assert_eq!(t3["user"], "work", "the account setting");
+    assert_eq!(t3["fallback"]["preferred"], preferred);
+    let reason = t3["fallback"]["reason"].as_str().expect("reason");
+    assert!(
+        reason.contains(&preferred.to_string()) && reason.contains(&port2.to_string()),
+        "{reason}"
+    );
+
+    // The panel: both tunnels, with the ssh connection counted.
+    let list = h.ok("list_tunnels", json!({}));
+    let rows = list.as_array().expect("array");
+    assert_eq!(rows.len(), 2, "{list}");
+    let r1 = rows.iter().find(|r| r["session"] == "s1").expect("s1 row");
+    assert_eq!(r1["port"], port);
+    assert!(r1["total"].as_u64().is_some_and(|n| n >= 2), "{r1}");
+    assert!(r1["bytesUp"].as_u64().is_some_and(|n| n > 0), "{r1}");
+    assert!(r1["bytesDown"].as_u64().is_some_and(|n| n > 0), "{r1}");
+    assert!(
+        r1["since"].as_str().is_some_and(|s| s.ends_with('Z')),
+        "{r1}"
+    );
+    assert!(r1.get("active").is_some() && r1.get("lastError").is_some());
+
+    // Stop: connection refused.
+    h.ok("stop_tunnel", json!({"session": "s1"}));
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+    assert_eq!(
+        h.err("tunnel_info", json!({"session": "s1"}))["code"],
+        "InvalidInput"
+    );
+    assert_eq!(
+        h.ok("list_tunnels", json!({})).as_array().map(Vec::len),
+        Some(1)
+    );
+
+    // A session that terminates loses its tunnel at the next refresh.
+    server.rt.block_on(sb.terminate("s2")).expect("terminate");
+    h.ok("list_sessions", json!({}));
+    assert_eq!(h.ok("list_tunnels", json!({})), json!([]));
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", u16::try_from(port2).expect("port"))).is_err()
+    );
+}
+
+#[test]
+fn save_key_formats_and_default_names() {
+    use crate::commands::tunnels::KeyFormat;
+    assert_eq!(KeyFormat::Openssh.default_file_name(), "id_container");
+    assert_eq!(KeyFormat::Ppk.default_file_name(), "id_container.ppk");
+    let h = harness();
+    let e = h.err(
+        "save_key_to",
+        json!({"session": "s1", "path": "/tmp/x", "format": "pem"}),
+    );
+    assert!(
+        e.to_string().contains("pem") || e.to_string().contains("variant"),
+        "{e}"
     );
 }

@@ -57,7 +57,20 @@ where
             commands::sessions::list_sessions,
             commands::settings::get_settings,
             commands::settings::set_settings,
+            commands::tunnels::open_ssh,
+            commands::tunnels::tunnel_info,
+            commands::tunnels::save_key,
+            commands::tunnels::save_key_to,
+            commands::tunnels::list_tunnels,
+            commands::tunnels::stop_tunnel,
         ])
+}
+
+/// Stops every tunnel (on [`tauri::RunEvent::Exit`]).
+pub fn stop_tunnels_on_exit<R: Runtime>(app: &tauri::AppHandle<R>) {
+    use tauri::Manager;
+    let state = app.state::<AppState>();
+    tauri::async_runtime::block_on(state.stop_all_tunnels());
 }
 
 /// Starts the desktop app; exits the process with status 2 when there is no display, and 1
@@ -78,14 +91,21 @@ pub fn run() {
         .plugin(tauri_plugin_dialog::init())
         .plugin(tauri_plugin_clipboard_manager::init())
         .plugin(tauri_plugin_opener::init());
-    let result = run_app(builder, state, |app| {
+    let app = run_app(builder, state, |app| {
         logging::init(app)?;
         Ok(())
     })
-    .run(tauri::generate_context!("../tauri.conf.json"));
-    if let Err(e) = result {
-        eprintln!("bai-desktop: {e}");
-        std::process::exit(1);
+    .build(tauri::generate_context!("../tauri.conf.json"));
+    match app {
+        Ok(app) => app.run(|app, event| {
+            if let tauri::RunEvent::Exit = event {
+                stop_tunnels_on_exit(app);
+            }
+        }),
+        Err(e) => {
+            eprintln!("bai-desktop: {e}");
+            std::process::exit(1);
+        }
     }
 }
 

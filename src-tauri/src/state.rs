@@ -4,20 +4,23 @@
 //! The login sits behind a `std::sync::Mutex` that is only held to clone or swap it, never
 //! across an `.await` (a [`Connection`] is a cheap clone of the API client).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bai_core::bai_api::{Mode, Sensitive, Session};
+use bai_core::bai_tunnel::PortChoice;
 use bai_core::config::mode_name;
 use bai_core::secrets::SecretKind;
 use bai_core::{
     Config, Connection, Credentials, EnvOverrides, MemoryStore, Overrides, ResolvedProfile,
-    SecretStore,
+    SecretStore, TunnelRegistry, TunnelRequest, SSHD_APP,
 };
 
 use crate::commands::auth::{LoginRequest, LoginState};
 use crate::commands::sessions::SessionView;
 use crate::commands::settings::SettingsView;
+use crate::commands::tunnels::{Fallback, KeyFormat, SavedKey, TunnelStatus, TunnelView};
 use crate::demo::DemoSandbox;
 use crate::error::{CommandError, CommandResult, ErrorCode};
 
@@ -33,6 +36,18 @@ pub struct AppState {
     store: Arc<dyn SecretStore>,
     conn: Mutex<Option<Connection>>,
     demo: Option<DemoSandbox>,
+    tunnels: TunnelRegistry,
+    meta: Mutex<BTreeMap<String, TunnelMeta>>,
+}
+
+/// What the app remembers about a session's SSH tunnel besides the registry.
+#[derive(Debug, Clone)]
+struct TunnelMeta {
+    user: String,
+    preferred: Option<u16>,
+    fallback: Option<Fallback>,
+    key_path: Option<PathBuf>,
+    has_id_container: bool,
 }
 
 impl AppState {
@@ -48,6 +63,8 @@ impl AppState {
             store,
             conn: Mutex::new(None),
             demo,
+            tunnels: TunnelRegistry::new(),
+            meta: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -72,6 +89,170 @@ impl AppState {
     /// The current login, if any.
     pub fn connection(&self) -> Option<Connection> {
         self.slot().clone()
+    }
+
+    fn meta(&self) -> MutexGuard<'_, BTreeMap<String, TunnelMeta>> {
+        self.meta.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The running tunnels.
+    pub fn tunnels(&self) -> &TunnelRegistry {
+        &self.tunnels
+    }
+
+    /// Opens (or returns the open) SSH tunnel of `session`: the preferred SSH port when free,
+    /// else a random one; ready once sshd's banner came through it.
+    pub async fn open_ssh(
+        &self,
+        session: &str,
+        account: Option<String>,
+    ) -> CommandResult<TunnelView> {
+        if let Ok(view) = self.tunnel_info(session) {
+            return Ok(view);
+        }
+        let conn = self.connection().ok_or_else(CommandError::not_logged_in)?;
+        let settings = self.get_settings()?;
+        let user = nonempty(account).unwrap_or(settings.account);
+        let preferred = settings
+            .preferred_ssh_port
+            .and_then(|p| u16::try_from(p).ok());
+        let mut req = TunnelRequest::new(&conn, session, SSHD_APP, preferred);
+        req.bind.fallback = true;
+        let tunnel = conn.open_tunnel(req).await?;
+        let has_id_container = match conn.fetch_ssh_key(session).await {
+            Ok(_) => true,
+            Err(bai_core::Error::NoSessionKey { .. }) => false,
+            Err(e) => return Err(e.into()),
+        };
+        let port = tunnel.local_addr().port();
+        let fallback = match &tunnel.choice {
+            PortChoice::Fallback { preferred, reason } => Some(Fallback {
+                preferred: *preferred,
+                reason: format!(
+                    "The preferred port {preferred} could not be used ({reason}); port {port} was assigned instead."
+                ),
+            }),
+            _ => None,
+        };
+        if self.tunnels.local_addr(session, SSHD_APP).is_some() {
+            // Another click won the race: keep its tunnel.
+            tunnel.handle.stop().await;
+            return self.tunnel_info(session);
+        }
+        tracing::info!(session, port, note = %tunnel.port_note, "ssh tunnel ready");
+        self.meta().insert(
+            session.to_owned(),
+            TunnelMeta {
+                user,
+                preferred,
+                fallback,
+                key_path: None,
+                has_id_container,
+            },
+        );
+        if let Some(old) = self.tunnels.insert(tunnel) {
+            old.handle.stop().await;
+        }
+        self.tunnel_info(session)
+    }
+
+    /// The connection dialog of the open tunnel of `session`.
+    pub fn tunnel_info(&self, session: &str) -> CommandResult<TunnelView> {
+        let addr = self.tunnels.local_addr(session, SSHD_APP);
+        let meta = self.meta().get(session).cloned();
+        let (Some(addr), Some(m)) = (addr, meta) else {
+            return Err(CommandError::invalid(format!(
+                "no SSH tunnel is open for the session {session}"
+            )));
+        };
+        let mut v = TunnelView::build(
+            session,
+            addr.port(),
+            &m.user,
+            m.key_path.as_deref(),
+            m.has_id_container,
+        );
+        v.preferred_port = m.preferred;
+        v.fallback = m.fallback;
+        Ok(v)
+    }
+
+    /// The SSH tunnels with their counters.
+    pub fn list_tunnels(&self) -> Vec<TunnelStatus> {
+        self.tunnels
+            .list()
+            .into_iter()
+            .filter(|t| t.key.app == SSHD_APP && !t.finished)
+            .map(|t| TunnelStatus {
+                session: t.key.session,
+                port: t.local_addr.port(),
+                active: t.stats.active,
+                total: t.stats.total,
+                bytes_up: t.stats.bytes_up,
+                bytes_down: t.stats.bytes_down,
+                since: chrono::DateTime::<chrono::Utc>::from(t.stats.started_at)
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                last_error: t.stats.last_error.map(|e| e.to_string()),
+            })
+            .collect()
+    }
+
+    /// Stops the tunnels of `session`; returns how many.
+    pub async fn stop_tunnel(&self, session: &str) -> usize {
+        self.meta().remove(session);
+        let n = self.tunnels.stop_session(session).await;
+        if n > 0 {
+            tracing::info!(session, "tunnel stopped");
+        }
+        n
+    }
+
+    /// Stops every tunnel (the app exits).
+    pub async fn stop_all_tunnels(&self) {
+        self.meta().clear();
+        self.tunnels.stop_all().await;
+    }
+
+    /// Fetches the session's key and writes it at `path` (mode 0600) as `format`; an OpenSSH
+    /// key becomes the `-i` of the tunnel's commands.
+    pub async fn save_key_to(
+        &self,
+        session: &str,
+        path: &Path,
+        format: KeyFormat,
+    ) -> CommandResult<SavedKey> {
+        let conn = self.connection().ok_or_else(CommandError::not_logged_in)?;
+        let key = conn.fetch_ssh_key(session).await?;
+        match format {
+            KeyFormat::Openssh => bai_core::save_key(path, &key)?,
+            KeyFormat::Ppk => bai_core::ppk::save_ppk(path, &key, &format!("bai-{session}"))?,
+        }
+        if format == KeyFormat::Openssh {
+            if let Some(m) = self.meta().get_mut(session) {
+                m.key_path = Some(path.to_path_buf());
+            }
+        }
+        tracing::info!(session, path = %path.display(), ?format, "key saved");
+        Ok(SavedKey {
+            path: path.display().to_string(),
+        })
+    }
+
+    /// Stops the tunnels of sessions that are not in `running` (ids and names of the RUNNING
+    /// sessions); returns whether any stopped.
+    pub async fn stop_gone_tunnels(&self, running: &[&str]) -> bool {
+        let gone: Vec<String> = self
+            .tunnels
+            .list()
+            .into_iter()
+            .map(|t| t.key.session)
+            .filter(|s| !running.contains(&s.as_str()))
+            .collect();
+        let mut any = false;
+        for s in gone {
+            any |= self.stop_tunnel(&s).await > 0;
+        }
+        any
     }
 
     fn replace_connection(&self, conn: Option<Connection>) -> Option<Connection> {
@@ -226,6 +407,19 @@ impl AppState {
         let conn = self.connection().ok_or_else(CommandError::not_logged_in)?;
         let sessions: Vec<Session> = conn.list_sessions(false).await?;
         Ok(sessions.iter().map(SessionView::from_session).collect())
+    }
+
+    /// [`AppState::list_sessions`], then stops the tunnels of sessions that left RUNNING or
+    /// disappeared; the flag says whether any stopped.
+    pub async fn refresh_sessions(&self) -> CommandResult<(Vec<SessionView>, bool)> {
+        let views = self.list_sessions().await?;
+        let running: Vec<&str> = views
+            .iter()
+            .filter(|v| v.status == "RUNNING")
+            .flat_map(|v| [v.id.as_str(), v.name.as_str()])
+            .collect();
+        let stopped = self.stop_gone_tunnels(&running).await;
+        Ok((views, stopped))
     }
 
     fn profile_name(&self, config: &Config) -> String {

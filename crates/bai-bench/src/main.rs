@@ -110,14 +110,18 @@ fn main() -> Result<()> {
     rt.block_on(run(args))
 }
 
-async fn run(args: Args) -> Result<()> {
-    for (what, path) in [("bai", &args.bai), ("bai-sandbox", &args.sandbox)] {
-        if !path.exists() {
-            bail!(
+async fn run(mut args: Args) -> Result<()> {
+    for (what, path) in [("bai", &mut args.bai), ("bai-sandbox", &mut args.sandbox)] {
+        // Absolute: the proxies run in their own working directories.
+        *path = std::fs::canonicalize(&*path).with_context(|| {
+            format!(
                 "{what} not found at {} (make bench builds it)",
                 path.display()
-            );
-        }
+            )
+        })?;
+    }
+    if let Ok(p) = std::fs::canonicalize(&args.python) {
+        args.python = p;
     }
     let scratch = tempfile::tempdir().context("creating a scratch dir")?;
 
@@ -510,9 +514,12 @@ async fn hold(port: u16, n: usize, pid: Option<u32>) -> Result<(usize, Option<f6
         });
     }
     drop(done_tx);
-    let mut opened = 0;
-    while let Some(ok) = done_rx.recv().await {
-        opened += usize::from(ok);
+    // Every task reports once (opened and echoed, or failed) and then waits for the signal, so
+    // count reports rather than waiting for the channel to close.
+    for _ in 0..n {
+        if done_rx.recv().await.is_none() {
+            break;
+        }
     }
     let rss = pid.and_then(rss_mib);
     let _ = all_open_tx.send(());
@@ -520,7 +527,6 @@ async fn hold(port: u16, n: usize, pid: Option<u32>) -> Result<(usize, Option<f6
     while let Some(r) = tasks.join_next().await {
         ok += usize::from(matches!(r, Ok(true)));
     }
-    let _ = opened;
     Ok((ok, rss))
 }
 

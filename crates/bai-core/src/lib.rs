@@ -23,6 +23,7 @@ pub mod config;
 mod connection;
 mod error;
 mod fsutil;
+pub mod ppk;
 pub mod registry;
 pub mod secrets;
 pub mod ssh_config;

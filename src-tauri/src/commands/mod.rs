@@ -6,3 +6,4 @@ pub mod app;
 pub mod auth;
 pub mod sessions;
 pub mod settings;
+pub mod tunnels;

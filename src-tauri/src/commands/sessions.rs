@@ -2,7 +2,7 @@
 
 use bai_core::bai_api::Session;
 use serde::Serialize;
-use tauri::State;
+use tauri::{AppHandle, Runtime, State};
 
 use crate::error::CommandResult;
 use crate::AppState;
@@ -57,8 +57,15 @@ impl SessionView {
     }
 }
 
-/// `list_sessions() -> Session[]`.
+/// `list_sessions() -> Session[]`; tunnels of sessions no longer RUNNING are stopped.
 #[tauri::command]
-pub async fn list_sessions(state: State<'_, AppState>) -> CommandResult<Vec<SessionView>> {
-    state.list_sessions().await
+pub async fn list_sessions<R: Runtime>(
+    app: AppHandle<R>,
+    state: State<'_, AppState>,
+) -> CommandResult<Vec<SessionView>> {
+    let (views, stopped) = state.refresh_sessions().await?;
+    if stopped {
+        crate::commands::tunnels::notify(&app);
+    }
+    Ok(views)
 }

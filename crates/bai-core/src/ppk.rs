@@ -1,0 +1,340 @@
+//! PuTTY `.ppk` export (PuTTY-User-Key-File-2, unencrypted) of an RSA private key, so that
+//! PuTTY, FileZilla and WinSCP users need no PuTTYgen. Accepts PEM PKCS#1
+//! (`BEGIN RSA PRIVATE KEY`) and unencrypted OpenSSH (`BEGIN OPENSSH PRIVATE KEY`) RSA keys.
+
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use sha1::{Digest, Sha1};
+
+use crate::error::{Error, Result};
+
+/// The RSA numbers a `.ppk` needs (big-endian magnitudes).
+#[derive(Clone, PartialEq, Eq)]
+struct RsaKey {
+    n: Vec<u8>,
+    e: Vec<u8>,
+    d: Vec<u8>,
+    p: Vec<u8>,
+    q: Vec<u8>,
+    iqmp: Vec<u8>,
+    comment: Option<String>,
+}
+
+fn bad(why: &str) -> Error {
+    Error::InvalidInput(format!("cannot convert the key to PuTTY format: {why}"))
+}
+
+/// Converts a PEM RSA private key to a PuTTY-User-Key-File-2 text with `comment` (the
+/// OpenSSH key's own comment wins when it has one and `comment` is empty).
+///
+/// # Errors
+/// [`Error::InvalidInput`] when the key is not an unencrypted RSA key in a supported format.
+pub fn to_ppk(pem: &str, comment: &str) -> Result<String> {
+    let key = parse_private_key(pem)?;
+    let comment = if comment.is_empty() {
+        key.comment.clone().unwrap_or_default()
+    } else {
+        comment.to_owned()
+    };
+    let mut public = Vec::new();
+    put_string(&mut public, b"ssh-rsa");
+    put_mpint(&mut public, &key.e);
+    put_mpint(&mut public, &key.n);
+    let mut private = Vec::new();
+    put_mpint(&mut private, &key.d);
+    put_mpint(&mut private, &key.p);
+    put_mpint(&mut private, &key.q);
+    put_mpint(&mut private, &key.iqmp);
+
+    let mut mac_data = Vec::new();
+    put_string(&mut mac_data, b"ssh-rsa");
+    put_string(&mut mac_data, b"none");
+    put_string(&mut mac_data, comment.as_bytes());
+    put_string(&mut mac_data, &public);
+    put_string(&mut mac_data, &private);
+    let mac_key = Sha1::digest(b"putty-private-key-file-mac-key");
+    let mut mac = <Hmac<Sha1> as Mac>::new_from_slice(&mac_key).map_err(|_| bad("HMAC key"))?;
+    mac.update(&mac_data);
+    let mac = hex::encode(mac.finalize().into_bytes());
+
+    let mut out = String::from("PuTTY-User-Key-File-2: ssh-rsa\nEncryption: none\n");
+    out.push_str(&format!("Comment: {comment}\n"));
+    push_lines(&mut out, "Public-Lines", &public);
+    push_lines(&mut out, "Private-Lines", &private);
+    out.push_str(&format!("Private-MAC: {mac}\n"));
+    Ok(out)
+}
+
+/// Converts `key` (see [`to_ppk`]) and writes it at `path` with mode 0600, atomically.
+///
+/// # Errors
+/// As [`to_ppk`], or the write failed.
+pub fn save_ppk(
+    path: &std::path::Path,
+    key: &bai_api::Sensitive<String>,
+    comment: &str,
+) -> Result<()> {
+    let text = to_ppk(key.expose(), comment)?;
+    crate::fsutil::write_private(path, text.as_bytes())
+}
+
+fn push_lines(out: &mut String, name: &str, data: &[u8]) {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(data);
+    let lines: Vec<&str> = b64
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).unwrap_or_default())
+        .collect();
+    out.push_str(&format!("{name}: {}\n", lines.len()));
+    for l in lines {
+        out.push_str(l);
+        out.push('\n');
+    }
+}
+
+fn put_string(out: &mut Vec<u8>, s: &[u8]) {
+    let len = u32::try_from(s.len()).unwrap_or(u32::MAX);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(s);
+}
+
+/// An SSH mpint of a non-negative magnitude: minimal, with a 0 byte when the top bit is set.
+fn put_mpint(out: &mut Vec<u8>, magnitude: &[u8]) {
+    let start = magnitude
+        .iter()
+        .position(|&b| b != 0)
+        .unwrap_or(magnitude.len());
+    let m = &magnitude[start..];
+    let mut v = Vec::with_capacity(m.len() + 1);
+    if m.first().is_some_and(|&b| b & 0x80 != 0) {
+        v.push(0);
+    }
+    v.extend_from_slice(m);
+    put_string(out, &v);
+}
+
+fn pem_body(pem: &str, label: &str) -> Option<Result<Vec<u8>>> {
+    let begin = format!("-----BEGIN {label}-----");
+    let end = format!("-----END {label}-----");
+    let start = pem.find(&begin)? + begin.len();
+    let stop = start + pem[start..].find(&end)?;
+    let body = &pem[start..stop];
+    if body.contains("ENCRYPTED") || body.contains("Proc-Type") {
+        return Some(Err(bad("the key is encrypted")));
+    }
+    let b64: String = body.chars().filter(|c| !c.is_whitespace()).collect();
+    Some(
+        base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .map_err(|_| bad("the key is not valid base64")),
+    )
+}
+
+fn parse_private_key(pem: &str) -> Result<RsaKey> {
+    if let Some(der) = pem_body(pem, "RSA PRIVATE KEY") {
+        return parse_pkcs1(&der?);
+    }
+    if let Some(data) = pem_body(pem, "OPENSSH PRIVATE KEY") {
+        return parse_openssh(&data?);
+    }
+    Err(bad(
+        "not an RSA private key (BEGIN RSA PRIVATE KEY or BEGIN OPENSSH PRIVATE KEY)",
+    ))
+}
+
+/// A DER reader: tag, length, content.
+struct Der<'a>(&'a [u8]);
+
+impl<'a> Der<'a> {
+    fn next(&mut self, tag: u8) -> Result<&'a [u8]> {
+        let d = self.0;
+        if d.first() != Some(&tag) {
+            return Err(bad("unexpected DER structure"));
+        }
+        let first = *d.get(1).ok_or_else(|| bad("truncated DER"))?;
+        let (len, hdr) = if first < 0x80 {
+            (usize::from(first), 2)
+        } else {
+            let n = usize::from(first & 0x7f);
+            if n == 0 || n > 4 {
+                return Err(bad("unsupported DER length"));
+            }
+            let bytes = d.get(2..2 + n).ok_or_else(|| bad("truncated DER"))?;
+            (
+                bytes.iter().fold(0usize, |a, &b| (a << 8) | usize::from(b)),
+                2 + n,
+            )
+        };
+        let content = d.get(hdr..hdr + len).ok_or_else(|| bad("truncated DER"))?;
+        self.0 = &d[hdr + len..];
+        Ok(content)
+    }
+
+    fn int(&mut self) -> Result<Vec<u8>> {
+        let v = self.next(0x02)?;
+        if v.first().is_some_and(|&b| b & 0x80 != 0) {
+            return Err(bad("negative integer"));
+        }
+        Ok(v.to_vec())
+    }
+}
+
+fn parse_pkcs1(der: &[u8]) -> Result<RsaKey> {
+    let mut outer = Der(der);
+    let mut seq = Der(outer.next(0x30)?);
+    let _version = seq.int()?;
+    let n = seq.int()?;
+    let e = seq.int()?;
+    let d = seq.int()?;
+    let p = seq.int()?;
+    let q = seq.int()?;
+    let _dp = seq.int()?;
+    let _dq = seq.int()?;
+    let iqmp = seq.int()?;
+    Ok(RsaKey {
+        n,
+        e,
+        d,
+        p,
+        q,
+        iqmp,
+        comment: None,
+    })
+}
+
+/// An SSH wire-format reader.
+struct Wire<'a>(&'a [u8]);
+
+impl<'a> Wire<'a> {
+    fn u32(&mut self) -> Result<u32> {
+        let b = self.0.get(..4).ok_or_else(|| bad("truncated key"))?;
+        self.0 = &self.0[4..];
+        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn string(&mut self) -> Result<&'a [u8]> {
+        let n = usize::try_from(self.u32()?).map_err(|_| bad("length"))?;
+        let s = self.0.get(..n).ok_or_else(|| bad("truncated key"))?;
+        self.0 = &self.0[n..];
+        Ok(s)
+    }
+}
+
+fn parse_openssh(data: &[u8]) -> Result<RsaKey> {
+    const MAGIC: &[u8] = b"openssh-key-v1\0";
+    let rest = data
+        .strip_prefix(MAGIC)
+        .ok_or_else(|| bad("not an openssh-key-v1 key"))?;
+    let mut w = Wire(rest);
+    let cipher = w.string()?;
+    let _kdf = w.string()?;
+    let _kdf_options = w.string()?;
+    if cipher != b"none" {
+        return Err(bad("the key is encrypted"));
+    }
+    if w.u32()? != 1 {
+        return Err(bad("the file holds more than one key"));
+    }
+    let _public = w.string()?;
+    let mut p = Wire(w.string()?);
+    if p.u32()? != p.u32()? {
+        return Err(bad("the key's check bytes differ"));
+    }
+    if p.string()? != b"ssh-rsa" {
+        return Err(bad("only RSA keys can be converted"));
+    }
+    let n = p.string()?.to_vec();
+    let e = p.string()?.to_vec();
+    let d = p.string()?.to_vec();
+    let iqmp = p.string()?.to_vec();
+    let pp = p.string()?.to_vec();
+    let q = p.string()?.to_vec();
+    let comment = String::from_utf8_lossy(p.string()?).into_owned();
+    Ok(RsaKey {
+        n,
+        e,
+        d,
+        p: pp,
+        q,
+        iqmp,
+        comment: Some(comment).filter(|c| !c.is_empty()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    fn tool(cmd: &str, args: &[&str]) -> String {
+        let out = Command::new(cmd)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("{cmd}: {e}"));
+        assert!(
+            out.status.success(),
+            "{cmd} {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn blob(pubkey: &str) -> String {
+        pubkey
+            .split_whitespace()
+            .nth(1)
+            .expect("a public key line")
+            .to_owned()
+    }
+
+    fn roundtrip(format: &[&str]) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = dir.path().join("id_container");
+        let key_s = key.to_string_lossy().into_owned();
+        let mut args = vec!["-q", "-t", "rsa", "-b", "2048", "-N", "", "-C", "c@x"];
+        args.extend_from_slice(format);
+        args.extend_from_slice(&["-f", &key_s]);
+        tool("ssh-keygen", &args);
+        let pem = std::fs::read_to_string(&key).expect("key");
+        let ppk = to_ppk(&pem, "bai key").expect("converts");
+        assert!(
+            ppk.starts_with("PuTTY-User-Key-File-2: ssh-rsa\nEncryption: none\nComment: bai key\n")
+        );
+        let ppk_path = dir.path().join("key.ppk");
+        std::fs::write(&ppk_path, &ppk).expect("write");
+        let from_ppk = tool(
+            "puttygen",
+            &[&ppk_path.to_string_lossy(), "-O", "public-openssh"],
+        );
+        let from_key = tool("ssh-keygen", &["-y", "-f", &key_s]);
+        assert_eq!(blob(&from_ppk), blob(&from_key));
+    }
+
+    #[test]
+    fn pkcs1_pem_to_ppk_matches_puttygen() {
+        if Command::new("puttygen").arg("--version").output().is_err() {
+            eprintln!("puttygen not installed: skipped");
+            return;
+        }
+        roundtrip(&["-m", "PEM"]);
+    }
+
+    #[test]
+    fn openssh_format_to_ppk_matches_puttygen() {
+        if Command::new("puttygen").arg("--version").output().is_err() {
+            eprintln!("puttygen not installed: skipped");
+            return;
+        }
+        roundtrip(&[]);
+    }
+
+    #[test]
+    fn rejects_other_keys() {
+        assert!(to_ppk("hello", "").is_err());
+        assert!(to_ppk(
+            "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\n-----END RSA PRIVATE KEY-----\n",
+            ""
+        )
+        .is_err());
+    }
+}
