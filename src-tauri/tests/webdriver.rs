@@ -457,3 +457,192 @@ async fn a5_cold_start_to_session_list() {
     })
     .await;
 }
+
+/// A port nothing listens on right now (bound, then released).
+fn free_port() -> Res<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?.port())
+}
+
+/// Opens the SSH dialog of `session` and returns the port it shows.
+async fn open_ssh_dialog(c: &Client, session: &str) -> Res<u16> {
+    el(c, &row(session))
+        .await?
+        .find(Locator::Css("[data-testid=ssh-button]"))
+        .await?
+        .click()
+        .await?;
+    el(c, "#ssh-dialog").await?;
+    let port = until(c, "the SSH port", |c| async move {
+        let t = c
+            .find(Locator::Id("ssh-port"))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        t.trim().parse::<u16>().ok()
+    })
+    .await?;
+    Ok(port)
+}
+
+async fn close_dialog(c: &Client) -> Res {
+    el(c, "#ssh-dialog").await?.send_keys("\u{E00C}").await?;
+    until(c, "the SSH dialog to close", |c| async move {
+        c.find(Locator::Id("ssh-dialog"))
+            .await
+            .is_err()
+            .then_some(())
+    })
+    .await
+}
+
+fn tunnel_row(name: &str) -> String {
+    format!("[data-testid=tunnel-row][data-session=\"{name}\"]")
+}
+
+#[tokio::test]
+async fn b1_ssh_dialog_key_and_tunnels() {
+    let Some(env) = env() else { return };
+    with_timeout("ssh dialog", async {
+        let sb = Sandbox::start(SandboxConfig::default()).await?;
+        let s1 = sb.create_session(SessionSpec::running("s1")).await?;
+        sb.create_session(SessionSpec::running("s2")).await?;
+        let tmp = std::env::temp_dir().join(format!("bai-e2e-key-{}", std::process::id()));
+        let _ = std::fs::remove_file(&tmp);
+        let r = with_app(&env, |c| {
+            let (sb, tmp, s1) = (&sb, &tmp, &s1);
+            async move {
+                to_login_screen(&c).await?;
+                session_login(&c, sb, &sb.user().password, false).await?;
+                el(&c, &row("s1")).await?;
+                el(&c, &row("s2")).await?;
+
+                let p = free_port()?;
+                el(&c, "#prefs-button").await?.click().await?;
+                type_into(&c, "#pref-port", &p.to_string()).await?;
+                el(&c, "#pref-save").await?.click().await?;
+                until(&c, "the preferences dialog to close", |c| async move {
+                    c.find(Locator::Id("pref-save"))
+                        .await
+                        .is_err()
+                        .then_some(())
+                })
+                .await?;
+
+                let port1 = open_ssh_dialog(&c, "s1").await?;
+                assert_eq!(port1, p, "s1's tunnel uses the preferred port");
+                shot(&c, "10-ssh-dialog").await?;
+
+                let saved = c
+                    .execute_async(
+                        "const done = arguments[arguments.length - 1];
+                         window.__TAURI_INTERNALS__
+                           .invoke('save_key_to', {session: arguments[0], path: arguments[1], format: 'openssh'})
+                           .then(r => done({ok: r}), e => done({err: String(JSON.stringify(e))}));",
+                        vec![json!("s1"), json!(tmp.to_string_lossy())],
+                    )
+                    .await?;
+                assert!(saved.get("err").is_none(), "save_key_to failed: {saved}");
+                {
+                    use std::os::unix::fs::PermissionsExt;
+                    let mode = std::fs::metadata(tmp)?.permissions().mode() & 0o777;
+                    assert_eq!(mode, 0o600, "key file mode {mode:o}");
+                }
+                let out = std::process::Command::new("ssh-keygen")
+                    .arg("-y")
+                    .arg("-f")
+                    .arg(tmp)
+                    .output()?;
+                assert!(
+                    out.status.success(),
+                    "ssh-keygen -y: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                let ssh = tokio::time::timeout(
+                    Duration::from_secs(30),
+                    tokio::process::Command::new("ssh")
+                        .arg("-i")
+                        .arg(tmp)
+                        .args([
+                            "-o",
+                            "BatchMode=yes",
+                            "-o",
+                            "StrictHostKeyChecking=no",
+                            "-o",
+                            "UserKnownHostsFile=/dev/null",
+                            "-o",
+                            "ConnectTimeout=10",
+                            "-p",
+                            &p.to_string(),
+                            &format!("{}@127.0.0.1", s1.account),
+                            "echo",
+                            "ok",
+                        ])
+                        .stdin(std::process::Stdio::null())
+                        .kill_on_drop(true)
+                        .output(),
+                )
+                .await??;
+                assert_eq!(
+                    String::from_utf8_lossy(&ssh.stdout).trim(),
+                    "ok",
+                    "ssh: {}",
+                    String::from_utf8_lossy(&ssh.stderr)
+                );
+                close_dialog(&c).await?;
+
+                let port2 = open_ssh_dialog(&c, "s2").await?;
+                assert_ne!(port2, p, "s2 falls back to another port");
+                let notice = el(&c, "#fallback-notice").await?.text().await?;
+                assert!(
+                    notice.contains(&p.to_string()) && notice.contains(&port2.to_string()),
+                    "fallback notice: {notice:?}"
+                );
+                shot(&c, "11-fallback").await?;
+                close_dialog(&c).await?;
+
+                until(&c, "two tunnel rows", |c| async move {
+                    let rows = c
+                        .find_all(Locator::Css("#tunnels-panel [data-testid=tunnel-row]"))
+                        .await
+                        .ok()?;
+                    (rows.len() == 2).then_some(())
+                })
+                .await?;
+                shot(&c, "12-tunnels").await?;
+
+                el(&c, &tunnel_row("s1"))
+                    .await?
+                    .find(Locator::Css("[data-testid=stop-tunnel]"))
+                    .await?
+                    .click()
+                    .await?;
+                until(&c, "port P to refuse connections", |_| async move {
+                    std::net::TcpStream::connect(("127.0.0.1", p))
+                        .is_err()
+                        .then_some(())
+                })
+                .await?;
+
+                sb.terminate("s2").await?;
+                el(&c, "#refresh").await?.click().await?;
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while c.find(Locator::Css(&tunnel_row("s2"))).await.is_ok() {
+                    if Instant::now() > deadline {
+                        return Err("s2's tunnel row is still shown 10 s after refresh".into());
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                logout(&c).await?;
+                Ok(())
+            }
+        })
+        .await;
+        let _ = std::fs::remove_file(&tmp);
+        sb.shutdown().await;
+        r
+    })
+    .await;
+}
