@@ -18,6 +18,7 @@ want=(
   # the WebDriver for WebKitGTK, a Secret Service for the keyring, Chromium for the UI suite.
   libwebkit2gtk-4.1-dev libgtk-3-dev librsvg2-dev libsoup-3.0-dev libssl-dev libxdo-dev
   xvfb xauth webkit2gtk-driver imagemagick gnome-keyring libsecret-tools chromium curl
+  xclip                                               # reads the X11 clipboard in the copy-button tests
 )
 
 missing=()

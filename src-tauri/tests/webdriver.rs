@@ -121,6 +121,52 @@ where
     }
 }
 
+/// Clicks the copy button `button` and waits until the X11 clipboard holds exactly the text
+/// the code block `code` shows (the app serves the clipboard, so poll briefly).
+async fn assert_copies(c: &Client, button: &str, code: &str) -> Res {
+    // WebDriver's rendered text drops trailing whitespace (the VS Code block ends in a newline),
+    // so the exact text is the element's textContent, which must render as that rendered text.
+    let rendered = el(c, code).await?.text().await?;
+    let shown = c
+        .execute(
+            "return document.querySelector(arguments[0]).textContent;",
+            vec![json!(code)],
+        )
+        .await?
+        .as_str()
+        .ok_or_else(|| format!("{code} has no textContent"))?
+        .to_owned();
+    assert!(!rendered.is_empty(), "{code} shows no text");
+    assert_eq!(
+        shown.trim_end(),
+        rendered,
+        "{code}: textContent vs rendered text"
+    );
+    el(c, button).await?.click().await?;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut last = String::new();
+    loop {
+        let out = tokio::process::Command::new("xclip")
+            .args(["-o", "-selection", "clipboard"])
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .output();
+        if let Ok(Ok(out)) = tokio::time::timeout(Duration::from_secs(2), out).await {
+            last = String::from_utf8_lossy(&out.stdout).into_owned();
+            if out.status.success() && last == shown {
+                return Ok(());
+            }
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "clipboard after clicking {button}: {last:?}, but {code} shows {shown:?}"
+            )
+            .into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn el(c: &Client, css: &str) -> Res<Element> {
     let css_owned = css.to_owned();
     until(c, css, move |c| {
@@ -534,6 +580,16 @@ async fn b1_ssh_dialog_key_and_tunnels() {
                 let port1 = open_ssh_dialog(&c, "s1").await?;
                 assert_eq!(port1, p, "s1's tunnel uses the preferred port");
                 shot(&c, "10-ssh-dialog").await?;
+                for (button, code) in [
+                    ("#copy-sftp-url", "#sftp-url"),
+                    ("#copy-ssh", "#cmd-ssh"),
+                    ("#copy-sftp", "#cmd-sftp"),
+                    ("#copy-scp", "#cmd-scp"),
+                    ("#copy-rsync", "#cmd-rsync"),
+                    ("#copy-vscode", "#vscode-config"),
+                ] {
+                    assert_copies(&c, button, code).await?;
+                }
 
                 let saved = c
                     .execute_async(
