@@ -436,6 +436,17 @@ fn ssh_tunnels_keys_and_the_tunnel_panel() {
     // A second click shows the same tunnel; tunnel_info too.
     assert_eq!(h.ok("open_ssh", json!({"session": "s1"})), t);
     assert_eq!(h.ok("tunnel_info", json!({"session": "s1"})), t);
+    // The account is editable per session: same tunnel, other user in every command.
+    let other = h.ok("open_ssh", json!({"session": "s1", "account": "alice"}));
+    assert_eq!(other["port"], t["port"]);
+    assert_eq!(other["user"], "alice");
+    assert!(other["commands"]["ssh"]
+        .as_str()
+        .is_some_and(|c| c.ends_with("alice@127.0.0.1")));
+    assert_eq!(
+        h.ok("open_ssh", json!({"session": "s1", "account": account})),
+        t
+    );
 
     // The key, saved by the command the dialog calls: 0600, a valid key, used by `-i`.
     let keys = tempfile::tempdir().expect("tempdir");

@@ -108,6 +108,13 @@ impl AppState {
         account: Option<String>,
     ) -> CommandResult<TunnelView> {
         if let Ok(view) = self.tunnel_info(session) {
+            // The same tunnel; a per-session account given now replaces the one shown.
+            if let Some(user) = nonempty(account) {
+                if let Some(m) = self.meta().get_mut(session) {
+                    m.user = user;
+                }
+                return self.tunnel_info(session);
+            }
             return Ok(view);
         }
         let conn = self.connection().ok_or_else(CommandError::not_logged_in)?;

@@ -33,6 +33,24 @@ describe('SshDialog', () => {
     expect(onchanged).toHaveBeenCalled();
   });
 
+  it('lets the account be changed for this session', async () => {
+    const t = tunnel();
+    const alice = { ...t, user: 'alice', sftpUrl: 'sftp://alice@127.0.0.1:10022' };
+    const calls = installIpc({
+      open_ssh: (args: unknown) => ((args as { account?: string }).account === 'alice' ? alice : t),
+    });
+    const { container } = render(SshDialog, { session: 'train-gpu', account: 'work', onclose: vi.fn() });
+    await waitFor(() => expect(container.querySelector('#ssh-user')).toHaveTextContent('work'));
+    const input = container.querySelector('#ssh-user-input') as HTMLInputElement;
+    expect(input.value).toBe('work');
+    expect(container.querySelector('#ssh-user-apply')).toBeDisabled();
+    await fireEvent.input(input, { target: { value: 'alice' } });
+    await fireEvent.click(container.querySelector('#ssh-user-apply')!);
+    await waitFor(() => expect(container.querySelector('#ssh-user')).toHaveTextContent('alice'));
+    expect(container.querySelector('#sftp-url')).toHaveTextContent('sftp://alice@127.0.0.1:10022');
+    expect(calls.at(-1)).toEqual({ cmd: 'open_ssh', args: { session: 'train-gpu', account: 'alice' } });
+  });
+
   it('copies exactly the shown text through the clipboard plugin', async () => {
     const t = tunnel();
     const calls = installIpc({ open_ssh: t, 'plugin:clipboard-manager|write_text': null });
