@@ -44,6 +44,15 @@ struct Args {
     /// Also write the table (markdown) to this file.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Run only these workloads (comma-separated: iperf, setup, rss, held, scp); all by default.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+}
+
+impl Args {
+    fn wants(&self, workload: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|w| w == workload)
+    }
 }
 
 /// What the sandbox printed on its first line (`--json`).
@@ -185,43 +194,66 @@ async fn measure(
     let mut f = Figures::default();
     let cpu_before = ep.iperf_pid.and_then(cpu_seconds);
     let mut bytes = 0u64;
-    match iperf(ep.iperf, args.iperf_secs, false).await {
-        Ok((bps, b)) => {
-            f.up_gbps = Some(bps / 1e9);
-            bytes += b;
-        }
-        Err(e) => f.notes.push(format!("iperf3 up: {e:#}")),
-    }
-    match iperf(ep.iperf, args.iperf_secs, true).await {
-        Ok((bps, b)) => {
-            f.down_gbps = Some(bps / 1e9);
-            bytes += b;
-        }
-        Err(e) => f.notes.push(format!("iperf3 down: {e:#}")),
+    if args.wants("iperf") {
+        iperf_both(ep, args, &mut f, &mut bytes).await;
     }
     if let (Some(before), Some(after)) = (cpu_before, ep.iperf_pid.and_then(cpu_seconds)) {
         if bytes > 0 {
             f.cpu_s_per_gib = Some((after - before) / (bytes as f64 / (1u64 << 30) as f64));
         }
     }
-
-    match setup_latency(ep.echo, args.setups).await {
-        Ok((median, p99)) => {
-            f.setup_median_us = Some(median);
-            f.setup_p99_us = Some(p99);
+    if args.wants("setup") {
+        match setup_latency(ep.echo, args.setups).await {
+            Ok((median, p99)) => {
+                f.setup_median_us = Some(median);
+                f.setup_p99_us = Some(p99);
+            }
+            Err(e) => f.notes.push(format!("setup: {e:#}")),
         }
-        Err(e) => f.notes.push(format!("setup: {e:#}")),
     }
+    if args.wants("rss") {
+        match hold(ep.echo, 100, ep.echo_pid).await {
+            Ok((_, rss)) => f.rss_mib_100 = rss,
+            Err(e) => f.notes.push(format!("100 held: {e:#}")),
+        }
+    }
+    if args.wants("held") {
+        match hold(ep.echo, args.held, None).await {
+            Ok((ok, _)) => f.held_ok = Some(ok),
+            Err(e) => f.notes.push(format!("{} held: {e:#}", args.held)),
+        }
+    }
+    if args.wants("scp") {
+        scp_both(route, ep, info, scratch, payload, &mut f).await;
+    }
+    f
+}
 
-    match hold(ep.echo, 100, ep.echo_pid).await {
-        Ok((_, rss)) => f.rss_mib_100 = rss,
-        Err(e) => f.notes.push(format!("100 held: {e:#}")),
+async fn iperf_both(ep: &Endpoints, args: &Args, f: &mut Figures, bytes: &mut u64) {
+    match iperf(ep.iperf, args.iperf_secs, false).await {
+        Ok((bps, b)) => {
+            f.up_gbps = Some(bps / 1e9);
+            *bytes += b;
+        }
+        Err(e) => f.notes.push(format!("iperf3 up: {e:#}")),
     }
-    match hold(ep.echo, args.held, None).await {
-        Ok((ok, _)) => f.held_ok = Some(ok),
-        Err(e) => f.notes.push(format!("{} held: {e:#}", args.held)),
+    match iperf(ep.iperf, args.iperf_secs, true).await {
+        Ok((bps, b)) => {
+            f.down_gbps = Some(bps / 1e9);
+            *bytes += b;
+        }
+        Err(e) => f.notes.push(format!("iperf3 down: {e:#}")),
     }
+}
 
+async fn scp_both(
+    route: Route,
+    ep: &Endpoints,
+    info: &SandboxInfo,
+    scratch: &Path,
+    payload: &Path,
+    f: &mut Figures,
+) {
     let key = info.key.to_string_lossy().into_owned();
     let remote = format!(
         "{}@127.0.0.1:bench-{}.bin",
@@ -246,7 +278,6 @@ async fn measure(
     }
     // The remote copy lives in the session's home, which the sandbox removes at exit.
     let _ = std::fs::remove_file(&back);
-    f
 }
 
 // ---- routes ---------------------------------------------------------------------------------

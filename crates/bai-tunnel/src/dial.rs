@@ -3,20 +3,123 @@
 //! run the TLS and WebSocket handshakes under one timeout. A refused upgrade becomes
 //! [`ConnError::Rejected`] with the server's problem+json message.
 
+use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::BytesMut;
 use http::header::{self, HeaderValue};
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::{self, handshake::client::generate_key};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_rustls::client::TlsStream;
+use tokio_tungstenite::tungstenite::handshake::client::generate_key;
 
+use crate::handshake::{handshake, Answer, MAX_BODY};
 use crate::live::{Liveness, Metered};
-use crate::{ConnError, Connector, Options, Problem};
+use crate::{ConnError, Connector, Options, Problem, TlsConnector};
 
-/// The WebSocket to the server, as the data path sees it.
-pub(crate) type ServerWs = WebSocketStream<MaybeTlsStream<Metered<TcpStream>>>;
+/// An open WebSocket to the server: the stream after the handshake, and the bytes of frames
+/// that arrived together with the `101` response.
+pub(crate) struct ServerWs<S = ServerIo> {
+    /// The connection.
+    pub io: S,
+    /// Frame bytes already read.
+    pub read_ahead: BytesMut,
+}
+
+/// The socket to the server, plain or TLS.
+pub(crate) enum ServerIo {
+    /// `ws://`, or `wss://` with [`TlsConnector::Plain`].
+    Plain(Metered<TcpStream>),
+    /// `wss://`.
+    Tls(Box<TlsStream<Metered<TcpStream>>>),
+}
+
+impl AsyncRead for ServerIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            ServerIo::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            ServerIo::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for ServerIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            ServerIo::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            ServerIo::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            ServerIo::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            ServerIo::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            ServerIo::Plain(s) => s.is_write_vectored(),
+            ServerIo::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            ServerIo::Plain(s) => Pin::new(s).poll_flush(cx),
+            ServerIo::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            ServerIo::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            ServerIo::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// The TLS configuration used when the [`Connector`] gives none: the platform's roots, built
+/// once per process.
+fn default_tls() -> Result<Arc<rustls::ClientConfig>, ConnError> {
+    static CONFIG: OnceLock<Result<Arc<rustls::ClientConfig>, String>> = OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let mut roots = rustls::RootCertStore::empty();
+            let found = rustls_native_certs::load_native_certs();
+            for cert in found.certs {
+                let _ = roots.add(cert);
+            }
+            if roots.is_empty() {
+                return Err("no trusted root certificates were found on this system".to_owned());
+            }
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .map(|b| Arc::new(b.with_root_certificates(roots).with_no_client_auth()))
+                .map_err(|e| e.to_string())
+        })
+        .clone()
+        .map_err(ConnError::Handshake)
+}
 
 /// Resolves once, connects many times.
 #[derive(Debug, Default)]
@@ -59,18 +162,39 @@ impl Dialer {
             .map_err(|e| ConnError::Connector(e.to_string()))?;
         let mut request = target.request;
         let (host, port) = prepare_request(&mut request)?;
+        let secure = request.uri().scheme_str() == Some("wss");
         let tcp = self.connect(&host, port, options.tcp_keepalive).await?;
         tracing::debug!(peer = ?tcp.peer_addr().ok(), uri = %redacted_uri(request.uri()), "upgrading");
-        let (ws, response) = tokio_tungstenite::client_async_tls_with_config(
-            request,
-            Metered::new(tcp, live.clone()),
-            Some(options.ws_config()),
-            target.tls,
-        )
-        .await
-        .map_err(handshake_error)?;
-        tracing::debug!(status = %response.status(), "WebSocket open");
-        Ok(ws)
+        let tcp = Metered::new(tcp, live.clone());
+        let tls = match (secure, target.tls) {
+            (false, _) | (true, Some(TlsConnector::Plain)) => None,
+            (true, Some(TlsConnector::Rustls(config))) => Some(config),
+            (true, None) => Some(default_tls()?),
+            (true, Some(_)) => {
+                return Err(ConnError::Handshake(
+                    "this TLS connector kind is not supported".to_owned(),
+                ))
+            }
+        };
+        let mut io = match tls {
+            None => ServerIo::Plain(tcp),
+            Some(config) => {
+                let name = ServerName::try_from(host.clone())
+                    .map_err(|e| ConnError::Handshake(format!("invalid TLS server name: {e}")))?;
+                let stream = tokio_rustls::TlsConnector::from(config)
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|e| ConnError::Handshake(format!("TLS: {e}")))?;
+                ServerIo::Tls(Box::new(stream))
+            }
+        };
+        match handshake(&mut io, &request).await? {
+            Answer::Open(read_ahead) => {
+                tracing::debug!("WebSocket open");
+                Ok(ServerWs { io, read_ahead })
+            }
+            Answer::Refused { status, body } => Err(rejected(status, &body)),
+        }
     }
 
     async fn connect(
@@ -233,32 +357,23 @@ fn redacted_uri(uri: &http::Uri) -> String {
     }
 }
 
-/// The largest error body kept as text (enough for any problem+json, so callers can re-parse it).
-const MAX_BODY_TEXT: usize = 4096;
-
-fn handshake_error(error: tungstenite::Error) -> ConnError {
-    match error {
-        tungstenite::Error::Http(response) => {
-            let status = response.status().as_u16();
-            let raw = response.body().as_deref().unwrap_or_default();
-            let problem = Problem::parse(raw).map(Box::new);
-            let body = if raw.is_empty() {
-                None
-            } else {
-                let text = String::from_utf8_lossy(raw);
-                let mut end = text.len().min(MAX_BODY_TEXT);
-                while !text.is_char_boundary(end) {
-                    end -= 1;
-                }
-                Some(text[..end].trim().to_owned()).filter(|t| !t.is_empty())
-            };
-            ConnError::Rejected {
-                status,
-                problem,
-                body,
-            }
+/// A refused upgrade: the status, the problem+json when the body is one, and the body's text.
+fn rejected(status: u16, raw: &[u8]) -> ConnError {
+    let problem = Problem::parse(raw).map(Box::new);
+    let body = if raw.is_empty() {
+        None
+    } else {
+        let text = String::from_utf8_lossy(raw);
+        let mut end = text.len().min(MAX_BODY);
+        while !text.is_char_boundary(end) {
+            end -= 1;
         }
-        other => ConnError::Handshake(other.to_string()),
+        Some(text[..end].trim().to_owned()).filter(|t| !t.is_empty())
+    };
+    ConnError::Rejected {
+        status,
+        problem,
+        body,
     }
 }
 
@@ -269,11 +384,7 @@ mod tests {
     #[test]
     fn rejected_keeps_the_status_and_the_raw_body() {
         let json = r#"{"type":"https://api.backend.ai/probs/object-not-found","title":"No such session."}"#;
-        let response = http::Response::builder()
-            .status(404)
-            .body(Some(json.as_bytes().to_vec()))
-            .expect("response");
-        let e = handshake_error(tungstenite::Error::Http(Box::new(response)));
+        let e = rejected(404, json.as_bytes());
         match &e {
             ConnError::Rejected {
                 status,
@@ -300,18 +411,14 @@ mod tests {
         );
 
         let long = "x".repeat(10_000);
-        let response = http::Response::builder()
-            .status(502)
-            .body(Some(long.into_bytes()))
-            .expect("response");
-        let e = handshake_error(tungstenite::Error::Http(Box::new(response)));
+        let e = rejected(502, long.as_bytes());
         let ConnError::Rejected {
             body: Some(body), ..
         } = &e
         else {
             panic!("expected a body: {e:?}");
         };
-        assert_eq!(body.len(), MAX_BODY_TEXT);
+        assert_eq!(body.len(), MAX_BODY);
         assert!(e.to_string().len() < 1024, "the message stays short");
     }
 

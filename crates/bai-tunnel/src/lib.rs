@@ -37,6 +37,8 @@ mod bind;
 mod connector;
 mod dial;
 mod error;
+mod frame;
+mod handshake;
 mod live;
 mod options;
 mod pump;

@@ -2,8 +2,6 @@
 
 use std::time::Duration;
 
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-
 /// Tunables. Build with [`Options::default`] and change fields:
 ///
 /// ```
@@ -40,18 +38,15 @@ pub struct Options {
     /// Largest read from the local socket, sent as one binary frame. Default 256 KiB (the
     /// manager's own chunk size).
     pub max_chunk: usize,
-    /// Largest message (and frame) accepted from the server; a larger one fails the
-    /// connection. Default 32 MiB (the manager sends ≤ 256 KiB per frame, so anything from
-    /// 256 KiB up works with a real server).
+    /// Largest frame accepted from the server; a larger one fails the connection (close 1009).
+    /// Frames are streamed to the local side, never held whole, so this is a sanity limit, not
+    /// a memory bound. Default 32 MiB (the manager sends ≤ 256 KiB per frame).
     ///
     /// # Memory per connection
-    /// While data flows, one connection holds at most: one local read (≤ `max_chunk`) being
-    /// sent, one message from the server (≤ `max_message_size`, in practice the manager's
-    /// 256 KiB) being written locally, plus ~32 KiB of WebSocket read buffer. Backpressure keeps
-    /// it there under a slow reader or a slow server. When a connection goes quiet, the local
-    /// read buffer is freed; the WebSocket library keeps its buffers at the largest frame seen
-    /// in each direction (so up to about `max_chunk` + 256 KiB for an idle connection after a
-    /// bulk transfer, and about 32 KiB for one that only carried interactive traffic).
+    /// One read buffer each way, starting at 16 KiB and growing (doubling while reads fill it)
+    /// to at most `max_chunk` up and 256 KiB down; backpressure keeps it there under a slow
+    /// reader or a slow server, and a side that goes quiet drops a grown buffer back to nothing
+    /// (up) or 16 KiB (down). An interactive connection holds about 32 KiB.
     pub max_message_size: usize,
     /// Capacity of the event channel of [`crate::TunnelHandle::subscribe`]. Default 1024.
     pub event_capacity: usize,
@@ -73,26 +68,3 @@ impl Default for Options {
         }
     }
 }
-
-impl Options {
-    /// The tungstenite configuration these options imply.
-    pub(crate) fn ws_config(&self) -> WebSocketConfig {
-        let max_chunk = self.max_chunk.max(1);
-        let max_message = self.max_message_size.max(1);
-        WebSocketConfig::default()
-            // The first allocation of the read buffer and the most read per syscall: small for
-            // idle connections; a large frame still grows it to the frame's size.
-            .read_buffer_size(READ_BUFFER)
-            // Every send is flushed before the next read from the local socket, so write
-            // coalescing buys nothing: frames go straight out.
-            .write_buffer_size(0)
-            // At most one frame, a pong and a close wait here: this bound is never reached in
-            // normal operation and only guards against a bug.
-            .max_write_buffer_size(max_chunk + 64 * 1024)
-            .max_message_size(Some(max_message))
-            .max_frame_size(Some(max_message))
-    }
-}
-
-/// See [`Options::ws_config`].
-const READ_BUFFER: usize = 32 * 1024;

@@ -1,13 +1,15 @@
-//! The data path of one connection: local bytes ⇄ binary WebSocket frames.
+//! The data path of one connection: local bytes ⇄ binary WebSocket frames (RFC 6455, our own
+//! framing in [`crate::frame`], so that no payload is copied in user space).
 //!
 //! Two halves run concurrently in the connection's task:
-//! - **up** reads the local side (only once the previous frame was flushed to the server, so a
-//!   slow server stalls the local reader rather than filling memory), sends each read as one
-//!   binary frame, and pings the server on a timer. Local EOF sends a normal close.
-//! - **down** takes frames from the server (only once the previous one was written to the local
-//!   side, so a slow local reader stalls the WebSocket rather than filling memory) and writes
-//!   binary payloads and nothing else to the local side. Text is ignored; pings are answered by
-//!   tungstenite; a close ends it.
+//! - **up** reads the local side into a buffer with room for the frame header in front, masks
+//!   the bytes in place and writes header and payload with one write, and only then reads again
+//!   (so a slow server stalls the local reader rather than filling memory). It also pings the
+//!   server on a timer and sends the pongs the down half owes. Local EOF sends a normal close.
+//! - **down** reads the server's stream and writes binary payloads straight from its read buffer
+//!   to the local side, and nothing else; it reads again only once they were written (so a slow
+//!   local reader stalls the WebSocket rather than filling memory). Text is skipped; a ping is
+//!   handed to the up half; a close ends it.
 //!
 //! Neither half ends the other at the first EOF: after local EOF the server may still be sending.
 //! But the server's close is awaited only for `close_grace`, because a real 23.09 webserver does
@@ -16,33 +18,63 @@
 //! into a reset.
 
 use std::io;
+use std::ops::Range;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::sync::Notify;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 
+use crate::dial::ServerWs;
+use crate::frame::{
+    apply_mask, close_payload, control_frame, parse_close, parse_header, put_client_header, Close,
+    FrameError, Header, HEADROOM, OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG,
+};
 use crate::live::{Liveness, SendingData};
 use crate::stats::Counters;
 use crate::{ConnError, Options};
 
 /// The first read size; doubled (up to `max_chunk`) whenever a read fills it, so idle
 /// interactive sessions keep small buffers and bulk transfers get large frames. A short read
-/// halves it again, and an idle local side drops a large buffer (see [`IDLE_SHRINK`]).
+/// halves it again, and an idle side drops a large buffer (see [`IDLE_SHRINK`]).
 const MIN_CHUNK: usize = 16 * 1024;
 
-/// How long the local side may stay silent before a read buffer grown by a burst is freed.
+/// The largest read from the server (frames are streamed, so this bounds memory, not frames).
+const MAX_DOWN_READ: usize = 256 * 1024;
+
+/// How long a side may stay silent before a read buffer grown by a burst is freed.
 const IDLE_SHRINK: Duration = Duration::from_millis(200);
 
 /// How long the last frames (close, its reply) may take to leave.
 const FINAL_FLUSH: Duration = Duration::from_secs(1);
+
+/// Close codes we send.
+const NORMAL: u16 = 1000;
+const AWAY: u16 = 1001;
+
+/// What went wrong on the WebSocket.
+#[derive(Debug)]
+enum WsError {
+    /// Reading or writing the socket failed.
+    Io(io::Error),
+    /// The server's stream ended without a close frame.
+    Eof,
+    /// The server broke the framing rules.
+    Frame(FrameError),
+}
+
+impl std::fmt::Display for WsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WsError::Io(e) => write!(f, "{e}"),
+            WsError::Eof => f.write_str("the server dropped the connection without closing it"),
+            WsError::Frame(e) => write!(f, "{e}"),
+        }
+    }
+}
 
 /// How the up half ended.
 enum UpEnd {
@@ -51,19 +83,19 @@ enum UpEnd {
     /// Reading the local side failed: it is gone.
     LocalGone,
     /// Sending to the server failed.
-    Ws(tungstenite::Error),
+    Ws(WsError),
 }
 
 /// How the down half ended.
 enum DownEnd {
     /// The server sent a close.
-    Closed(Option<CloseFrame>),
-    /// The stream ended after the closing handshake.
+    Closed(Option<Close>),
+    /// The stream ended after our close.
     Ended,
     /// Writing to the local side failed: it is gone.
     LocalGone,
     /// The WebSocket failed.
-    Ws(tungstenite::Error),
+    Ws(WsError),
     /// Nothing came from the server for `peer_timeout`.
     PeerTimeout(Duration),
 }
@@ -76,14 +108,150 @@ enum Outcome {
     Up(UpEnd, Option<DownEnd>),
 }
 
-/// Carries bytes between the local `reader`/`writer` and `ws` until both sides are done, one of
-/// them fails, or `cancel` fires. `Ok` for a clean end (including the local side going away);
-/// `Err` when the server side failed. Nothing but the server's binary payloads is ever written
-/// to `writer`.
+/// What the two halves share: a pong the down half owes the server, and whether our close went
+/// out (after which the server may simply drop the connection).
+#[derive(Default)]
+struct Shared {
+    pong: Mutex<Option<Vec<u8>>>,
+    pong_due: Notify,
+    close_sent: AtomicBool,
+}
+
+impl Shared {
+    fn owe_pong(&self, payload: &[u8]) {
+        *self.pong.lock().unwrap_or_else(|p| p.into_inner()) = Some(payload.to_vec());
+        self.pong_due.notify_one();
+    }
+
+    fn take_pong(&self) -> Option<Vec<u8>> {
+        self.pong.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+/// A frame partly written.
+enum Pending {
+    None,
+    Data(Range<usize>),
+    Control(Range<usize>),
+}
+
+/// The writing side of the WebSocket. A frame's progress is kept here, not in a future, so a
+/// frame cut off by cancellation is completed before anything else is sent.
+struct Out<'s, W> {
+    io: WriteHalf<W>,
+    /// [`HEADROOM`] bytes for the header, then the payload read from the local side.
+    data: Vec<u8>,
+    control: Vec<u8>,
+    pending: Pending,
+    shared: &'s Shared,
+}
+
+impl<W: AsyncWrite> Out<'_, W> {
+    /// Writes what is left of the frame in flight, then flushes. Cancel-safe.
+    async fn finish(&mut self) -> io::Result<()> {
+        let Out {
+            io,
+            data,
+            control,
+            pending,
+            ..
+        } = self;
+        loop {
+            let (buf, range) = match pending {
+                Pending::None => break,
+                Pending::Data(range) => (&data[..], range),
+                Pending::Control(range) => (&control[..], range),
+            };
+            if range.start >= range.end {
+                *pending = Pending::None;
+                break;
+            }
+            let n = io.write(&buf[range.clone()]).await?;
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            range.start += n;
+        }
+        io.flush().await
+    }
+
+    /// Sends the `n` payload bytes at `data[HEADROOM..]` as one binary frame.
+    async fn send_data(&mut self, n: usize) -> io::Result<()> {
+        let key: [u8; 4] = rand::random();
+        let end = HEADROOM + n;
+        apply_mask(&mut self.data[HEADROOM..end], key);
+        let start = put_client_header(&mut self.data, HEADROOM, OP_BINARY, n, key);
+        self.pending = Pending::Data(start..end);
+        self.finish().await
+    }
+
+    async fn send_control(&mut self, opcode: u8, payload: &[u8]) -> io::Result<()> {
+        self.finish().await?;
+        control_frame(&mut self.control, opcode, payload, rand::random());
+        self.pending = Pending::Control(0..self.control.len());
+        self.finish().await
+    }
+
+    /// Sends a close (once): `None` for an empty one.
+    async fn send_close(&mut self, close: Option<(u16, &str)>) -> io::Result<()> {
+        if self.shared.close_sent.swap(true, Ordering::Relaxed) {
+            return self.finish().await;
+        }
+        let payload = close.map_or_else(Vec::new, |(code, reason)| close_payload(code, reason));
+        self.send_control(OP_CLOSE, &payload).await
+    }
+}
+
+/// The reading side of the WebSocket: `buf[start..end]` is read but not yet consumed.
+struct In<R> {
+    io: ReadHalf<R>,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl<R> In<R> {
+    fn new(io: ReadHalf<R>, read_ahead: &[u8]) -> Self {
+        let mut buf = vec![0u8; MIN_CHUNK.max(read_ahead.len())];
+        buf[..read_ahead.len()].copy_from_slice(read_ahead);
+        In {
+            io,
+            buf,
+            start: 0,
+            end: read_ahead.len(),
+        }
+    }
+
+    fn available(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    /// Makes room at the end of the buffer for the next read: reuses it from the start when
+    /// everything was consumed, moves a partial frame header or control frame to the front.
+    fn make_room(&mut self) {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        } else if self.end == self.buf.len() {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.end == self.buf.len() {
+            let bigger = (self.buf.len() * 2).max(MIN_CHUNK);
+            self.buf.resize(bigger, 0);
+        }
+    }
+}
+
+/// Carries bytes between the local `reader`/`writer` and the WebSocket `ws` until both sides
+/// are done, one of them fails, or `cancel` fires. `Ok` for a clean end (including the local
+/// side going away); `Err` when the server side failed. Nothing but the server's binary
+/// payloads is ever written to `writer`.
 pub(crate) async fn pump<R, W, S>(
     reader: &mut R,
     writer: &mut W,
-    ws: WebSocketStream<S>,
+    ws: ServerWs<S>,
     options: &Options,
     counters: &Counters<'_>,
     live: &Liveness,
@@ -92,12 +260,21 @@ pub(crate) async fn pump<R, W, S>(
 where
     R: AsyncRead + Unpin + ?Sized,
     W: AsyncWrite + Unpin + ?Sized,
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite,
 {
-    let (mut sink, mut stream) = ws.split();
+    let (rd, wr) = tokio::io::split(ws.io);
+    let shared = Shared::default();
+    let mut out = Out {
+        io: wr,
+        data: Vec::new(),
+        control: Vec::new(),
+        pending: Pending::None,
+        shared: &shared,
+    };
+    let mut input = In::new(rd, &ws.read_ahead);
     let outcome = {
-        let up = upstream(reader, &mut sink, options, counters, live);
-        let down = downstream(&mut stream, writer, options, counters, live);
+        let up = upstream(reader, &mut out, options, counters, live);
+        let down = downstream(&mut input, writer, options, counters, live, &shared);
         tokio::pin!(up, down);
         tokio::select! {
             biased;
@@ -119,35 +296,30 @@ where
     match outcome {
         Outcome::Cancelled => {
             tracing::debug!("cancelled; closing");
-            let away = Message::Close(Some(CloseFrame {
-                code: CloseCode::Away,
-                reason: "tunnel stopped".into(),
-            }));
-            let _ = tokio::time::timeout(FINAL_FLUSH, sink.send(away)).await;
+            send_close(&mut out, AWAY, "tunnel stopped").await;
             let _ = tokio::time::timeout(FINAL_FLUSH, writer.shutdown()).await;
             Ok(())
         }
         Outcome::Down(end) => {
             let result = down_result(&end, false);
             match &end {
-                // Flush tungstenite's queued reply to the server's close.
-                DownEnd::Closed(_) => {
-                    let _ = tokio::time::timeout(FINAL_FLUSH, sink.close()).await;
+                // Answer the server's close with its code.
+                DownEnd::Closed(close) => {
+                    let reply = close.as_ref().map(|c| (c.code, ""));
+                    let _ = tokio::time::timeout(FINAL_FLUSH, out.send_close(reply)).await;
                 }
                 DownEnd::Ended => {}
-                DownEnd::LocalGone => {
-                    send_close(&mut sink, CloseCode::Away, "local side gone").await
-                }
+                DownEnd::LocalGone => send_close(&mut out, AWAY, "local side gone").await,
                 DownEnd::PeerTimeout(_) => {
-                    send_close(&mut sink, CloseCode::Away, "no answer from the server").await;
+                    send_close(&mut out, AWAY, "no answer from the server").await;
                 }
-                DownEnd::Ws(error) if still_usable(error) => {
-                    send_close(&mut sink, CloseCode::Away, "WebSocket error").await;
+                DownEnd::Ws(WsError::Frame(e)) => {
+                    send_close(&mut out, e.close_code(), "protocol error").await;
                 }
                 DownEnd::Ws(_) => {}
             }
-            drop(sink);
-            drop(stream);
+            drop(out);
+            drop(input);
             if !matches!(end, DownEnd::LocalGone) {
                 linger(reader, writer, options.close_grace, cancel).await;
             }
@@ -163,62 +335,34 @@ where
                 (UpEnd::Eof | UpEnd::LocalGone, Some(end)) => down_result(&end, true),
                 (UpEnd::Ws(error), down) => match down {
                     Some(end @ DownEnd::Closed(_)) => down_result(&end, false),
-                    _ => {
-                        if still_usable(&error) {
-                            send_close(&mut sink, CloseCode::Away, "WebSocket error").await;
-                        }
-                        Err(ws_error(&error))
-                    }
+                    _ => Err(ws_error(&error)),
                 },
             }
         }
     }
 }
 
-/// Sends a close under the final-flush timeout (the server may be gone or stalled).
-async fn send_close<S>(
-    sink: &mut SplitSink<WebSocketStream<S>, Message>,
-    code: CloseCode,
-    reason: &'static str,
-) where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let close = Message::Close(Some(CloseFrame {
-        code,
-        reason: reason.into(),
-    }));
-    match tokio::time::timeout(FINAL_FLUSH, sink.send(close)).await {
-        Ok(Ok(())) => tracing::debug!(%code, reason, "close sent"),
+/// Sends a close under the final-flush timeout (the server may be gone or stalled), after what
+/// is left of a frame cut off mid-way.
+async fn send_close<W: AsyncWrite>(out: &mut Out<'_, W>, code: u16, reason: &'static str) {
+    match tokio::time::timeout(FINAL_FLUSH, out.send_close(Some((code, reason)))).await {
+        Ok(Ok(())) => tracing::debug!(code, reason, "close sent"),
         Ok(Err(e)) => tracing::debug!(error = %e, "could not send the close"),
         Err(_) => tracing::debug!("the close did not leave in time"),
     }
-}
-
-/// Whether the WebSocket may still carry a close after `error`.
-fn still_usable(error: &tungstenite::Error) -> bool {
-    use tungstenite::error::ProtocolError;
-    !matches!(
-        error,
-        tungstenite::Error::ConnectionClosed
-            | tungstenite::Error::AlreadyClosed
-            | tungstenite::Error::Io(_)
-            | tungstenite::Error::Protocol(
-                ProtocolError::ResetWithoutClosingHandshake | ProtocolError::SendAfterClosing
-            )
-    )
 }
 
 /// The result of the down half ending; `we_closed` when our close went out first, after which
 /// a dropped connection is not an error.
 fn down_result(end: &DownEnd, we_closed: bool) -> Result<(), ConnError> {
     match end {
-        DownEnd::Closed(frame) => {
-            let Some(frame) = frame else { return Ok(()) };
-            match u16::from(frame.code) {
+        DownEnd::Closed(close) => {
+            let Some(close) = close else { return Ok(()) };
+            match close.code {
                 1000 | 1001 | 1005 => Ok(()),
                 code => Err(ConnError::Closed {
                     code,
-                    reason: frame.reason.to_string(),
+                    reason: close.reason.clone(),
                 }),
             }
         }
@@ -229,56 +373,60 @@ fn down_result(end: &DownEnd, we_closed: bool) -> Result<(), ConnError> {
     }
 }
 
-fn ws_error(error: &tungstenite::Error) -> ConnError {
-    use tungstenite::error::ProtocolError;
-    match error {
-        tungstenite::Error::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
-            ConnError::WebSocket("the server dropped the connection without closing it".into())
-        }
-        other => ConnError::WebSocket(other.to_string()),
-    }
+fn ws_error(error: &WsError) -> ConnError {
+    ConnError::WebSocket(error.to_string())
 }
 
-async fn upstream<R, S>(
+async fn upstream<R, W>(
     reader: &mut R,
-    sink: &mut SplitSink<WebSocketStream<S>, Message>,
+    out: &mut Out<'_, W>,
     options: &Options,
     counters: &Counters<'_>,
     live: &Liveness,
 ) -> UpEnd
 where
     R: AsyncRead + Unpin + ?Sized,
-    S: AsyncRead + AsyncWrite + Unpin,
+    W: AsyncWrite,
 {
     let max_chunk = options.max_chunk.max(1);
     let min_chunk = MIN_CHUNK.min(max_chunk);
     let mut chunk = min_chunk;
-    let mut buf = BytesMut::new();
     let mut ping = options.ping_interval.map(|every| {
         let mut timer = tokio::time::interval_at(Instant::now() + every, every);
         timer.set_missed_tick_behavior(MissedTickBehavior::Delay);
         timer
     });
+    let shared = out.shared;
     loop {
-        // Reuses the allocation once tungstenite has dropped the previous frame's `Bytes`.
-        buf.reserve(chunk);
+        if out.data.len() < HEADROOM + chunk {
+            out.data.resize(HEADROOM + chunk, 0);
+        }
         // A buffer grown by a burst is freed when the local side goes quiet.
-        let shrink = (buf.capacity() > 2 * MIN_CHUNK).then(|| tokio::time::sleep(IDLE_SHRINK));
-        let mut limited = AsyncReadExt::take(&mut *reader, chunk as u64);
+        let shrink =
+            (out.data.len() > HEADROOM + 2 * MIN_CHUNK).then(|| tokio::time::sleep(IDLE_SHRINK));
         let read = tokio::select! {
             biased;
             () = tick(&mut ping) => {
                 tracing::trace!("ping");
-                if let Err(e) = sink.send(Message::Ping(Bytes::new())).await {
-                    return UpEnd::Ws(e);
+                if let Err(e) = out.send_control(OP_PING, &[]).await {
+                    return UpEnd::Ws(WsError::Io(e));
+                }
+                continue;
+            }
+            () = shared.pong_due.notified() => {
+                if let Some(payload) = shared.take_pong() {
+                    tracing::trace!("pong");
+                    if let Err(e) = out.send_control(OP_PONG, &payload).await {
+                        return UpEnd::Ws(WsError::Io(e));
+                    }
                 }
                 continue;
             }
             // Cancel-safe: when another branch wins, no data was read.
-            r = limited.read_buf(&mut buf) => r,
+            r = reader.read(&mut out.data[HEADROOM..HEADROOM + chunk]) => r,
             () = maybe_sleep(shrink) => {
-                tracing::trace!(capacity = buf.capacity(), "idle; freeing the read buffer");
-                buf = BytesMut::new();
+                tracing::trace!(capacity = out.data.len(), "idle; freeing the read buffer");
+                out.data = Vec::new();
                 chunk = min_chunk;
                 continue;
             }
@@ -286,13 +434,9 @@ where
         match read {
             Ok(0) => {
                 tracing::debug!("local EOF; closing the WebSocket");
-                let close = Message::Close(Some(CloseFrame {
-                    code: CloseCode::Normal,
-                    reason: "".into(),
-                }));
-                return match sink.send(close).await {
+                return match out.send_close(Some((NORMAL, ""))).await {
                     Ok(()) => UpEnd::Eof,
-                    Err(e) => UpEnd::Ws(e),
+                    Err(e) => UpEnd::Ws(WsError::Io(e)),
                 };
             }
             Ok(n) => {
@@ -306,16 +450,16 @@ where
                     let _held = counters.hold(n);
                     // Bytes of this frame leaving count as progress (see `Liveness`).
                     let _sending = SendingData::start(live);
-                    sink.send(Message::Binary(buf.split().freeze())).await
+                    out.send_data(n).await
                 };
                 if let Err(e) = sent {
-                    return UpEnd::Ws(e);
+                    return UpEnd::Ws(WsError::Io(e));
                 }
                 counters.add_up(n);
             }
             Err(e) => {
                 tracing::debug!(error = %e, "local side gone; closing the WebSocket");
-                send_close(sink, CloseCode::Away, "local side gone").await;
+                send_close(out, AWAY, "local side gone").await;
                 return UpEnd::LocalGone;
             }
         }
@@ -338,80 +482,186 @@ async fn tick(timer: &mut Option<Interval>) {
     }
 }
 
-async fn downstream<S, W>(
-    stream: &mut SplitStream<WebSocketStream<S>>,
+/// Where the down half is within the server's stream.
+enum State {
+    /// Between frames.
+    Header,
+    /// Inside a frame of a binary message: this many payload bytes to deliver.
+    Data(u64),
+    /// Inside a frame of a text message: this many bytes to skip.
+    Skip(u64),
+    /// A control frame, whole payload needed.
+    Control(Header),
+}
+
+async fn downstream<R, W>(
+    input: &mut In<R>,
     writer: &mut W,
     options: &Options,
     counters: &Counters<'_>,
     live: &Liveness,
+    shared: &Shared,
 ) -> DownEnd
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    R: AsyncRead,
     W: AsyncWrite + Unpin + ?Sized,
 {
+    let max_frame = options.max_message_size.max(1) as u64;
+    let mut state = State::Header;
+    // The opcode of the fragmented message in progress.
+    let mut message: Option<u8> = None;
     loop {
-        let next = match options.peer_timeout {
-            Some(limit) => match next_or_timeout(stream, live, limit).await {
-                Some(next) => next,
-                None => return DownEnd::PeerTimeout(limit),
+        // Consume what is buffered.
+        match state {
+            State::Header => match parse_header(input.available(), max_frame) {
+                Ok(Some((header, len))) => {
+                    input.start += len;
+                    if header.is_control() {
+                        state = State::Control(header);
+                        continue;
+                    }
+                    let kind = match (header.opcode, message) {
+                        (OP_CONTINUATION, Some(kind)) => kind,
+                        (OP_CONTINUATION, None) => {
+                            return protocol("a continuation frame outside a message")
+                        }
+                        (_, Some(_)) => return protocol("a new message inside a fragmented one"),
+                        (opcode, None) => opcode,
+                    };
+                    message = (!header.fin).then_some(kind);
+                    state = if kind == OP_BINARY {
+                        State::Data(header.len)
+                    } else {
+                        tracing::trace!(len = header.len, "ignoring a text frame");
+                        State::Skip(header.len)
+                    };
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => return DownEnd::Ws(WsError::Frame(e)),
             },
-            None => stream.next().await,
-        };
-        live.mark();
-        match next {
-            Some(Ok(Message::Binary(data))) => {
-                let n = data.len();
+            State::Data(0) | State::Skip(0) => {
+                state = State::Header;
+                continue;
+            }
+            State::Data(left) if input.start < input.end => {
+                let n = usize::try_from(left)
+                    .unwrap_or(usize::MAX)
+                    .min(input.end - input.start);
                 tracing::trace!(n, "down");
                 let written = {
                     let _held = counters.hold(n);
-                    write_all_flush(writer, &data).await
+                    write_all_flush(writer, &input.buf[input.start..input.start + n]).await
                 };
-                drop(data);
                 // Time spent blocked on a slow local reader never counts against the server.
                 live.mark();
                 if let Err(e) = written {
                     tracing::debug!(error = %e, "local side gone");
                     return DownEnd::LocalGone;
                 }
+                input.start += n;
                 counters.add_down(n);
+                state = State::Data(left - n as u64);
+                continue;
             }
-            Some(Ok(Message::Close(frame))) => {
-                tracing::debug!(?frame, "server closed the WebSocket");
-                return DownEnd::Closed(frame);
+            State::Skip(left) if input.start < input.end => {
+                let n = usize::try_from(left)
+                    .unwrap_or(usize::MAX)
+                    .min(input.end - input.start);
+                input.start += n;
+                state = State::Skip(left - n as u64);
+                continue;
             }
-            Some(Ok(Message::Text(text))) => {
-                tracing::trace!(len = text.len(), "ignoring a text frame");
+            State::Control(header) if input.end - input.start >= header.len as usize => {
+                let len = header.len as usize;
+                let payload = &input.buf[input.start..input.start + len];
+                input.start += len;
+                state = State::Header;
+                match header.opcode {
+                    // Answered by the up half between its frames.
+                    OP_PING => shared.owe_pong(payload),
+                    OP_CLOSE => {
+                        return match parse_close(payload) {
+                            Ok(close) => {
+                                tracing::debug!(?close, "server closed the WebSocket");
+                                DownEnd::Closed(close)
+                            }
+                            Err(e) => DownEnd::Ws(WsError::Frame(e)),
+                        };
+                    }
+                    // A pong only proves the server is alive, which reading it already noted.
+                    _ => {}
+                }
+                continue;
             }
-            // Pings are answered by tungstenite on the next read or write; pongs only prove
-            // the server is alive, which `live` already noted.
-            Some(Ok(_)) => {}
-            Some(Err(e)) => return DownEnd::Ws(e),
-            None => return DownEnd::Ended,
+            State::Data(_) | State::Skip(_) | State::Control(_) => {}
+        }
+        // More bytes are needed.
+        input.make_room();
+        match read_more(input, options.peer_timeout, live).await {
+            Ok(0) if shared.close_sent.load(Ordering::Relaxed) => return DownEnd::Ended,
+            Ok(0) => return DownEnd::Ws(WsError::Eof),
+            Ok(n) => {
+                let filled = n == input.buf.len() - input.end;
+                input.end += n;
+                if filled && input.buf.len() < MAX_DOWN_READ {
+                    // Bulk data: read more at a time.
+                    let bigger = (input.buf.len() * 2).min(MAX_DOWN_READ);
+                    input.buf.resize(bigger, 0);
+                }
+            }
+            Err(ReadEnd::Io(e)) => return DownEnd::Ws(WsError::Io(e)),
+            Err(ReadEnd::Timeout(limit)) => return DownEnd::PeerTimeout(limit),
         }
     }
 }
 
-/// The next message, or `None` when there was no progress either way (see [`Liveness`]) for
-/// `limit`: no byte from the server, none of our data leaving, nothing delivered locally.
-async fn next_or_timeout<S>(
-    stream: &mut SplitStream<WebSocketStream<S>>,
+fn protocol(what: &'static str) -> DownEnd {
+    DownEnd::Ws(WsError::Frame(FrameError::Protocol(what)))
+}
+
+enum ReadEnd {
+    Io(io::Error),
+    Timeout(Duration),
+}
+
+/// Reads from the server into the free end of the buffer. Fails with `Timeout` when there was
+/// no progress either way (see [`Liveness`]) for `limit`: no byte from the server, none of our
+/// data leaving, nothing delivered locally. An empty buffer grown by a burst is freed while the
+/// server is quiet.
+async fn read_more<R: AsyncRead>(
+    input: &mut In<R>,
+    limit: Option<Duration>,
     live: &Liveness,
-    limit: Duration,
-) -> Option<Option<Result<Message, tungstenite::Error>>>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
+) -> Result<usize, ReadEnd> {
+    let started = Instant::now();
     loop {
-        let deadline = live.last() + limit;
-        if deadline <= Instant::now() {
-            return None;
+        let deadline = limit.map(|limit| live.last() + limit);
+        if let (Some(deadline), Some(limit)) = (deadline, limit) {
+            if deadline <= Instant::now() {
+                return Err(ReadEnd::Timeout(limit));
+            }
         }
+        let idle = (input.end == 0 && input.buf.len() > 2 * MIN_CHUNK)
+            .then(|| tokio::time::sleep_until(started + IDLE_SHRINK));
+        let end = input.end;
         tokio::select! {
             biased;
-            // Cancel-safe: a partly read frame stays in tungstenite's buffer.
-            next = stream.next() => return Some(next),
-            () = tokio::time::sleep_until(deadline) => {}
+            // Cancel-safe: a read either happened or did not.
+            r = input.io.read(&mut input.buf[end..]) => return r.map_err(ReadEnd::Io),
+            () = maybe_sleep(idle) => {
+                tracing::trace!(capacity = input.buf.len(), "server idle; freeing the read buffer");
+                input.buf = vec![0u8; MIN_CHUNK];
+            }
+            () = sleep_until_opt(deadline) => {}
         }
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -84,12 +84,10 @@ fn start_pump_raw(
     let (client_io, server_io) = tokio::io::duplex(ws_pipe);
     let task = tokio::spawn(async move {
         let live = Arc::new(Liveness::default());
-        let client = WebSocketStream::from_raw_socket(
-            Metered::new(client_io, live.clone()),
-            Role::Client,
-            Some(options.ws_config()),
-        )
-        .await;
+        let client = crate::dial::ServerWs {
+            io: Metered::new(client_io, live.clone()),
+            read_ahead: bytes::BytesMut::new(),
+        };
         let (mut reader, mut writer) = tokio::io::split(local);
         let counters = Counters::new(stats.as_deref());
         let result = pump(
@@ -518,12 +516,10 @@ async fn local_side_gone_sends_going_away() {
         let options = test_options();
         let (client_io, server_io) = tokio::io::duplex(64 * 1024);
         let live = Arc::new(Liveness::default());
-        let client = WebSocketStream::from_raw_socket(
-            Metered::new(client_io, live.clone()),
-            Role::Client,
-            Some(options.ws_config()),
-        )
-        .await;
+        let client = crate::dial::ServerWs {
+            io: Metered::new(client_io, live.clone()),
+            read_ahead: bytes::BytesMut::new(),
+        };
         let mut server = WebSocketStream::from_raw_socket(server_io, Role::Server, None).await;
         let run = tokio::spawn(async move {
             let counters = Counters::new(None);
@@ -555,12 +551,10 @@ async fn local_side_gone_while_receiving_sends_going_away() {
         let options = test_options();
         let (client_io, server_io) = tokio::io::duplex(64 * 1024);
         let live = Arc::new(Liveness::default());
-        let client = WebSocketStream::from_raw_socket(
-            Metered::new(client_io, live.clone()),
-            Role::Client,
-            Some(options.ws_config()),
-        )
-        .await;
+        let client = crate::dial::ServerWs {
+            io: Metered::new(client_io, live.clone()),
+            read_ahead: bytes::BytesMut::new(),
+        };
         let mut server = WebSocketStream::from_raw_socket(server_io, Role::Server, None).await;
         // The local reader stays silent; local writes fail.
         let (_keep, local) = tokio::io::duplex(1024);
