@@ -72,6 +72,9 @@ enum Route {
     Direct,
     Bai,
     Python,
+    /// Two plain TCP relays (socat) in the places of bai and the sandbox: the same topology
+    /// without WebSocket, as a reference for what two userspace hops cost on this machine.
+    Socat,
 }
 
 impl Route {
@@ -80,6 +83,7 @@ impl Route {
             Route::Direct => "direct",
             Route::Bai => "bai",
             Route::Python => "python client",
+            Route::Socat => "2 socat relays",
         }
     }
 }
@@ -164,6 +168,8 @@ async fn run(mut args: Args) -> Result<()> {
         );
     }
 
+    routes.push(Route::Socat);
+
     let mut results = Vec::new();
     for route in routes {
         eprintln!("== {}", route.label());
@@ -196,6 +202,8 @@ async fn measure(
     let mut bytes = 0u64;
     if args.wants("iperf") {
         iperf_both(ep, args, &mut f, &mut bytes).await;
+        // socat's per-connection children count once reaped.
+        tokio::time::sleep(Duration::from_millis(300)).await;
     }
     if let (Some(before), Some(after)) = (cpu_before, ep.iperf_pid.and_then(cpu_seconds)) {
         if bytes > 0 {
@@ -211,13 +219,15 @@ async fn measure(
             Err(e) => f.notes.push(format!("setup: {e:#}")),
         }
     }
-    if args.wants("rss") {
+    // socat forks a process per connection: its memory and connection count say nothing.
+    let forks = route == Route::Socat;
+    if args.wants("rss") && !forks {
         match hold(ep.echo, 100, ep.echo_pid).await {
             Ok((_, rss)) => f.rss_mib_100 = rss,
             Err(e) => f.notes.push(format!("100 held: {e:#}")),
         }
     }
-    if args.wants("held") {
+    if args.wants("held") && !forks {
         match hold(ep.echo, args.held, None).await {
             Ok((ok, _)) => f.held_ok = Some(ok),
             Err(e) => f.notes.push(format!("{} held: {e:#}", args.held)),
@@ -299,6 +309,27 @@ async fn endpoints(
             iperf_pid: None,
             echo_pid: None,
         }),
+        Route::Socat => {
+            let mut proxies = Vec::new();
+            let mut ports = Vec::new();
+            let mut pids = Vec::new();
+            for target in [echo_port, iperf_port, info.sshd_port] {
+                let (second, middle) = spawn_socat(target).await?;
+                let (first, port) = spawn_socat(middle).await?;
+                pids.push(first.id());
+                proxies.push(first);
+                proxies.push(second);
+                ports.push(port);
+            }
+            Ok(Endpoints {
+                echo: ports[0],
+                iperf: ports[1],
+                ssh: ports[2],
+                proxies,
+                echo_pid: pids[0],
+                iperf_pid: pids[1],
+            })
+        }
         Route::Bai | Route::Python => {
             let mut proxies = Vec::new();
             let mut ports = Vec::new();
@@ -319,6 +350,27 @@ async fn endpoints(
             })
         }
     }
+}
+
+/// Starts a socat relay (256 KiB buffers, a process per connection) from a new port to
+/// `target`; returns it with its port.
+async fn spawn_socat(target: u16) -> Result<(Child, u16)> {
+    let port = free_port()?;
+    let child = Command::new("socat")
+        .args([
+            "-b",
+            "262144",
+            &format!("TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr"),
+            &format!("TCP:127.0.0.1:{target}"),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting socat (apt-get install socat)")?;
+    wait_port(port).await?;
+    Ok((child, port))
 }
 
 /// Starts one proxy process for `app` and returns it with the port it serves on.

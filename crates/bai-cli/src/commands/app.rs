@@ -112,19 +112,19 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<ExitCode> {
                 Ok(Event::Opened { id, peer }) => {
                     seen.insert(id);
                     tracing::info!(%id, %peer, "connection opened");
-                    eprintln!("∙ connection {} from {peer}", short(&id));
+                    say(format!("∙ connection {} from {peer}", short(&id)));
                 }
                 Ok(Event::Closed { id, bytes_up, bytes_down, duration }) if seen.remove(&id) => {
                     tracing::info!(%id, bytes_up, bytes_down, ?duration, "connection closed");
-                    eprintln!(
+                    say(format!(
                         "∙ connection {} closed ({bytes_up} bytes up, {bytes_down} bytes down, {:.1}s)",
                         short(&id),
                         duration.as_secs_f64()
-                    );
+                    ));
                 }
                 Ok(Event::Failed { id, error }) if seen.contains(&id) => {
                     tracing::warn!(%id, %error, "connection failed");
-                    eprintln!("! connection {} failed: {error}", short(&id));
+                    say(format!("! connection {} failed: {error}", short(&id)));
                 }
                 Ok(_) => {}
                 Err(RecvError::Lagged(n)) => tracing::debug!(n, "missed events"),
@@ -137,6 +137,14 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<ExitCode> {
     eprintln!("∙ Stopping the proxy.");
     tunnel.handle.stop_within(Duration::from_secs(2)).await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// One status line on stderr in a single write (stderr is unbuffered: `eprintln!` would issue a
+/// write per formatting piece, on every connection).
+fn say(mut line: String) {
+    use std::io::Write as _;
+    line.push('\n');
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
 
 fn short(id: &impl std::fmt::Display) -> String {
