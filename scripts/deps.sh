@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 
 want=(
   openssh-server openssh-client openssh-sftp-server   # real sshd behind sandbox sessions; ssh/sftp/scp
+  dropbear-bin                                        # `--sshd dropbear` (not `dropbear`: no service)
   rsync iperf3 socat netcat-openbsd                   # e2e clients and benchmark servers
   putty-tools                                         # puttygen: checks the exported .ppk
   keyutils dbus-daemon                                # headless keyring for credential tests

@@ -1,11 +1,12 @@
-//! A Backend.AI-compatible server on loopback whose sessions are real OpenSSH `sshd` processes.
+//! A Backend.AI-compatible server on loopback whose sessions are real SSH servers: OpenSSH's
+//! `sshd`, or Dropbear as production runs it ([`SshServer`]).
 //!
 //! [`Sandbox::start`] binds two HTTP servers on 127.0.0.1: the **webserver** (session mode:
 //! `/server/login`, cookie or `X-BackendAI-SessionID`, `/func/*`) and the **manager** (API
 //! mode: HMAC-signed requests, GraphQL session list, `tcpproxy` WebSockets, downloads). The wire
-//! behaviour follows `docs/protocol.md`. Every RUNNING session runs its own sshd on a free port;
-//! the `sshd` app of its tcpproxy connects there. Dropping the [`Sandbox`] kills every sshd (and
-//! whatever it forked), even when a test panics.
+//! behaviour follows `docs/protocol.md`. Every RUNNING session runs its own SSH server on a free
+//! port; the `sshd` app of its tcpproxy connects there. Dropping the [`Sandbox`] kills every
+//! server (and whatever it forked), even when a test panics.
 //!
 //! Fault knobs ([`Faults`]) inject refused ports, dropped WebSockets, slow upgrades, slow reads,
 //! failing routes and clock skew, globally or per session.
@@ -14,6 +15,7 @@
 #![recursion_limit = "256"]
 
 mod crypto;
+mod dropbear;
 mod faults;
 mod gql;
 mod manager;
@@ -37,7 +39,7 @@ use uuid::Uuid;
 
 pub use crypto::{decrypt_login_body, encrypt_login_body, login_key, totp_at, totp_now};
 pub use faults::Faults;
-pub use session::{SessionInfo, SessionSpec, Status};
+pub use session::{SessionInfo, SessionSpec, SshServer, Status};
 
 use session::{reap, Account, SessionEntry, SshdProcess};
 
@@ -74,13 +76,21 @@ pub enum Error {
         /// Its standard error.
         stderr: String,
     },
-    /// sshd did not come up.
-    #[error("{message}; sshd log:\n{log}")]
+    /// The SSH server (sshd or dropbear) did not come up.
+    #[error("{message}; server log:\n{log}")]
     Sshd {
         /// What went wrong.
         message: String,
-        /// The sshd log.
+        /// The server's log.
         log: String,
+    },
+    /// A program the chosen SSH server needs is not installed.
+    #[error("{program} is not installed: {hint}")]
+    NotInstalled {
+        /// The program looked for.
+        program: String,
+        /// What to install.
+        hint: String,
     },
     /// A non-terminal session already has this name.
     #[error("a session named {0:?} already exists")]
@@ -112,6 +122,8 @@ pub struct Config {
     /// The demo user's password; `None` (the default) generates a random one per start, so
     /// that no other local user can guess it.
     pub password: Option<String>,
+    /// The SSH server of sessions that do not choose one ([`SessionSpec::ssh_server`]).
+    pub ssh_server: SshServer,
 }
 
 impl Default for Config {
@@ -124,6 +136,7 @@ impl Default for Config {
             server_version: DEFAULT_SERVER_VERSION.to_owned(),
             totp_secret: None,
             password: None,
+            ssh_server: SshServer::default(),
         }
     }
 }
@@ -157,6 +170,7 @@ pub(crate) struct State {
     pub server_version: String,
     pub totp_secret: Option<String>,
     pub account: Account,
+    pub ssh_server: SshServer,
     pub sessions_dir: PathBuf,
     pub sessions: Mutex<Vec<SessionEntry>>,
     pub web_sessions: Mutex<HashMap<String, WebSession>>,
@@ -177,7 +191,7 @@ impl State {
     }
 }
 
-/// A running sandbox. Dropping it stops the servers and kills every sshd.
+/// A running sandbox. Dropping it stops the servers and kills every SSH server.
 #[derive(Debug)]
 pub struct Sandbox {
     state: Arc<State>,
@@ -204,10 +218,13 @@ async fn bind(port: u16) -> Result<tokio::net::TcpListener, Error> {
 impl Sandbox {
     /// Binds both servers, creates the demo sessions and starts serving.
     ///
-    /// Fails when running as root and the OS user `work` does not exist: sessions never log
-    /// in as root.
+    /// Fails when running as root and the OS user `work` does not exist (sessions never log
+    /// in as root), or when Dropbear is chosen but not installed.
     pub async fn start(config: Config) -> Result<Sandbox, Error> {
         let account = session::detect_account()?;
+        if config.ssh_server == SshServer::Dropbear {
+            config.ssh_server.check_installed()?;
+        }
         let root = tempfile::Builder::new()
             .prefix("bai-sandbox-")
             .tempdir()
@@ -266,6 +283,7 @@ impl Sandbox {
             server_version: config.server_version.clone(),
             totp_secret: config.totp_secret.clone(),
             account,
+            ssh_server: config.ssh_server,
             sessions_dir,
             sessions: Mutex::new(Vec::new()),
             web_sessions: Mutex::new(HashMap::new()),
@@ -340,7 +358,14 @@ impl Sandbox {
         &self.state.account.name
     }
 
-    /// Creates a session; a RUNNING one gets its sshd before this returns.
+    /// The SSH server of sessions that do not choose one.
+    pub fn ssh_server(&self) -> SshServer {
+        self.state.ssh_server
+    }
+
+    /// Creates a session; a RUNNING one gets its SSH server before this returns.
+    ///
+    /// Fails with [`Error::NotInstalled`] when the session needs Dropbear and it is missing.
     pub async fn create_session(&self, spec: SessionSpec) -> Result<SessionInfo, Error> {
         let name = spec.name.trim().to_owned();
         if name.is_empty() || name.contains('/') {
@@ -351,6 +376,12 @@ impl Sandbox {
         }
         if self.find_live(&name).is_some() {
             return Err(Error::SessionExists(name));
+        }
+        let server = spec.ssh_server.unwrap_or(self.state.ssh_server);
+        // Dropbear's tools make the host key now; sshd is looked for only when one starts, as
+        // before (a sandbox without RUNNING sessions works without it).
+        if server == SshServer::Dropbear {
+            server.check_installed()?;
         }
         let id = Uuid::new_v4();
         let dir = self
@@ -363,9 +394,9 @@ impl Sandbox {
         })?;
         let account = self.state.account.clone();
         let (home, ak_file, id_container) =
-            session::prepare_files(&dir, &account, spec.authorized_keys.as_deref()).await?;
+            session::prepare_files(&dir, &account, spec.authorized_keys.as_deref(), server).await?;
         let sshd = if spec.status == Status::Running {
-            Some(SshdProcess::start(&dir, &home, &ak_file, &account.name).await?)
+            Some(SshdProcess::start(server, &dir, &home, &ak_file, &account).await?)
         } else {
             None
         };
@@ -380,6 +411,7 @@ impl Sandbox {
             authorized_keys_file: ak_file,
             id_container,
             apps: spec.apps,
+            ssh_server: server,
             sshd,
             faults: Faults::new(),
             tunnels: CancellationToken::new(),
@@ -423,14 +455,14 @@ impl Sandbox {
         })
     }
 
-    /// Changes a session's status: RUNNING starts its sshd, any other status stops it (and
-    /// closes its tunnels).
+    /// Changes a session's status: RUNNING starts its SSH server, any other status stops it
+    /// (and closes its tunnels).
     pub async fn set_status(&self, name: &str, status: Status) -> Result<(), Error> {
         let idx = self
             .find_any(name)
             .ok_or_else(|| Error::SessionNotFound(name.to_owned()))?;
         let mut stopped = None;
-        let (id, dir, home, ak, account, needs_sshd) = {
+        let (id, dir, home, ak, server, needs_sshd) = {
             let mut sessions = lock(&self.state.sessions);
             let s = &mut sessions[idx];
             if status != Status::Running {
@@ -447,13 +479,13 @@ impl Sandbox {
                 s.dir.clone(),
                 s.home.clone(),
                 s.authorized_keys_file.clone(),
-                s.account.clone(),
+                s.ssh_server,
                 status == Status::Running && s.sshd.is_none(),
             )
         };
         reap(stopped.into_iter().collect()).await;
         if needs_sshd {
-            let sshd = SshdProcess::start(&dir, &home, &ak, &account).await?;
+            let sshd = SshdProcess::start(server, &dir, &home, &ak, &self.state.account).await?;
             let unused = {
                 let mut sessions = lock(&self.state.sessions);
                 match sessions.iter_mut().find(|s| s.id == id) {
@@ -470,7 +502,7 @@ impl Sandbox {
         Ok(())
     }
 
-    /// Terminates a session: stops its sshd, closes its tunnels; its name is free again.
+    /// Terminates a session: stops its SSH server, closes its tunnels; its name is free again.
     pub async fn terminate(&self, name: &str) -> Result<(), Error> {
         let idx = self
             .find_live(name)
@@ -516,7 +548,8 @@ impl Sandbox {
             .map(|s| s.faults.clone())
     }
 
-    /// PIDs of the sshd listeners now running (for clean-up tests).
+    /// PIDs of the SSH servers now running (for clean-up tests): each sshd listener, and for
+    /// Dropbear the `unshare` whose descendants are dropbear and everything it forked.
     pub fn sshd_pids(&self) -> Vec<u32> {
         lock(&self.state.sessions)
             .iter()
@@ -524,8 +557,8 @@ impl Sandbox {
             .collect()
     }
 
-    /// PID of the sshd listener of the session with this name (live session first), when it
-    /// is RUNNING.
+    /// PID of the SSH server of the session with this name (live session first), when it is
+    /// RUNNING (as in [`Sandbox::sshd_pids`]).
     pub fn session_sshd_pid(&self, name: &str) -> Option<u32> {
         let idx = self.find_any(name)?;
         lock(&self.state.sessions)
@@ -547,8 +580,8 @@ impl Sandbox {
         }
     }
 
-    /// Cancels the servers and tunnels and takes every sshd out of the sessions (to be killed
-    /// by dropping them, outside the lock).
+    /// Cancels the servers and tunnels and takes every SSH server out of the sessions (to be
+    /// killed by dropping them, outside the lock).
     fn stop_all(&self) -> Vec<SshdProcess> {
         self.state.cancel.cancel();
         let mut sessions = lock(&self.state.sessions);

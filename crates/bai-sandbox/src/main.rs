@@ -4,10 +4,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
-use bai_sandbox::{Config, Sandbox, SessionSpec, Status};
+use bai_sandbox::{Config, Sandbox, SessionSpec, SshServer, Status};
+use clap::builder::{PossibleValuesParser, TypedValueParser as _};
 use clap::Parser;
 
-/// A Backend.AI-compatible server on loopback whose sessions are real sshd processes.
+/// A Backend.AI-compatible server on loopback whose sessions are real SSH servers.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
@@ -20,6 +21,15 @@ struct Args {
     /// Number of RUNNING demo sessions (demo-1, demo-2, ...).
     #[arg(long, default_value_t = 2)]
     sessions: usize,
+    /// The SSH server behind every session: OpenSSH's sshd, or Dropbear as production runs it
+    /// (needs the Debian package dropbear-bin).
+    #[arg(
+        long = "sshd",
+        default_value = "openssh",
+        value_parser = PossibleValuesParser::new(["openssh", "dropbear"])
+            .try_map(|s| s.parse::<SshServer>()),
+    )]
+    ssh_server: SshServer,
     /// Extra TCP app for every demo session, NAME=HOST:PORT (repeatable).
     #[arg(long = "app", value_parser = parse_app)]
     apps: Vec<(String, SocketAddr)>,
@@ -114,6 +124,7 @@ async fn main() -> anyhow::Result<()> {
         server_version: args.server_version.clone(),
         totp_secret: args.totp_secret.clone(),
         password: args.password.clone(),
+        ssh_server: args.ssh_server,
     })
     .await
     .context("starting the sandbox")?;
@@ -159,7 +170,8 @@ async fn main() -> anyhow::Result<()> {
             .map(|s| {
                 serde_json::json!({
                     "name": s.name, "id": s.id.to_string(), "status": s.status.to_string(),
-                    "account": s.account, "sshd_port": s.sshd_port,
+                    "account": s.account, "ssh_server": s.ssh_server.as_str(),
+                    "sshd_port": s.sshd_port,
                     "id_container": s.id_container.as_ref().map(|p| p.display().to_string()),
                     "home": s.home.display().to_string(),
                     "sshd_pid": sandbox.session_sshd_pid(&s.name).filter(|_| s.sshd_port.is_some()),
@@ -174,6 +186,7 @@ async fn main() -> anyhow::Result<()> {
             "access_key": user.access_key,
             "secret_key": user.secret_key,
             "server_version": args.server_version,
+            "ssh_server": sandbox.ssh_server().as_str(),
             "sessions": list,
         });
         println!("{line}");
@@ -195,7 +208,10 @@ async fn main() -> anyhow::Result<()> {
         for s in &sessions {
             let port = s
                 .sshd_port
-                .map(|p| format!(" sshd 127.0.0.1:{p}"))
+                .map(|p| match s.ssh_server {
+                    SshServer::Dropbear => format!(" dropbear 127.0.0.1:{p}"),
+                    _ => format!(" sshd 127.0.0.1:{p}"),
+                })
                 .unwrap_or_default();
             println!(
                 "    {:<16} {:<11} {} as {}{port}",

@@ -1,8 +1,14 @@
-//! Compute sessions: their public description, and the real `sshd` behind a RUNNING one.
+//! Compute sessions: their public description, and the real SSH server behind a RUNNING one.
 //!
 //! Each session owns a directory `<sandbox root>/sessions/<name>-<id8>/` holding its host key,
-//! `sshd_config` and `sshd.log` (root-readable), and `home/` (owned by the login account), which
-//! stands in for `/home/work`: `home/.ssh/authorized_keys` and `home/id_container`.
+//! server config and log (`sshd_config`, `sshd.log`; root-readable), the `enter` wrapper, and
+//! `home/` (owned by the login account), which stands in for `/home/work`:
+//! `home/.ssh/authorized_keys` and `home/id_container`.
+//!
+//! The server is OpenSSH's `sshd` (the default) or Dropbear, which production runs
+//! ([`SshServer`]; how Dropbear is given the session's home is explained in `dropbear.rs`).
+//! Either way it is forked under `setpriv --pdeathsig KILL` from one long-lived thread, and
+//! [`SshdProcess`]'s `Drop` kills and reaps it with everything it forked.
 
 use std::fmt;
 use std::io::{Read as _, Write as _};
@@ -94,6 +100,66 @@ impl FromStr for Status {
     }
 }
 
+/// Which SSH server runs behind a RUNNING session.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SshServer {
+    /// OpenSSH's `sshd` (package `openssh-server`).
+    #[default]
+    OpenSsh,
+    /// Dropbear, as production Backend.AI runs it (package `dropbear-bin`).
+    Dropbear,
+}
+
+impl SshServer {
+    /// Every server, default first.
+    pub const ALL: [SshServer; 2] = [SshServer::OpenSsh, SshServer::Dropbear];
+
+    /// The lower-case name (`openssh`, `dropbear`), as `--sshd` takes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SshServer::OpenSsh => "openssh",
+            SshServer::Dropbear => "dropbear",
+        }
+    }
+
+    /// Fails with [`Error::NotInstalled`] when this server's programs are missing.
+    pub fn check_installed(self) -> Result<(), Error> {
+        match self {
+            SshServer::OpenSsh => {
+                Path::new(SSHD)
+                    .exists()
+                    .then_some(())
+                    .ok_or_else(|| Error::NotInstalled {
+                        program: SSHD.into(),
+                        hint: "install openssh-server (make deps does)".into(),
+                    })
+            }
+            SshServer::Dropbear => crate::dropbear::Tools::find().map(drop),
+        }
+    }
+}
+
+impl fmt::Display for SshServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for SshServer {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        SshServer::ALL
+            .into_iter()
+            .find(|k| k.as_str().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "unknown SSH server {s:?} (expected openssh or dropbear)"
+                ))
+            })
+    }
+}
+
 /// What to create.
 #[derive(Debug, Clone)]
 pub struct SessionSpec {
@@ -105,6 +171,8 @@ pub struct SessionSpec {
     pub apps: Vec<(String, SocketAddr)>,
     /// The user's own `authorized_keys` text; when set, no keypair and no `id_container`.
     pub authorized_keys: Option<String>,
+    /// The SSH server; `None` takes the sandbox's ([`crate::Config::ssh_server`]).
+    pub ssh_server: Option<SshServer>,
 }
 
 impl SessionSpec {
@@ -120,12 +188,19 @@ impl SessionSpec {
             status,
             apps: Vec::new(),
             authorized_keys: None,
+            ssh_server: None,
         }
     }
 
     /// Adds an extra TCP app.
     pub fn app(mut self, name: impl Into<String>, target: SocketAddr) -> Self {
         self.apps.push((name.into(), target));
+        self
+    }
+
+    /// Runs this session on the given SSH server instead of the sandbox's default.
+    pub fn ssh_server(mut self, server: SshServer) -> Self {
+        self.ssh_server = Some(server);
         self
     }
 }
@@ -143,7 +218,9 @@ pub struct SessionInfo {
     pub account: String,
     /// The directory standing in for `/home/work`.
     pub home: PathBuf,
-    /// The sshd's port on 127.0.0.1, when RUNNING.
+    /// The SSH server behind the session.
+    pub ssh_server: SshServer,
+    /// The SSH server's port on 127.0.0.1, when RUNNING.
     pub sshd_port: Option<u16>,
     /// The private key (`home/id_container`), unless the session was made with the user's own
     /// `authorized_keys`.
@@ -164,6 +241,7 @@ pub(crate) struct SessionEntry {
     pub authorized_keys_file: PathBuf,
     pub id_container: Option<PathBuf>,
     pub apps: Vec<(String, SocketAddr)>,
+    pub ssh_server: SshServer,
     pub sshd: Option<SshdProcess>,
     pub faults: Faults,
     /// Cancelled when the sshd stops: closes this session's tunnels.
@@ -181,14 +259,15 @@ impl SessionEntry {
             status: self.status,
             account: self.account.clone(),
             home: self.home.clone(),
+            ssh_server: self.ssh_server,
             sshd_port: self.sshd.as_ref().map(|s| s.port),
             id_container: self.id_container.clone(),
             apps: self.apps.clone(),
         }
     }
 
-    /// Closes the tunnels and hands back the sshd (if any) for the caller to kill outside the
-    /// sessions lock (dropping it blocks).
+    /// Closes the tunnels and hands back the SSH server (if any) for the caller to kill outside
+    /// the sessions lock (dropping it blocks).
     #[must_use]
     pub fn stop(&mut self) -> Option<SshdProcess> {
         self.tunnels.cancel();
@@ -202,6 +281,11 @@ pub(crate) struct Account {
     pub name: String,
     /// Set when running as root for another account: chown the home to this.
     pub owner: Option<(u32, u32)>,
+    /// The account's uid and gid.
+    pub uid: u32,
+    pub gid: u32,
+    /// The home directory in the passwd database (Dropbear reads `authorized_keys` there).
+    pub passwd_home: Option<PathBuf>,
 }
 
 pub(crate) fn running_as_root() -> bool {
@@ -210,19 +294,46 @@ pub(crate) fn running_as_root() -> bool {
         .unwrap_or(false)
 }
 
-/// `(name, uid, gid)` rows of /etc/passwd.
-fn passwd() -> Vec<(String, u32, u32)> {
-    let text = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-    text.lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split(':').collect();
-            Some((
-                f.first()?.to_string(),
-                f.get(2)?.parse().ok()?,
-                f.get(3)?.parse().ok()?,
-            ))
+/// One row of the passwd database.
+#[derive(Debug, Clone)]
+struct PasswdEntry {
+    name: String,
+    uid: u32,
+    gid: u32,
+    home: PathBuf,
+}
+
+impl PasswdEntry {
+    /// Parses `name:pw:uid:gid:gecos:home:shell`.
+    fn parse(line: &str) -> Option<PasswdEntry> {
+        let f: Vec<&str> = line.split(':').collect();
+        Some(PasswdEntry {
+            name: f.first()?.to_string(),
+            uid: f.get(2)?.parse().ok()?,
+            gid: f.get(3)?.parse().ok()?,
+            home: PathBuf::from(f.get(5)?),
         })
-        .collect()
+    }
+}
+
+/// The rows of /etc/passwd.
+fn passwd() -> Vec<PasswdEntry> {
+    let text = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    text.lines().filter_map(PasswdEntry::parse).collect()
+}
+
+/// The account's row as the servers see it: `getent passwd` (NSS, like `getpwnam`), else
+/// /etc/passwd.
+fn lookup_passwd(name: &str) -> Option<PasswdEntry> {
+    Command::new("getent")
+        .args(["passwd", name])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| PasswdEntry::parse(String::from_utf8_lossy(&o.stdout).trim_end()))
+        .or_else(|| passwd().into_iter().find(|e| e.name == name))
 }
 
 /// The command that makes the OS user `work` (what `make deps` runs).
@@ -232,12 +343,14 @@ pub(crate) const CREATE_WORK_USER: &str = "useradd -m -s /bin/bash work && userm
 /// current user.
 pub(crate) fn detect_account() -> Result<Account, Error> {
     let root = running_as_root();
-    let users = passwd();
     if root {
-        return match users.iter().find(|(n, _, _)| n == "work") {
-            Some((_, uid, gid)) => Ok(Account {
-                name: "work".into(),
-                owner: Some((*uid, *gid)),
+        return match lookup_passwd("work") {
+            Some(e) => Ok(Account {
+                name: e.name,
+                owner: Some((e.uid, e.gid)),
+                uid: e.uid,
+                gid: e.gid,
+                passwd_home: Some(e.home),
             }),
             None => Err(Error::InvalidArgument(format!(
                 "the sandbox runs as root but sessions never log in as root: create the OS user \
@@ -245,14 +358,10 @@ pub(crate) fn detect_account() -> Result<Account, Error> {
             ))),
         };
     }
-    let uid = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
+    let meta = std::fs::metadata("/proc/self").ok();
+    let uid = meta.as_ref().map(|m| m.uid());
     let name = uid
-        .and_then(|uid| {
-            users
-                .iter()
-                .find(|(_, u, _)| *u == uid)
-                .map(|(n, _, _)| n.clone())
-        })
+        .and_then(|uid| passwd().into_iter().find(|e| e.uid == uid).map(|e| e.name))
         .or_else(|| std::env::var("USER").ok())
         .or_else(|| {
             Command::new("id")
@@ -263,10 +372,21 @@ pub(crate) fn detect_account() -> Result<Account, Error> {
         })
         .filter(|n| !n.is_empty() && n != "root")
         .ok_or_else(|| Error::InvalidArgument("cannot tell which OS user to log in as".into()))?;
-    Ok(Account { name, owner: None })
+    let entry = lookup_passwd(&name);
+    Ok(Account {
+        uid: uid.or(entry.as_ref().map(|e| e.uid)).unwrap_or(0),
+        gid: meta
+            .as_ref()
+            .map(|m| m.gid())
+            .or(entry.as_ref().map(|e| e.gid))
+            .unwrap_or(0),
+        passwd_home: entry.map(|e| e.home),
+        name,
+        owner: None,
+    })
 }
 
-fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+pub(crate) fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
     let context = context.into();
     move |source| Error::Io { context, source }
 }
@@ -296,7 +416,7 @@ fn chown(path: &Path, owner: Option<(u32, u32)>) -> Result<(), Error> {
     Ok(())
 }
 
-async fn run_tool(program: &str, args: &[&str]) -> Result<(), Error> {
+pub(crate) async fn run_tool(program: &str, args: &[&str]) -> Result<(), Error> {
     let out = tokio::process::Command::new(program)
         .args(args)
         .stdin(Stdio::null())
@@ -314,11 +434,13 @@ async fn run_tool(program: &str, args: &[&str]) -> Result<(), Error> {
     }
 }
 
-/// Creates the session's directory, home, host key, and keys; does not start sshd.
+/// Creates the session's directory, home, host key (for `server`), and keys; does not start
+/// the server.
 pub(crate) async fn prepare_files(
     dir: &Path,
     account: &Account,
     authorized_keys: Option<&str>,
+    server: SshServer,
 ) -> Result<(PathBuf, PathBuf, Option<PathBuf>), Error> {
     let home = dir.join("home");
     let ssh_dir = home.join(".ssh");
@@ -330,13 +452,18 @@ pub(crate) async fn prepare_files(
     std::fs::set_permissions(&ssh_dir, std::fs::Permissions::from_mode(0o700))
         .map_err(io_err(format!("chmod {}", ssh_dir.display())))?;
 
-    let host_key = dir.join("host_key");
-    let host_key_s = host_key.to_string_lossy().into_owned();
-    run_tool(
-        "ssh-keygen",
-        &["-q", "-t", "ed25519", "-N", "", "-f", &host_key_s],
-    )
-    .await?;
+    match server {
+        SshServer::OpenSsh => {
+            let host_key = dir.join("host_key");
+            let host_key_s = host_key.to_string_lossy().into_owned();
+            run_tool(
+                "ssh-keygen",
+                &["-q", "-t", "ed25519", "-N", "", "-f", &host_key_s],
+            )
+            .await?;
+        }
+        SshServer::Dropbear => crate::dropbear::generate_host_key(dir).await?,
+    }
 
     let ak_file = ssh_dir.join("authorized_keys");
     let id_container = match authorized_keys {
@@ -382,16 +509,19 @@ pub(crate) async fn prepare_files(
     Ok((home, ak_file, id_container))
 }
 
-/// A running sshd. Dropping it kills the listener and every process it forked, and reaps it
-/// (blocking: async code drops it through [`reap`]).
+/// A running SSH server (sshd, or Dropbear inside its namespaces). Dropping it kills the
+/// listener and every process it forked, and reaps it (blocking: async code drops it through
+/// [`reap`]).
 #[derive(Debug)]
 pub(crate) struct SshdProcess {
+    /// `sshd` itself, or for Dropbear the `unshare` that holds its namespaces.
     child: Child,
+    server: SshServer,
     pub port: u16,
     pub log: PathBuf,
 }
 
-/// Kills and reaps sshds off the async workers (the kill scans `/proc` and waits).
+/// Kills and reaps servers off the async workers (the kill scans `/proc` and waits).
 pub(crate) async fn reap(procs: Vec<SshdProcess>) {
     if procs.is_empty() {
         return;
@@ -400,8 +530,8 @@ pub(crate) async fn reap(procs: Vec<SshdProcess>) {
     let _ = tokio::task::spawn_blocking(move || drop(procs)).await;
 }
 
-/// `setpriv`, when installed: it makes sshd die with the thread that forked it.
-fn setpriv() -> Option<&'static Path> {
+/// `setpriv`, when installed: it makes the server die with the thread that forked it.
+pub(crate) fn setpriv() -> Option<&'static Path> {
     ["/usr/bin/setpriv", "/bin/setpriv", "/usr/sbin/setpriv"]
         .into_iter()
         .map(Path::new)
@@ -454,16 +584,31 @@ fn sftp_server() -> Option<&'static Path> {
 }
 
 /// Quotes `s` for a POSIX shell.
-fn sh_quote(s: &str) -> String {
+pub(crate) fn sh_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
 
-/// Writes `<dir>/enter`, the `ForceCommand` that starts every command, shell, scp, rsync and
-/// sftp in the session home (with `HOME` pointing there), as `/home/work` in production.
-fn write_enter_script(dir: &Path, home: &Path, sftp_server: &Path) -> Result<PathBuf, Error> {
+/// Writes `<dir>/enter`, the forced command (sshd's `ForceCommand`, dropbear's `-c`) that
+/// starts every command, shell, scp, rsync and sftp in the session home (with `HOME` pointing
+/// there), as `/home/work` in production. Both servers pass the client's request in
+/// `SSH_ORIGINAL_COMMAND`: sshd's sftp subsystem arrives as `internal-sftp …` (the `Subsystem`
+/// line), dropbear's as its compiled-in sftp-server path (Debian: `/usr/lib/sftp-server`).
+/// Without an `sftp_server` the SFTP lines are left out (sftp then fails).
+fn write_enter_script(
+    dir: &Path,
+    home: &Path,
+    sftp_server: Option<&Path>,
+) -> Result<PathBuf, Error> {
     let path = dir.join("enter");
     let home = sh_quote(&home.to_string_lossy());
-    let sftp = sh_quote(&sftp_server.to_string_lossy());
+    let sftp = sftp_server
+        .map(|p| {
+            format!(
+                "\x20 internal-sftp*|*/sftp-server) exec {} -d \"$HOME\" ;;\n",
+                sh_quote(&p.to_string_lossy())
+            )
+        })
+        .unwrap_or_default();
     let text = format!(
         "#!/bin/sh\n\
          # bai-sandbox: run the client's command in the session home.\n\
@@ -473,7 +618,7 @@ fn write_enter_script(dir: &Path, home: &Path, sftp_server: &Path) -> Result<Pat
          [ -n \"$SHELL\" ] || SHELL=/bin/sh\n\
          case \"$SSH_ORIGINAL_COMMAND\" in\n\
          \x20 '') exec \"$SHELL\" -l ;;\n\
-         \x20 internal-sftp*) exec {sftp} -d \"$HOME\" ;;\n\
+         {sftp}\
          \x20 *) exec \"$SHELL\" -c \"$SSH_ORIGINAL_COMMAND\" ;;\n\
          esac\n"
     );
@@ -507,62 +652,89 @@ fn holds_socket(pid: u32, inode: u64) -> bool {
 /// How a start attempt ended.
 enum Attempt {
     Up(SshdProcess),
-    /// Someone else took the port, or sshd could not bind it: try another port.
+    /// Someone else took the port, or the server could not bind it: try another port.
     PortLost(Error),
 }
+
+/// What a start attempt needs beyond the session's paths, checked once per start.
+enum Launcher {
+    OpenSsh {
+        enter: Option<PathBuf>,
+    },
+    Dropbear {
+        tools: crate::dropbear::Tools,
+        passwd_home: PathBuf,
+        enter: PathBuf,
+    },
+}
+
+/// The path of OpenSSH's server.
+const SSHD: &str = "/usr/sbin/sshd";
 
 impl SshdProcess {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
 
-    /// Writes the config and starts `sshd -D -e` (under `setpriv --pdeathsig KILL` when
-    /// installed, forked by [`spawn_from_spawner`]), then waits until it accepts connections.
+    /// Starts `server` for the session (under `setpriv --pdeathsig KILL` when installed,
+    /// forked by [`spawn_from_spawner`]), then waits until it accepts connections.
     pub async fn start(
+        server: SshServer,
         dir: &Path,
         home: &Path,
         authorized_keys: &Path,
-        account: &str,
+        account: &Account,
     ) -> Result<SshdProcess, Error> {
-        if running_as_root() {
-            let _ = std::fs::create_dir_all("/run/sshd");
-        }
-        let enter = match sftp_server() {
-            Some(sftp) => Some(write_enter_script(dir, home, sftp)?),
-            None => None,
+        let launcher = match server {
+            SshServer::OpenSsh => {
+                if running_as_root() {
+                    let _ = std::fs::create_dir_all("/run/sshd");
+                }
+                let enter = match sftp_server() {
+                    Some(sftp) => Some(write_enter_script(dir, home, Some(sftp))?),
+                    None => None,
+                };
+                Launcher::OpenSsh { enter }
+            }
+            SshServer::Dropbear => {
+                let tools = crate::dropbear::Tools::find()?;
+                let passwd_home = crate::dropbear::passwd_home(account, home)?;
+                // Dropbear starts in the mounted passwd home; the wrapper gives commands the
+                // session home's own path (cwd and HOME, as with sshd) and maps its sftp path.
+                let enter = write_enter_script(dir, home, sftp_server())?;
+                Launcher::Dropbear {
+                    tools,
+                    passwd_home,
+                    enter,
+                }
+            }
         };
         let mut last = None;
         for _ in 0..3 {
-            match Self::try_start(dir, home, authorized_keys, account, enter.as_deref()).await? {
+            match Self::try_start(&launcher, dir, home, authorized_keys, account).await? {
                 Attempt::Up(p) => return Ok(p),
                 Attempt::PortLost(e) => {
-                    tracing::debug!(error = %e, "sshd lost its port; retrying");
+                    tracing::debug!(error = %e, %server, "the SSH server lost its port; retrying");
                     last = Some(e);
                 }
             }
         }
         Err(last.unwrap_or_else(|| Error::Sshd {
-            message: "sshd did not start".into(),
+            message: format!("{server} did not start"),
             log: String::new(),
         }))
     }
 
-    async fn try_start(
+    /// Writes sshd's config and builds its command line.
+    fn sshd_command(
         dir: &Path,
         home: &Path,
         authorized_keys: &Path,
         account: &str,
         enter: Option<&Path>,
-    ) -> Result<Attempt, Error> {
-        let port = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0")
-                .map_err(io_err("binding a free port"))?;
-            l.local_addr()
-                .map_err(io_err("reading a free port"))?
-                .port()
-        };
+        port: u16,
+    ) -> Result<Command, Error> {
         let config = dir.join("sshd_config");
-        let log = dir.join("sshd.log");
         let force = enter
             .map(|e| format!("ForceCommand {}\n", e.display()))
             .unwrap_or_default();
@@ -592,6 +764,55 @@ impl SshdProcess {
             home = home.display(),
         );
         write_file(&config, text.as_bytes(), 0o644)?;
+        let mut cmd = match setpriv() {
+            Some(sp) => {
+                let mut c = Command::new(sp);
+                c.args(["--pdeathsig", "KILL", "--", SSHD]);
+                c
+            }
+            None => Command::new(SSHD),
+        };
+        cmd.arg("-D").arg("-e").arg("-f").arg(&config);
+        Ok(cmd)
+    }
+
+    async fn try_start(
+        launcher: &Launcher,
+        dir: &Path,
+        home: &Path,
+        authorized_keys: &Path,
+        account: &Account,
+    ) -> Result<Attempt, Error> {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0")
+                .map_err(io_err("binding a free port"))?;
+            l.local_addr()
+                .map_err(io_err("reading a free port"))?
+                .port()
+        };
+        let (server, mut cmd, log) = match launcher {
+            Launcher::OpenSsh { enter } => (
+                SshServer::OpenSsh,
+                Self::sshd_command(
+                    dir,
+                    home,
+                    authorized_keys,
+                    &account.name,
+                    enter.as_deref(),
+                    port,
+                )?,
+                dir.join("sshd.log"),
+            ),
+            Launcher::Dropbear {
+                tools,
+                passwd_home,
+                enter,
+            } => (
+                SshServer::Dropbear,
+                crate::dropbear::command(tools, dir, home, passwd_home, account, enter, port),
+                dir.join("dropbear.log"),
+            ),
+        };
         let log_file = {
             use std::os::unix::fs::OpenOptionsExt as _;
             std::fs::OpenOptions::new()
@@ -600,34 +821,32 @@ impl SshdProcess {
                 .truncate(true)
                 .mode(0o600)
                 .open(&log)
-                .map_err(io_err("creating sshd.log"))?
+                .map_err(io_err(format!("creating {}", log.display())))?
         };
-        let mut cmd = match setpriv() {
-            Some(sp) => {
-                let mut c = Command::new(sp);
-                c.args(["--pdeathsig", "KILL", "--", "/usr/sbin/sshd"]);
-                c
-            }
-            None => Command::new("/usr/sbin/sshd"),
-        };
-        cmd.arg("-D")
-            .arg("-e")
-            .arg("-f")
-            .arg(&config)
-            .stdin(Stdio::null())
+        cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log_file);
-        let child = spawn_from_spawner(cmd).map_err(io_err("spawning /usr/sbin/sshd"))?;
-        let mut proc = SshdProcess { child, port, log };
+        let child =
+            spawn_from_spawner(cmd).map_err(io_err(format!("spawning the {server} server")))?;
+        let mut proc = SshdProcess {
+            child,
+            server,
+            port,
+            log,
+        };
         let started = Instant::now();
         loop {
             if let Ok(Some(status)) = proc.child.try_wait() {
                 let log = proc.read_log();
-                let e = Error::Sshd {
-                    message: format!("sshd exited early ({status})"),
-                    log: log.clone(),
-                };
                 let lost = log.contains("Address already in use") || log.contains("Cannot bind");
+                let mut message = format!("{server} exited early ({status})");
+                if let Some(hint) = (server == SshServer::Dropbear)
+                    .then(|| crate::dropbear::explain_failure(&log))
+                    .flatten()
+                {
+                    message = format!("{message}: {hint}");
+                }
+                let e = Error::Sshd { message, log };
                 return if lost {
                     Ok(Attempt::PortLost(e))
                 } else {
@@ -640,7 +859,7 @@ impl SshdProcess {
             if started.elapsed() > SSHD_READY_TIMEOUT {
                 return Err(Error::Sshd {
                     message: format!(
-                        "sshd did not listen on port {port} within {SSHD_READY_TIMEOUT:?}"
+                        "{server} did not listen on port {port} within {SSHD_READY_TIMEOUT:?}"
                     ),
                     log: proc.read_log(),
                 });
@@ -649,8 +868,9 @@ impl SshdProcess {
         }
     }
 
-    /// Whether the port answers with an SSH banner *and* the listening socket is our sshd's
-    /// (the port was free when picked, but another process may have bound it since).
+    /// Whether the port answers with an SSH banner *and* the listening socket is our server's
+    /// (the port was free when picked, but another process may have bound it since). Dropbear
+    /// listens in a grandchild (under `unshare`), so the whole tree counts.
     async fn answers_on_port(&mut self) -> bool {
         use tokio::io::AsyncReadExt as _;
         let Ok(mut tcp) = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await else {
@@ -666,7 +886,13 @@ impl SshdProcess {
             return false;
         }
         match listener_inode(self.port) {
-            Some(inode) => holds_socket(self.pid(), inode),
+            Some(inode) => {
+                let root = self.pid();
+                holds_socket(root, inode)
+                    || descendants(root)
+                        .into_iter()
+                        .any(|p| holds_socket(p, inode))
+            }
             // No /proc/net/tcp: the banner and a live child must do.
             None => true,
         }
@@ -717,17 +943,36 @@ fn descendants(root: u32) -> Vec<u32> {
 
 impl Drop for SshdProcess {
     fn drop(&mut self) {
-        // sshd's per-connection children call setsid(), so a process-group kill misses them:
-        // collect the tree before the listener dies (orphans get reparented) and kill it all.
+        // Both servers' per-connection children call setsid(), so a process-group kill misses
+        // them: collect the tree before anything dies (orphans get reparented) and kill it all.
         let tree = descendants(self.child.id());
-        let _ = self.child.kill();
-        if !tree.is_empty() {
-            let _ = Command::new("kill")
-                .arg("-KILL")
-                .args(tree.iter().map(u32::to_string))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
+        let kill_tree = |tree: &[u32]| {
+            if !tree.is_empty() {
+                let _ = Command::new("kill")
+                    .arg("-KILL")
+                    .args(tree.iter().map(u32::to_string))
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        };
+        match self.server {
+            // The listener first, so that it forks nothing after the snapshot.
+            SshServer::OpenSsh => {
+                let _ = self.child.kill();
+                kill_tree(&tree);
+            }
+            // Dropbear is the init of its PID namespace: killing it makes the kernel kill
+            // everything inside (nothing can escape the snapshot), and `unshare`, still alive,
+            // reaps it before we kill and reap `unshare`.
+            SshServer::Dropbear => {
+                kill_tree(&tree);
+                let deadline = Instant::now() + Duration::from_secs(2);
+                while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                let _ = self.child.kill();
+            }
         }
         let _ = self.child.wait();
     }

@@ -118,11 +118,27 @@ pub async fn manager_ws(
     sb: &Sandbox,
     path_q: &str,
 ) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
-    let host = sb.manager_addr().to_string();
-    let date = now_date(0);
-    let auth = sign_at(
+    manager_ws_to(
+        sb.manager_addr(),
         &sb.user().access_key,
         &sb.user().secret_key,
+        path_q,
+    )
+    .await
+}
+
+/// [`manager_ws`] from the manager's address and the user's keys (for spawned tasks).
+pub async fn manager_ws_to(
+    manager: SocketAddr,
+    access_key: &str,
+    secret_key: &str,
+    path_q: &str,
+) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
+    let host = manager.to_string();
+    let date = now_date(0);
+    let auth = sign_at(
+        access_key,
+        secret_key,
         "GET",
         path_q,
         &host,
@@ -246,4 +262,85 @@ pub fn pid_gone(pid: u32) -> bool {
             .and_then(|i| s[i + 1..].split_whitespace().next())
             .is_some_and(|st| st == "Z" || st == "X"),
     }
+}
+
+/// A local TCP listener whose every connection is bridged through its own signed
+/// `tcpproxy?app=sshd` WebSocket to `session`, as the bai tunnel does: returns the port for
+/// ssh/scp/sftp/rsync. The listener lives until the returned handle is aborted (or the runtime
+/// ends).
+pub async fn sshd_bridge(sb: &Sandbox, session: &str) -> (u16, tokio::task::JoinHandle<()>) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    let manager = sb.manager_addr();
+    let (ak, sk) = (sb.user().access_key.clone(), sb.user().secret_key.clone());
+    let path = format!("/stream/session/{session}/tcpproxy?app=sshd");
+    let task = tokio::spawn(async move {
+        while let Ok((tcp, _)) = l.accept().await {
+            let (ak, sk, path) = (ak.clone(), sk.clone(), path.clone());
+            tokio::spawn(async move {
+                let Ok(ws) = manager_ws_to(manager, &ak, &sk, &path).await else {
+                    return;
+                };
+                pump(tcp, ws).await;
+            });
+        }
+    });
+    (port, task)
+}
+
+/// Copies TCP bytes into BINARY frames and back until both sides are done.
+async fn pump(tcp: tokio::net::TcpStream, ws: Ws) {
+    let (mut tcp_r, mut tcp_w) = tcp.into_split();
+    let (mut ws_tx, mut ws_rx) = ws.split();
+    let up = async move {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match tcp_r.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if ws_tx
+                        .send(Message::Binary(buf[..n].to_vec().into()))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            }
+        }
+        let _ = ws_tx.close().await;
+    };
+    let down = async move {
+        while let Some(Ok(m)) = ws_rx.next().await {
+            let more = match m {
+                Message::Binary(b) => tcp_w.write_all(&b).await.is_ok(),
+                Message::Close(_) => false,
+                _ => true,
+            };
+            if !more {
+                break;
+            }
+        }
+        let _ = tcp_w.shutdown().await;
+    };
+    tokio::join!(up, down);
+}
+
+/// The hex SHA-256 of a file.
+pub fn sha256_file(path: &std::path::Path) -> String {
+    use sha2::Digest as _;
+    hex::encode(Sha256::digest(std::fs::read(path).unwrap()))
+}
+
+/// `len` pseudo-random bytes (xorshift; incompressible enough for transfer tests).
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
 }

@@ -129,6 +129,7 @@ impl Env {
                 status: Status::Running,
                 apps: vec![("echo".into(), echo)],
                 authorized_keys: None,
+                ssh_server: None,
             })
             .await
             .expect("session starts");
