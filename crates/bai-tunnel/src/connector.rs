@@ -19,8 +19,8 @@ pub struct Target {
     /// `Sec-WebSocket-Version`) are added when missing; `Sec-WebSocket-Extensions` is removed
     /// (permessage-deflate stays off).
     pub request: http::Request<()>,
-    /// The TLS connector for `wss`. `None` uses tokio-tungstenite's default (native roots), which
-    /// builds a new TLS configuration for every connection: pass one to share it.
+    /// The TLS connector for `wss`: `Rustls` with the caller's configuration, `Plain` for no TLS.
+    /// `None` uses the platform's root certificates (loaded once per process).
     pub tls: Option<tokio_tungstenite::Connector>,
 }
 

@@ -1268,3 +1268,126 @@ async fn idle_connections_after_bursts_hold_nothing() {
     })
     .await;
 }
+
+/// A `wss` echo server with a fresh self-signed certificate for `localhost`; returns its
+/// address and the certificate.
+async fn wss_echo_server() -> (SocketAddr, rustls::pki_types::CertificateDer<'static>) {
+    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(ck.key_pair.serialize_der()));
+    let cert = ck.cert.der().clone();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![cert.clone()], key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let Ok(mut ws) = tokio_tungstenite::accept_async(tls).await else {
+                    return;
+                };
+                while let Some(Ok(msg)) = ws.next().await {
+                    let sent = match msg {
+                        Message::Binary(b) => ws.send(Message::Binary(b)).await,
+                        Message::Close(_) => return,
+                        _ => Ok(()),
+                    };
+                    if sent.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, cert)
+}
+
+fn client_tls(trusted: &rustls::pki_types::CertificateDer<'static>) -> crate::TlsConnector {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(trusted.clone()).unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    crate::TlsConnector::Rustls(Arc::new(config))
+}
+
+#[tokio::test]
+async fn wss_carries_bytes_both_ways_and_refuses_an_untrusted_certificate() {
+    within(30, async {
+        let (addr, cert) = wss_echo_server().await;
+        let url = format!(
+            "wss://localhost:{}/stream/session/s/tcpproxy?app=sshd",
+            addr.port()
+        );
+        let tls = client_tls(&cert);
+        let trusted_url = url.clone();
+        let (handle, _events) = spawn_tunnel(
+            move || {
+                Target::from_url(&trusted_url).map(|mut t| {
+                    t.tls = Some(tls.clone());
+                    t
+                })
+            },
+            test_options(),
+        )
+        .await;
+        // Several MiB, so that TLS records and WebSocket frames split differently.
+        let data = noise(3 * 1024 * 1024 + 17, 5);
+        let tcp = TcpStream::connect(handle.local_addr()).await.unwrap();
+        let (mut r, mut w) = tcp.into_split();
+        let sent = data.clone();
+        let writer = tokio::spawn(async move {
+            w.write_all(&sent).await.unwrap();
+            w
+        });
+        let mut back = vec![0u8; data.len()];
+        r.read_exact(&mut back).await.unwrap();
+        assert!(back == data, "the echo through wss differs");
+        drop(writer.await.unwrap());
+        handle.stop().await;
+
+        // Another certificate: the handshake fails with a TLS error and nothing is written.
+        let (_, other) = wss_echo_server().await;
+        let tls = client_tls(&other);
+        let (handle, mut events) = spawn_tunnel(
+            move || {
+                Target::from_url(&url).map(|mut t| {
+                    t.tls = Some(tls.clone());
+                    t
+                })
+            },
+            test_options(),
+        )
+        .await;
+        let mut tcp = TcpStream::connect(handle.local_addr()).await.unwrap();
+        let mut got = Vec::new();
+        tcp.read_to_end(&mut got).await.unwrap();
+        assert!(got.is_empty(), "nothing but server bytes reach the client");
+        let failed = events_until_closed(&mut events).await;
+        let message = failed
+            .iter()
+            .find_map(|e| match e {
+                Event::Failed { error, .. } => Some(error.to_string()),
+                _ => None,
+            })
+            .expect("a failed event");
+        assert!(message.contains("TLS"), "{message}");
+        handle.stop().await;
+    })
+    .await;
+}
