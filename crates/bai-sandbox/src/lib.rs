@@ -24,6 +24,7 @@ mod session;
 pub mod sign;
 mod tunnel;
 mod webserver;
+mod ws;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

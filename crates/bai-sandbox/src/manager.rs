@@ -6,8 +6,6 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Path as UrlPath, Request, State as AxState};
 use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::middleware::{self, Next};
@@ -24,6 +22,7 @@ use crate::problem::Problem;
 use crate::session::Status;
 use crate::sign::{self, SignInput};
 use crate::tunnel::{self, Target};
+use crate::ws;
 use crate::{lock, State, MANAGER_VERSION};
 
 type St = Arc<State>;
@@ -439,34 +438,39 @@ pub(crate) fn offered_protocols(headers: &HeaderMap) -> Vec<String> {
         .collect()
 }
 
-/// Finishes a prepared upgrade (after the upgrade-delay fault).
-pub(crate) async fn upgrade(ws: WebSocketUpgrade, headers: &HeaderMap, target: Target) -> Response {
+/// Answers a checked upgrade (after the upgrade-delay fault) and runs the tunnel on the
+/// connection once the 101 has been sent.
+pub(crate) async fn upgrade(up: ws::Upgrade, target: Target) -> Response {
     if let Some(d) = target.faults.upgrade_delay {
         tokio::time::sleep(d).await;
     }
-    ws.protocols(offered_protocols(headers))
-        .max_message_size(16 << 20)
-        .max_frame_size(16 << 20)
-        .write_buffer_size(tunnel::CHUNK)
-        .on_upgrade(move |socket| tunnel::run(socket, target))
+    let (response, on_upgrade) = up.into_parts();
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(io) => tunnel::run(hyper_util::rt::TokioIo::new(io), target).await,
+            Err(e) => tracing::debug!(error = %e, "tcpproxy: upgrade failed"),
+        }
+    });
+    response
 }
 
 async fn tcpproxy(
     AxState(state): AxState<St>,
     UrlPath(s): UrlPath<String>,
-    uri: Uri,
-    headers: HeaderMap,
-    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    mut req: Request,
 ) -> Response {
-    let mut target = match prepare_tunnel(&state, &s, uri.query(), uri.path()) {
+    let mut target = match prepare_tunnel(&state, &s, req.uri().query(), req.uri().path()) {
         Ok(t) => t,
         Err(p) => return p.into_response(),
     };
     // Only the webserver swallows closes; the manager itself always sends them.
     target.faults.swallow_close = false;
-    match ws {
-        Ok(ws) => upgrade(ws, &headers, target).await,
-        Err(_) => Problem::invalid_params("Expected a WebSocket upgrade request").into_response(),
+    match ws::accept(&mut req) {
+        Ok(up) => upgrade(up, target).await,
+        Err(e) => {
+            tracing::debug!(error = %e, "tcpproxy: not a WebSocket upgrade");
+            Problem::invalid_params("Expected a WebSocket upgrade request").into_response()
+        }
     }
 }
 

@@ -11,8 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
-use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{FromRequestParts as _, Request, State as AxState};
+use axum::extract::{Request, State as AxState};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -322,7 +321,7 @@ async fn func(AxState(web): AxState<Web>, req: Request) -> Response {
 }
 
 /// `/func/stream/session/{s}/tcpproxy` in-process: any pre-upgrade error is a 502.
-async fn func_websocket(web: Web, req: Request) -> Response {
+async fn func_websocket(web: Web, mut req: Request) -> Response {
     let state = &web.state;
     let mgr_path = req.uri().path().trim_start_matches("/func").to_owned();
     let segs: Vec<&str> = mgr_path.trim_start_matches('/').split('/').collect();
@@ -349,11 +348,9 @@ async fn func_websocket(web: Web, req: Request) -> Response {
         Ok(t) => t,
         Err(p) => return bad_gateway(&format!("manager answered {}", p.status.as_u16())),
     };
-    let (mut parts, _body) = req.into_parts();
-    let headers = parts.headers.clone();
-    match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
-        Ok(ws) => manager::upgrade(ws, &headers, target).await,
-        Err(_) => bad_gateway("bad WebSocket handshake"),
+    match crate::ws::accept(&mut req) {
+        Ok(up) => manager::upgrade(up, target).await,
+        Err(e) => bad_gateway(&format!("bad WebSocket handshake: {e}")),
     }
 }
 
