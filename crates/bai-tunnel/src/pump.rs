@@ -38,8 +38,8 @@ use crate::stats::Counters;
 use crate::{ConnError, Options};
 
 /// The first read size; doubled (up to `max_chunk`) whenever a read fills it, so idle
-/// interactive sessions keep small buffers and bulk transfers get large frames. A short read
-/// halves it again, and an idle side drops a large buffer (see [`IDLE_SHRINK`]).
+/// interactive sessions keep small buffers and bulk transfers get large frames. An idle side
+/// drops a large buffer and starts small again (see [`IDLE_SHRINK`]).
 const MIN_CHUNK: usize = 16 * 1024;
 
 /// The largest read from the server (frames are streamed, so this bounds memory, not frames).
@@ -440,10 +440,10 @@ where
                 };
             }
             Ok(n) => {
+                // A short read only means the socket was drained for now: the size comes down
+                // when the local side goes quiet (above), not between bursts of a transfer.
                 if n == chunk {
                     chunk = (chunk * 2).min(max_chunk);
-                } else if n < chunk / 2 {
-                    chunk = (chunk / 2).max(min_chunk);
                 }
                 tracing::trace!(n, "up");
                 let sent = {
