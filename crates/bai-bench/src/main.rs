@@ -88,6 +88,31 @@ impl Route {
     }
 }
 
+impl Endpoints {
+    /// From the echo, iperf and ssh chains (in that order), each its processes (the one the
+    /// client connects to first) and its port.
+    fn from_chains(chains: Vec<(Vec<Child>, u16)>) -> Self {
+        let mut proxies = Vec::new();
+        let mut ports = Vec::new();
+        let mut pids = Vec::new();
+        for (chain, port) in chains {
+            pids.push(chain.first().and_then(Child::id));
+            proxies.extend(chain);
+            ports.push(port);
+        }
+        let port = |i: usize| ports.get(i).copied().unwrap_or(0);
+        let pid = |i: usize| pids.get(i).copied().flatten();
+        Endpoints {
+            echo: port(0),
+            iperf: port(1),
+            ssh: port(2),
+            echo_pid: pid(0),
+            iperf_pid: pid(1),
+            proxies,
+        }
+    }
+}
+
 /// Three local ports to use for one route, and the proxy processes behind them.
 struct Endpoints {
     echo: u16,
@@ -310,44 +335,21 @@ async fn endpoints(
             echo_pid: None,
         }),
         Route::Socat => {
-            let mut proxies = Vec::new();
-            let mut ports = Vec::new();
-            let mut pids = Vec::new();
+            let mut chains = Vec::new();
             for target in [echo_port, iperf_port, info.sshd_port] {
                 let (second, middle) = spawn_socat(target).await?;
                 let (first, port) = spawn_socat(middle).await?;
-                pids.push(first.id());
-                proxies.push(first);
-                proxies.push(second);
-                ports.push(port);
+                chains.push((vec![first, second], port));
             }
-            Ok(Endpoints {
-                echo: ports[0],
-                iperf: ports[1],
-                ssh: ports[2],
-                proxies,
-                echo_pid: pids[0],
-                iperf_pid: pids[1],
-            })
+            Ok(Endpoints::from_chains(chains))
         }
         Route::Bai | Route::Python => {
-            let mut proxies = Vec::new();
-            let mut ports = Vec::new();
-            let mut pids = Vec::new();
+            let mut chains = Vec::new();
             for app in ["echo", "iperf", "sshd"] {
                 let (child, port) = spawn_proxy(route, args, info, scratch, app).await?;
-                pids.push(child.id());
-                proxies.push(child);
-                ports.push(port);
+                chains.push((vec![child], port));
             }
-            Ok(Endpoints {
-                echo: ports[0],
-                iperf: ports[1],
-                ssh: ports[2],
-                proxies,
-                echo_pid: pids[0],
-                iperf_pid: pids[1],
-            })
+            Ok(Endpoints::from_chains(chains))
         }
     }
 }

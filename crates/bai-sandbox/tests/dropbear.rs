@@ -329,55 +329,11 @@ async fn each_session_has_its_own_keys_and_one_sandbox_runs_both_servers() {
     .await
 }
 
-/// `(pid, ppid)` of every process.
-fn process_table() -> Vec<(u32, u32)> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
-            continue;
-        };
-        if let Some(ppid) = stat
-            .rfind(')')
-            .and_then(|i| stat[i + 1..].split_whitespace().nth(1))
-            .and_then(|s| s.parse().ok())
-        {
-            out.push((pid, ppid));
-        }
-    }
-    out
-}
-
 /// `root` and every descendant.
 fn tree(root: u32) -> Vec<u32> {
-    let table = process_table();
     let mut out = vec![root];
-    let mut i = 0;
-    while let Some(&p) = out.get(i) {
-        for (pid, _) in table.iter().filter(|(_, pp)| *pp == p) {
-            if !out.contains(pid) {
-                out.push(*pid);
-            }
-        }
-        i += 1;
-    }
+    out.extend(descendants(root));
     out
-}
-
-/// Live (non-zombie) processes whose command line mentions `needle`.
-fn live_mentioning(needle: &str) -> Vec<u32> {
-    process_table()
-        .into_iter()
-        .map(|(pid, _)| pid)
-        .filter(|pid| !pid_gone(*pid))
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|c| String::from_utf8_lossy(&c).contains(needle))
-                .unwrap_or(false)
-        })
-        .collect()
 }
 
 async fn all_gone(pids: &[u32], within_secs: u64) -> bool {
@@ -487,7 +443,7 @@ async fn no_dropbear_process_survives_stop_terminate_or_drop() {
         );
         assert_client_ends(held.next().unwrap()).await;
         assert!(
-            live_mentioning(&sessions_dir).is_empty(),
+            live_with_cmdline(&sessions_dir).is_empty(),
             "a process of {sessions_dir} survived"
         );
     })

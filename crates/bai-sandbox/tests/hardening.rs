@@ -72,56 +72,6 @@ async fn run_ok(mut c: tokio::process::Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// `(pid, ppid)` of every process.
-fn process_table() -> Vec<(u32, u32)> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
-            continue;
-        };
-        if let Some(ppid) = stat
-            .rfind(')')
-            .and_then(|i| stat[i + 1..].split_whitespace().nth(1))
-            .and_then(|s| s.parse().ok())
-        {
-            out.push((pid, ppid));
-        }
-    }
-    out
-}
-
-fn descendants(root: u32) -> Vec<u32> {
-    let table = process_table();
-    let mut out = Vec::new();
-    let mut frontier = vec![root];
-    while let Some(p) = frontier.pop() {
-        for (pid, _) in table.iter().filter(|(_, pp)| *pp == p) {
-            if !out.contains(pid) {
-                out.push(*pid);
-                frontier.push(*pid);
-            }
-        }
-    }
-    out
-}
-
-/// Live (non-zombie) processes whose command line mentions `needle`.
-fn live_with_cmdline(needle: &str) -> Vec<u32> {
-    process_table()
-        .into_iter()
-        .map(|(pid, _)| pid)
-        .filter(|pid| !pid_gone(*pid))
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|c| String::from_utf8_lossy(&c).contains(needle))
-                .unwrap_or(false)
-        })
-        .collect()
-}
-
 /// Whether nothing arrives on `ws` for a while.
 async fn silent(ws: &mut Ws) -> Result<Got, tokio::time::error::Elapsed> {
     tokio::time::timeout(Duration::from_millis(700), next(ws)).await
