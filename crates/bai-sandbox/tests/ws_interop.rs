@@ -492,15 +492,19 @@ async fn source_and_sink(total: u64, sunk: Arc<AtomicU64>) -> (SocketAddr, Socke
 /// Bulk throughput of the tcpproxy route, down (app → client) and up (client → app), with a
 /// tokio-tungstenite client. Against the in-process sandbox by default; set
 /// `BAI_BENCH_SANDBOX` to a `bai-sandbox` binary (e.g. a release build) to measure that one,
-/// and `BAI_BENCH_BYTES` to the bytes moved each way (default 1 GiB).
-/// Run with `cargo test -p bai-sandbox --test ws_interop -- --ignored --nocapture`.
+/// and `BAI_BENCH_BYTES` to the bytes moved each way (default 32 MiB, which only checks that
+/// every byte arrives; use 1 GiB and a release binary for figures). It prints, never asserts,
+/// the speed: `cargo test -p bai-sandbox --test ws_interop bulk_throughput -- --nocapture`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "a measurement, not a check"]
 async fn bulk_throughput() {
+    within(600, measure_bulk_throughput()).await;
+}
+
+async fn measure_bulk_throughput() {
     let total: u64 = std::env::var("BAI_BENCH_BYTES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(1 << 30);
+        .unwrap_or(32 << 20);
     let sunk = Arc::new(AtomicU64::new(0));
     let (source, sink) = source_and_sink(total, sunk.clone()).await;
     let (_guard, manager, ak, sk) = match std::env::var_os("BAI_BENCH_SANDBOX") {
