@@ -303,9 +303,12 @@ where
         Outcome::Down(end) => {
             let result = down_result(&end, false);
             match &end {
-                // Answer the server's close with its code.
+                // Answer the server's close with its code (when it may be sent at all).
                 DownEnd::Closed(close) => {
-                    let reply = close.as_ref().map(|c| (c.code, ""));
+                    let reply = close
+                        .as_ref()
+                        .filter(|c| sendable(c.code))
+                        .map(|c| (c.code, ""));
                     let _ = tokio::time::timeout(FINAL_FLUSH, out.send_close(reply)).await;
                 }
                 DownEnd::Ended => {}
@@ -371,6 +374,12 @@ fn down_result(end: &DownEnd, we_closed: bool) -> Result<(), ConnError> {
         DownEnd::Ws(error) => Err(ws_error(error)),
         DownEnd::PeerTimeout(d) => Err(ConnError::PeerTimeout(*d)),
     }
+}
+
+/// Whether a close code may appear on the wire (RFC 6455 §7.4): 1005, 1006 and 1015 are only
+/// for reporting, and codes below 1000 or from 5000 are not defined.
+fn sendable(code: u16) -> bool {
+    matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
 }
 
 fn ws_error(error: &WsError) -> ConnError {
@@ -699,5 +708,20 @@ pub(crate) async fn linger<R, W>(
         biased;
         () = cancel.cancelled() => {}
         _ = tokio::time::timeout(grace, drain) => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sendable;
+
+    #[test]
+    fn only_wire_close_codes_are_echoed() {
+        for code in [1000, 1001, 1002, 1003, 1007, 1011, 1013, 1014, 3000, 4999] {
+            assert!(sendable(code), "{code}");
+        }
+        for code in [0, 999, 1004, 1005, 1006, 1015, 2999, 5000] {
+            assert!(!sendable(code), "{code}");
+        }
     }
 }
