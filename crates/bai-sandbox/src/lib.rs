@@ -22,6 +22,7 @@ mod manager;
 mod problem;
 mod session;
 pub mod sign;
+mod sweep;
 mod tunnel;
 mod webserver;
 mod ws;
@@ -226,6 +227,10 @@ impl Sandbox {
         if config.ssh_server == SshServer::Dropbear {
             config.ssh_server.check_installed()?;
         }
+        let swept = sweep::sweep(&std::env::temp_dir());
+        if swept > 0 {
+            tracing::info!(swept, "removed directories of sandboxes that were killed");
+        }
         let root = tempfile::Builder::new()
             .prefix("bai-sandbox-")
             .tempdir()
@@ -233,6 +238,7 @@ impl Sandbox {
                 context: "creating the sandbox directory".into(),
                 source,
             })?;
+        sweep::claim(root.path());
         let sessions_dir = root.path().join("sessions");
         std::fs::create_dir_all(&sessions_dir).map_err(|source| Error::Io {
             context: "creating the sessions directory".into(),

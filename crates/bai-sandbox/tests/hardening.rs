@@ -486,6 +486,21 @@ async fn binary_fault_session_flags_and_sshd_dies_with_a_sigkilled_sandbox() {
                 .await
                 .is_err());
         }
+        // Its directory stays behind (nothing runs at SIGKILL) until the next sandbox starts.
+        let home = std::path::PathBuf::from(v["sessions"][0]["home"].as_str().unwrap());
+        let root = home.ancestors().nth(3).unwrap().to_path_buf();
+        assert!(
+            root.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("bai-sandbox-"),
+            "{}",
+            root.display()
+        );
+        assert!(root.exists());
+        let next = sandbox(0).await;
+        assert!(!root.exists(), "the killed sandbox's directory was swept");
+        next.shutdown().await;
 
         // An unknown --fault-session is an error.
         let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_bai-sandbox"))
