@@ -97,28 +97,34 @@ impl AsyncWrite for ServerIo {
     }
 }
 
-/// The TLS configuration used when the [`Connector`] gives none: the platform's roots, built
-/// once per process.
-fn default_tls() -> Result<Arc<rustls::ClientConfig>, ConnError> {
-    static CONFIG: OnceLock<Result<Arc<rustls::ClientConfig>, String>> = OnceLock::new();
-    CONFIG
-        .get_or_init(|| {
-            let mut roots = rustls::RootCertStore::empty();
-            let found = rustls_native_certs::load_native_certs();
-            for cert in found.certs {
-                let _ = roots.add(cert);
-            }
-            if roots.is_empty() {
-                return Err("no trusted root certificates were found on this system".to_owned());
-            }
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
-            rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .map(|b| Arc::new(b.with_root_certificates(roots).with_no_client_auth()))
-                .map_err(|e| e.to_string())
-        })
-        .clone()
-        .map_err(ConnError::Handshake)
+/// The TLS configuration used when the [`Connector`] gives none: the platform's roots, loaded
+/// (off the async workers) on first use and kept once that worked.
+async fn default_tls() -> Result<Arc<rustls::ClientConfig>, ConnError> {
+    static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
+    if let Some(config) = CONFIG.get() {
+        return Ok(config.clone());
+    }
+    let built = tokio::task::spawn_blocking(build_default_tls)
+        .await
+        .map_err(|e| ConnError::Handshake(format!("loading the root certificates: {e}")))??;
+    Ok(CONFIG.get_or_init(|| built).clone())
+}
+
+fn build_default_tls() -> Result<Arc<rustls::ClientConfig>, ConnError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    if roots.is_empty() {
+        return Err(ConnError::Handshake(
+            "no trusted root certificates were found on this system".to_owned(),
+        ));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map(|b| Arc::new(b.with_root_certificates(roots).with_no_client_auth()))
+        .map_err(|e| ConnError::Handshake(e.to_string()))
 }
 
 /// Resolves once, connects many times.
@@ -169,7 +175,7 @@ impl Dialer {
         let tls = match (secure, target.tls) {
             (false, _) | (true, Some(TlsConnector::Plain)) => None,
             (true, Some(TlsConnector::Rustls(config))) => Some(config),
-            (true, None) => Some(default_tls()?),
+            (true, None) => Some(default_tls().await?),
             (true, Some(_)) => {
                 return Err(ConnError::Handshake(
                     "this TLS connector kind is not supported".to_owned(),

@@ -14,11 +14,14 @@ use crate::ConnError;
 /// The most response header bytes accepted.
 const MAX_HEAD: usize = 64 * 1024;
 /// The most headers in a response.
-const MAX_HEADERS: usize = 64;
+const MAX_HEADERS: usize = 128;
 /// The most bytes of a refusal's body read (enough for any problem+json).
 pub(crate) const MAX_BODY: usize = 4096;
-/// How long the body of a refusal may take to arrive after its headers.
-const BODY_WAIT: Duration = Duration::from_secs(2);
+/// How long the body of a refusal may take to arrive after its headers, when its length is
+/// known (Content-Length or chunked).
+const BODY_WAIT: Duration = Duration::from_secs(1);
+/// The same when the body has no length and the server keeps the connection open.
+const UNSIZED_BODY_WAIT: Duration = Duration::from_millis(200);
 
 /// The answer to the upgrade request.
 pub(crate) enum Answer {
@@ -107,13 +110,21 @@ where
             Ok(httparse::Status::Partial) => {
                 return Err(failed("the upgrade response headers are too large"))
             }
+            Err(httparse::Error::TooManyHeaders) => {
+                return Err(failed("the upgrade response has too many headers"))
+            }
             Err(e) => return Err(failed(format!("the upgrade response is not HTTP: {e}"))),
         }
     };
     let _ = buf.split_to(head_len);
 
     if status != 101 {
-        let body = read_body(io, buf, &headers).await;
+        // These never have a body.
+        let body = if matches!(status, 100..=199 | 204 | 304) {
+            Vec::new()
+        } else {
+            read_body(io, buf, &headers).await
+        };
         return Ok(Answer::Refused { status, body });
     }
     let has_token = |name: HeaderName, token: &str| {
@@ -142,24 +153,31 @@ where
     Ok(Answer::Open(buf))
 }
 
-/// The start of a refusal's body: what arrived with the headers plus what follows within
-/// [`BODY_WAIT`], up to `Content-Length`, the end of a chunked body, EOF or [`MAX_BODY`].
+/// The start of a refusal's body: what arrived with the headers plus what follows, up to the
+/// end of a chunked body, `Content-Length`, EOF or [`MAX_BODY`], within [`BODY_WAIT`] (or
+/// [`UNSIZED_BODY_WAIT`] for a body without a length). Chunked wins over `Content-Length`
+/// (RFC 9112 §6.3).
 async fn read_body<S>(io: &mut S, mut buf: BytesMut, headers: &HeaderMap) -> Vec<u8>
 where
     S: AsyncRead + Unpin,
 {
-    let length = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<usize>().ok());
     let chunked = headers
         .get(header::TRANSFER_ENCODING)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
-    let complete = |buf: &BytesMut| match (length, chunked) {
-        (Some(len), _) => buf.len() >= len,
-        (None, true) => buf.ends_with(b"0\r\n\r\n"),
-        (None, false) => false,
+    let length = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|_| !chunked);
+    let complete = |buf: &BytesMut| match length {
+        Some(len) => buf.len() >= len,
+        None => chunked && dechunk(buf).1,
+    };
+    let wait = if chunked || length.is_some() {
+        BODY_WAIT
+    } else {
+        UNSIZED_BODY_WAIT
     };
     let fill = async {
         while buf.len() < MAX_BODY && !complete(&buf) {
@@ -169,14 +187,18 @@ where
             }
         }
     };
-    let _ = tokio::time::timeout(BODY_WAIT, fill).await;
-    let raw = if chunked { dechunk(&buf) } else { buf.to_vec() };
+    let _ = tokio::time::timeout(wait, fill).await;
+    let raw = if chunked {
+        dechunk(&buf).0
+    } else {
+        buf.to_vec()
+    };
     let end = length.unwrap_or(usize::MAX).min(MAX_BODY).min(raw.len());
     raw[..end].to_vec()
 }
 
-/// Decodes as much of a chunked body as is there.
-fn dechunk(mut raw: &[u8]) -> Vec<u8> {
+/// Decodes as much of a chunked body as is there; `true` once the last chunk was seen.
+fn dechunk(mut raw: &[u8]) -> (Vec<u8>, bool) {
     let mut out = Vec::new();
     while let Some(line_end) = raw.windows(2).position(|w| w == b"\r\n") {
         let size_text = String::from_utf8_lossy(&raw[..line_end]);
@@ -185,7 +207,7 @@ fn dechunk(mut raw: &[u8]) -> Vec<u8> {
             break;
         };
         if size == 0 {
-            break;
+            return (out, true);
         }
         let data = &raw[line_end + 2..];
         let take = size.min(data.len());
@@ -195,7 +217,7 @@ fn dechunk(mut raw: &[u8]) -> Vec<u8> {
         }
         raw = &data[size + 2..];
     }
-    out
+    (out, false)
 }
 
 #[cfg(test)]
@@ -217,12 +239,14 @@ mod tests {
 
     #[test]
     fn chunked_bodies_are_decoded() {
-        assert_eq!(
-            dechunk(b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"),
-            b"hello world"
-        );
-        assert_eq!(dechunk(b"5\r\nhel"), b"hel");
-        assert_eq!(dechunk(b"zz\r\n"), b"");
+        let (body, done) = dechunk(b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
+        assert_eq!((body.as_slice(), done), (&b"hello world"[..], true));
+        // Data that ends like the last chunk is still data.
+        let (body, done) = dechunk(b"5\r\nab0\r\n\r\n");
+        assert_eq!((body.as_slice(), done), (&b"ab0\r\n"[..], false));
+        assert_eq!(dechunk(b"5\r\nhel"), (b"hel".to_vec(), false));
+        assert_eq!(dechunk(b"zz\r\n"), (Vec::new(), false));
+        assert_eq!(dechunk(b"0;ext=1\r\n\r\n"), (Vec::new(), true));
     }
 
     async fn answer_to(response: &'static [u8]) -> Result<Answer, ConnError> {

@@ -192,6 +192,12 @@ impl<W: AsyncWrite> Out<'_, W> {
         self.finish().await
     }
 
+    /// Ends the connection to the server in order (TCP FIN; TLS close_notify first), within
+    /// the final-flush time.
+    async fn shutdown(&mut self) {
+        let _ = tokio::time::timeout(FINAL_FLUSH, self.io.shutdown()).await;
+    }
+
     /// Sends a close (once): `None` for an empty one.
     async fn send_close(&mut self, close: Option<(u16, &str)>) -> io::Result<()> {
         if self.shared.close_sent.swap(true, Ordering::Relaxed) {
@@ -297,6 +303,7 @@ where
         Outcome::Cancelled => {
             tracing::debug!("cancelled; closing");
             send_close(&mut out, AWAY, "tunnel stopped").await;
+            out.shutdown().await;
             let _ = tokio::time::timeout(FINAL_FLUSH, writer.shutdown()).await;
             Ok(())
         }
@@ -321,7 +328,7 @@ where
                 }
                 DownEnd::Ws(_) => {}
             }
-            drop(out);
+            out.shutdown().await;
             drop(input);
             if !matches!(end, DownEnd::LocalGone) {
                 linger(reader, writer, options.close_grace, cancel).await;
@@ -330,6 +337,7 @@ where
         }
         Outcome::Up(up, down) => {
             let _ = tokio::time::timeout(FINAL_FLUSH, writer.shutdown()).await;
+            out.shutdown().await;
             match (up, down) {
                 (UpEnd::Eof | UpEnd::LocalGone, None) => {
                     tracing::debug!("no close from the server within the grace; dropping");
@@ -611,7 +619,10 @@ where
             Ok(0) if shared.close_sent.load(Ordering::Relaxed) => return DownEnd::Ended,
             Ok(0) => return DownEnd::Ws(WsError::Eof),
             Ok(n) => {
-                let filled = n == input.buf.len() - input.end;
+                let room = input.buf.len() - input.end;
+                // A read that filled a small tail after a partial header says nothing about
+                // the rate.
+                let filled = n == room && room >= MIN_CHUNK;
                 input.end += n;
                 if filled && input.buf.len() < MAX_DOWN_READ {
                     // Bulk data: read more at a time.
@@ -657,7 +668,14 @@ async fn read_more<R: AsyncRead>(
         tokio::select! {
             biased;
             // Cancel-safe: a read either happened or did not.
-            r = input.io.read(&mut input.buf[end..]) => return r.map_err(ReadEnd::Io),
+            r = input.io.read(&mut input.buf[end..]) => {
+                return match r {
+                    // TLS reports a peer that closed TCP without close_notify this way: for the
+                    // WebSocket it is the same as a plain EOF.
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
+                    r => r.map_err(ReadEnd::Io),
+                };
+            }
             () = maybe_sleep(idle) => {
                 tracing::trace!(capacity = input.buf.len(), "server idle; freeing the read buffer");
                 input.buf = vec![0u8; MIN_CHUNK];

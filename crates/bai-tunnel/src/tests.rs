@@ -1391,3 +1391,171 @@ async fn wss_carries_bytes_both_ways_and_refuses_an_untrusted_certificate() {
     })
     .await;
 }
+
+/// The pump against hand-made server frames (tungstenite never fragments or misbehaves).
+mod hand_made_frames {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+    use tokio_util::sync::CancellationToken;
+
+    use crate::live::{Liveness, Metered};
+    use crate::stats::Counters;
+    use crate::{ConnError, Options};
+
+    /// An unmasked server frame.
+    fn server_frame(b0: u8, payload: &[u8]) -> Vec<u8> {
+        let mut out = vec![b0];
+        let len = payload.len();
+        if len < 126 {
+            out.push(len as u8);
+        } else if len <= 0xFFFF {
+            out.push(126);
+            out.extend_from_slice(&(len as u16).to_be_bytes());
+        } else {
+            out.push(127);
+            out.extend_from_slice(&(len as u64).to_be_bytes());
+        }
+        out.extend_from_slice(payload);
+        out
+    }
+
+    /// Reads one client frame, checks it is masked, returns its first byte and payload.
+    async fn client_frame(s: &mut DuplexStream) -> (u8, Vec<u8>) {
+        let mut h = [0u8; 2];
+        s.read_exact(&mut h).await.unwrap();
+        assert!(h[1] & 0x80 != 0, "client frames are masked");
+        let len = match h[1] & 0x7f {
+            126 => {
+                let mut b = [0u8; 2];
+                s.read_exact(&mut b).await.unwrap();
+                u16::from_be_bytes(b) as usize
+            }
+            127 => {
+                let mut b = [0u8; 8];
+                s.read_exact(&mut b).await.unwrap();
+                u64::from_be_bytes(b) as usize
+            }
+            n => n as usize,
+        };
+        let mut key = [0u8; 4];
+        s.read_exact(&mut key).await.unwrap();
+        let mut p = vec![0u8; len];
+        s.read_exact(&mut p).await.unwrap();
+        for (i, b) in p.iter_mut().enumerate() {
+            *b ^= key[i % 4];
+        }
+        (h[0], p)
+    }
+
+    fn options() -> Options {
+        Options {
+            ping_interval: None,
+            peer_timeout: Some(Duration::from_secs(5)),
+            close_grace: Duration::from_millis(300),
+            ..Options::default()
+        }
+    }
+
+    type Run = tokio::task::JoinHandle<(Result<(), ConnError>, u64)>;
+
+    /// The pump with `read_ahead` as the bytes that came with the 101; returns the local app's
+    /// end, the server's raw end, and the pump's result with the bytes delivered down.
+    fn start(read_ahead: &[u8]) -> (DuplexStream, DuplexStream, Run) {
+        let (app, local) = tokio::io::duplex(64 * 1024);
+        let (client_io, server_io) = tokio::io::duplex(1 << 20);
+        let read_ahead = bytes::BytesMut::from(read_ahead);
+        let task = tokio::spawn(async move {
+            let live = Arc::new(Liveness::default());
+            let ws = crate::dial::ServerWs {
+                io: Metered::new(client_io, live.clone()),
+                read_ahead,
+            };
+            let (mut r, mut w) = tokio::io::split(local);
+            let counters = Counters::new(None);
+            let options = options();
+            let cancel = CancellationToken::new();
+            let result =
+                crate::pump::pump(&mut r, &mut w, ws, &options, &counters, &live, &cancel).await;
+            (result, counters.down())
+        });
+        (app, server_io, task)
+    }
+
+    #[tokio::test]
+    async fn fragments_with_controls_between_them_arrive_and_text_is_skipped() {
+        super::within(20, async {
+            let mut stream = Vec::new();
+            stream.extend(server_frame(0x02, b"ab")); // binary, more to come
+            stream.extend(server_frame(0x89, b"p1")); // ping between fragments
+            stream.extend(server_frame(0x00, b"cd")); // continuation
+            stream.extend(server_frame(0x8A, b"")); // pong between fragments
+            stream.extend(server_frame(0x80, b"ef")); // last continuation
+            stream.extend(server_frame(0x01, b"TEXT")); // text, more to come
+            stream.extend(server_frame(0x89, b"p2"));
+            stream.extend(server_frame(0x80, b"MORE")); // its continuation: skipped too
+            stream.extend(server_frame(0x82, b"gh"));
+            stream.extend(server_frame(0x82, &vec![7u8; 70_000]));
+            stream.extend(server_frame(0x88, &1000u16.to_be_bytes()));
+            // Five bytes come with the 101; the rest one byte at a time, so every header is
+            // split at every offset.
+            let (mut app, mut server, task) = start(&stream[..5]);
+            let rest = stream[5..].to_vec();
+            let frames = tokio::spawn(async move {
+                for b in rest {
+                    server.write_all(&[b]).await.unwrap();
+                }
+                let mut got = Vec::new();
+                loop {
+                    let (b0, p) = client_frame(&mut server).await;
+                    got.push((b0, p));
+                    if b0 == 0x88 {
+                        return got;
+                    }
+                }
+            });
+            let mut out = Vec::new();
+            app.read_to_end(&mut out).await.unwrap();
+            let mut want = b"abcdefgh".to_vec();
+            want.extend(vec![7u8; 70_000]);
+            assert!(out == want, "got {} bytes", out.len());
+            let got = frames.await.unwrap();
+            assert!(
+                got.iter().any(|(b0, p)| *b0 == 0x8A && p == b"p2"),
+                "a pong for the latest ping"
+            );
+            assert_eq!(
+                got.last().unwrap(),
+                &(0x88u8, 1000u16.to_be_bytes().to_vec())
+            );
+            let (result, down) = task.await.unwrap();
+            assert!(result.is_ok(), "{result:?}");
+            assert_eq!(down, 70_008);
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn frames_that_break_the_rules_close_with_1002() {
+        super::within(20, async {
+            let orphan = server_frame(0x00, b"x");
+            let mut interleaved = server_frame(0x02, b"a");
+            interleaved.extend(server_frame(0x82, b"b"));
+            let masked = vec![0x82, 0x81, 0, 0, 0, 0, 1];
+            for bad in [orphan, interleaved, masked] {
+                let (mut app, mut server, task) = start(&[]);
+                server.write_all(&bad).await.unwrap();
+                let (b0, p) = client_frame(&mut server).await;
+                assert_eq!(b0, 0x88);
+                assert_eq!(&p[..2], &1002u16.to_be_bytes());
+                let mut out = Vec::new();
+                app.read_to_end(&mut out).await.unwrap();
+                assert!(out.is_empty() || out == b"a", "{out:?}");
+                let (result, _) = task.await.unwrap();
+                assert!(result.is_err());
+            }
+        })
+        .await;
+    }
+}
