@@ -44,8 +44,15 @@ const JSON_BODY_LIMIT: u64 = 32 * 1024 * 1024;
 const DOWNLOAD_BODY_LIMIT: u64 = 8 * 1024 * 1024;
 /// The page size of `compute_session_list` (the server's maximum).
 const PAGE_SIZE: usize = 100;
-/// The path of the SSH key the agent writes into the container.
-pub const ID_CONTAINER_PATH: &str = "/home/work/id_container";
+/// The home directory of the container's login account: relative download paths start here.
+pub const CONTAINER_HOME: &str = "/home/work";
+/// The file name of the SSH key the agent writes into [`CONTAINER_HOME`].
+pub const ID_CONTAINER: &str = "id_container";
+
+/// The absolute path of the SSH key in the container (as the WebUI asks for it).
+pub fn id_container_path() -> String {
+    format!("{CONTAINER_HOME}/{ID_CONTAINER}")
+}
 
 /// How the client authenticates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -1115,18 +1122,18 @@ impl Client {
             .await
     }
 
-    /// Fetches the session's SSH private key (`/home/work/id_container`), cut to start at its
+    /// Fetches the session's SSH private key (`id_container` in [`CONTAINER_HOME`]), cut to start at its
     /// first `-----`. `None` when the file does not exist (the user's own `.ssh` is mounted).
     #[tracing::instrument(skip(self), err)]
     pub async fn fetch_ssh_key(&self, session: &str) -> Result<Option<Sensitive<String>>> {
-        let data = match self.download_single(session, ID_CONTAINER_PATH).await {
+        let path = id_container_path();
+        let data = match self.download_single(session, &path).await {
             Ok(d) => d,
             Err(e) if matches!(e.kind(), ErrorKind::FileNotFound { .. }) => return Ok(None),
             Err(e) => return Err(e),
         };
-        let key = download::strip_key(&data).map_err(|e| {
-            Error::invalid_response(&self.inner.endpoint, format!("{ID_CONTAINER_PATH}: {e}"))
-        })?;
+        let key = download::strip_key(&data)
+            .map_err(|e| Error::invalid_response(&self.inner.endpoint, format!("{path}: {e}")))?;
         Ok(Some(Sensitive::new(key)))
     }
 
@@ -1291,7 +1298,7 @@ mod tests {
         ))
         .expect("client");
         assert_eq!(
-            c.api_url(&["session", "my sess", "download_single"], &[("file", "/home/work/id_container")])
+            c.api_url(&["session", "my sess", "download_single"], &[("file", &id_container_path())])
                 .as_str(),
             "http://127.0.0.1:8090/func/session/my%20sess/download_single?file=%2Fhome%2Fwork%2Fid_container"
         );

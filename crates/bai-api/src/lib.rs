@@ -20,7 +20,10 @@ mod tcpproxy;
 mod tls;
 mod version;
 
-pub use client::{Client, ClientConfig, Mode, ServerInfo, ID_CONTAINER_PATH, MAX_DOWNLOAD_FILES};
+pub use client::{
+    id_container_path, Client, ClientConfig, Mode, ServerInfo, CONTAINER_HOME, ID_CONTAINER,
+    MAX_DOWNLOAD_FILES,
+};
 pub use download::MAX_FILE_SIZE;
 pub use error::{Error, ErrorCode, ErrorKind, Problem, Result};
 pub use model::{

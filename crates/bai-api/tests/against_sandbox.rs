@@ -100,7 +100,7 @@ async fn exercise(sb: &Sandbox, c: &Client) {
     let key = c.fetch_ssh_key("s1").await.expect("key").expect("present");
     assert!(key.expose().starts_with("-----BEGIN"), "key format");
     let single = c
-        .download_single("s1", "/home/work/hello.txt")
+        .download_single("s1", &format!("{}/hello.txt", bai_api::CONTAINER_HOME))
         .await
         .expect("download_single");
     assert_eq!(single, b"hello world");

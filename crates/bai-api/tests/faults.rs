@@ -678,7 +678,7 @@ async fn ssh_key_fetch_strips_absent_and_too_large() {
         let s = server("v9.20250722").await;
         Mock::given(method("POST"))
             .and(path("/func/session/has-key/download_single"))
-            .and(query_param("file", "/home/work/id_container"))
+            .and(query_param("file", bai_api::id_container_path()))
             .respond_with(ResponseTemplate::new(200).set_body_bytes(
                 b"\x00\x01junk-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n"
                     .to_vec(),
@@ -708,7 +708,7 @@ async fn ssh_key_fetch_strips_absent_and_too_large() {
         let e = c.fetch_ssh_key("gone").await.expect_err("gone");
         assert_eq!(e.code(), ErrorCode::SessionNotFound, "{e}");
         let e = c
-            .download_single("big", "/home/work/big")
+            .download_single("big", &format!("{}/big", bai_api::CONTAINER_HOME))
             .await
             .expect_err("too large");
         assert!(matches!(e.kind(), ErrorKind::TooLarge { .. }), "{e}");

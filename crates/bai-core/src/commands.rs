@@ -252,10 +252,10 @@ mod tests {
     #[test]
     fn operands() {
         assert_eq!(
-            Operand::parse("s1:/home/work/a"),
+            Operand::parse("s1:/data/a"),
             Operand::Remote {
                 session: "s1".into(),
-                path: "/home/work/a".into()
+                path: "/data/a".into()
             }
         );
         assert_eq!(

@@ -275,7 +275,7 @@ impl Connection {
             .collect())
     }
 
-    /// The session's SSH private key (`/home/work/id_container`).
+    /// The session's SSH private key (`id_container` in the container home).
     ///
     /// # Errors
     /// [`Error::NoSessionKey`] when the session has none (the user's own `.ssh` is mounted).

@@ -16,6 +16,9 @@ use futures_util::SinkExt as _;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
+/// The login account's home in a real container (protocol.md §6).
+const CONTAINER_HOME: &str = "/home/work";
+
 async fn sandbox(demo: usize) -> Sandbox {
     Sandbox::start(Config {
         demo_sessions: demo,
@@ -163,7 +166,9 @@ async fn downloads_never_follow_symlinks_out_of_the_home() {
         std::fs::create_dir(s.home.join("dir")).unwrap();
         std::os::unix::fs::symlink(outside.path(), s.home.join("dir/leak")).unwrap();
 
-        for f in ["leak", "/home/work/leak", "etc/passwd"] {
+        // The container's home as clients name it in absolute paths.
+        let absolute = format!("{CONTAINER_HOME}/leak");
+        for f in ["leak", absolute.as_str(), "etc/passwd"] {
             let r = api(
                 &sb,
                 "POST",

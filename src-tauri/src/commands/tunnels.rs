@@ -76,7 +76,7 @@ pub struct TunnelView {
     pub sftp_url: String,
     /// Where the key was saved (OpenSSH format), once saved.
     pub key_path: Option<String>,
-    /// Whether the session has `/home/work/id_container`.
+    /// Whether the session has an `id_container` key in its home.
     pub has_id_container: bool,
     /// The command lines.
     pub commands: CommandLines,

@@ -44,7 +44,7 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<ExitCode> {
     let session = match sessions.as_slice() {
         [] => return Err(CliError::usage(
             "no remote operand",
-            Some("name the session as SESSION:path, e.g. `bai scp data.csv mysession:/home/work/`"),
+            Some("name the session as SESSION:path, e.g. `bai scp data.csv mysession:` (the session home)"),
         )),
         [one] => (*one).to_owned(),
         _ => {
