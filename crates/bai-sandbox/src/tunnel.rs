@@ -598,8 +598,6 @@ mod tests {
     use std::pin::Pin;
     use std::task::{Context, Poll};
 
-    use tokio::io::DuplexStream;
-
     use super::*;
     use crate::faults::TunnelFaults;
 
@@ -703,25 +701,11 @@ mod tests {
 
     /// A masked client frame.
     fn frame(b0: u8, payload: &[u8]) -> Vec<u8> {
-        let mask = [0xA1, 0x22, 0x03, 0x94];
-        let mut f = vec![b0];
-        match payload.len() {
-            n if n <= 125 => f.push(0x80 | n as u8),
-            n if n <= 0xFFFF => {
-                f.push(0x80 | 126);
-                f.extend_from_slice(&(n as u16).to_be_bytes());
-            }
-            n => {
-                f.push(0x80 | 127);
-                f.extend_from_slice(&(n as u64).to_be_bytes());
-            }
-        }
-        f.extend_from_slice(&mask);
-        f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-        f
+        crate::ws::tests::frame(b0, payload, [0xA1, 0x22, 0x03, 0x94])
     }
 
-    async fn read_frame(s: &mut DuplexStream) -> Option<(u8, Vec<u8>)> {
+    /// The next server frame (first byte and payload) on `s`.
+    async fn read_frame<R: tokio::io::AsyncRead + Unpin>(s: &mut R) -> Option<(u8, Vec<u8>)> {
         let b0 = s.read_u8().await.ok()?;
         let b1 = s.read_u8().await.ok()?;
         assert_eq!(b1 & 0x80, 0, "server frames are unmasked");
@@ -769,7 +753,7 @@ mod tests {
             let mut got = Vec::new();
             let mut pongs = 0;
             while got.len() < data.len() {
-                let (b0, p) = read_frame_split(&mut r).await.unwrap();
+                let (b0, p) = read_frame(&mut r).await.unwrap();
                 match b0 {
                     0x82 => got.extend(p),
                     0x8A => {
@@ -785,7 +769,7 @@ mod tests {
             let w = writer.await.unwrap();
             t.session.cancel();
             loop {
-                let (b0, p) = read_frame_split(&mut r).await.unwrap();
+                let (b0, p) = read_frame(&mut r).await.unwrap();
                 if b0 == 0x88 {
                     assert_eq!(&p[..2], &1001u16.to_be_bytes());
                     break;
@@ -798,20 +782,6 @@ mod tests {
         })
         .await
         .unwrap();
-    }
-
-    async fn read_frame_split(s: &mut tokio::io::ReadHalf<DuplexStream>) -> Option<(u8, Vec<u8>)> {
-        let b0 = s.read_u8().await.ok()?;
-        let b1 = s.read_u8().await.ok()?;
-        assert_eq!(b1 & 0x80, 0, "server frames are unmasked");
-        let len = match b1 & 0x7F {
-            126 => u64::from(s.read_u16().await.ok()?),
-            127 => s.read_u64().await.ok()?,
-            n => u64::from(n),
-        };
-        let mut p = vec![0u8; len as usize];
-        s.read_exact(&mut p).await.ok()?;
-        Some((b0, p))
     }
 
     #[tokio::test]

@@ -572,14 +572,14 @@ impl Ranges {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
     const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 
     /// A masked client frame.
-    fn frame(b0: u8, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
+    pub(crate) fn frame(b0: u8, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
         let mut f = vec![b0];
         match payload.len() {
             n if n <= 125 => f.push(0x80 | n as u8),

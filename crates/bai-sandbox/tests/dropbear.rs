@@ -9,7 +9,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bai_sandbox::{Config, Sandbox, SessionInfo, SessionSpec, SshServer, Status};
 use common::*;
@@ -334,19 +334,6 @@ fn tree(root: u32) -> Vec<u32> {
     let mut out = vec![root];
     out.extend(descendants(root));
     out
-}
-
-async fn all_gone(pids: &[u32], within_secs: u64) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(within_secs);
-    loop {
-        if pids.iter().all(|p| pid_gone(*p)) {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 fn left(pids: &[u32]) -> Vec<u32> {

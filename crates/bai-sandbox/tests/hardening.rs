@@ -8,7 +8,7 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bai_sandbox::{Config, Sandbox, SessionInfo, SessionSpec};
 use common::*;
@@ -78,19 +78,6 @@ async fn run_ok(mut c: tokio::process::Command) -> String {
 /// Whether nothing arrives on `ws` for a while.
 async fn silent(ws: &mut Ws) -> Result<Got, tokio::time::error::Elapsed> {
     tokio::time::timeout(Duration::from_millis(700), next(ws)).await
-}
-
-async fn all_gone(pids: &[u32], within_secs: u64) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(within_secs);
-    loop {
-        if pids.iter().all(|p| pid_gone(*p)) {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 fn config_path(s: &SessionInfo) -> std::path::PathBuf {

@@ -3,7 +3,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bai_sandbox::Sandbox;
 use futures_util::{SinkExt as _, StreamExt as _};
@@ -394,4 +394,18 @@ pub fn live_with_cmdline(needle: &str) -> Vec<u32> {
                 .unwrap_or(false)
         })
         .collect()
+}
+
+/// Whether every one of `pids` is gone within `within_secs`.
+pub async fn all_gone(pids: &[u32], within_secs: u64) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(within_secs);
+    loop {
+        if pids.iter().all(|p| pid_gone(*p)) {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
