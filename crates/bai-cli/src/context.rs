@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use bai_core::{Config, Connection, EnvOverrides, Overrides, ResolvedProfile, SecretStore};
 
-use crate::cli::Cli;
+use crate::cli::{Cli, Command};
 
 /// The command context.
 #[derive(Debug)]
@@ -34,11 +34,20 @@ impl Ctx {
         }
         .context("loading the configuration")?;
         let profile = config.profile_name(cli.profile.as_deref());
-        let cwd = std::env::current_dir().ok();
-        let env = EnvOverrides::load(cwd.as_deref()).context("reading the environment")?;
+        // `bai proxy --stdio` runs as ssh's ProxyCommand, in whatever directory ssh was started
+        // from: a `.env` there must not choose the server it connects to.
+        let dotenv_dir = match cli.command {
+            Command::Proxy(_) => None,
+            _ => std::env::current_dir().ok(),
+        };
+        let env = EnvOverrides::load(dotenv_dir.as_deref()).context("reading the environment")?;
         let store = bai_core::open_store(config.dir()).context("opening the secret store")?;
         let overrides = Overrides {
-            account: cli.user.clone(),
+            account: cli
+                .user
+                .as_deref()
+                .map(bai_core::config::validate_account)
+                .transpose()?,
             ..Overrides::default()
         };
         Ok(Ctx {
@@ -58,9 +67,13 @@ impl Ctx {
             .resolve(&self.profile, &self.env, &self.overrides)?;
         if p.tls.insecure && p.endpoint.scheme() == "https" {
             eprintln!(
-                "warning: TLS certificate verification is disabled (insecure) for {}",
+                "warning: TLS certificate verification is disabled (insecure) for {}; \
+                 `bai login --no-insecure` turns it back on",
                 p.endpoint
             );
+        }
+        if let Some(w) = p.plain_http_warning() {
+            eprintln!("warning: {w}");
         }
         Ok(p)
     }

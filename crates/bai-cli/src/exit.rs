@@ -87,10 +87,14 @@ pub fn report(e: &anyhow::Error) -> ExitCode {
 
 /// Like [`report`], returning the raw code (for `std::process::exit`).
 pub fn print(e: &anyhow::Error) -> u8 {
-    eprintln!("error: {e:#}");
+    // Error details can carry server text (problem+json): shown with controls escaped.
+    eprintln!(
+        "error: {}",
+        bai_core::display::clean(&format!("{e:#}"), true)
+    );
     let (code, hint) = classify(e);
     if let Some(h) = hint {
-        eprintln!("hint: {h}");
+        eprintln!("hint: {}", bai_core::display::clean(&h, true));
     }
     code
 }

@@ -654,3 +654,192 @@ async fn errors_are_clear_with_distinct_exit_codes() {
     })
     .await;
 }
+
+/// A server that records every byte sent to it and answers 401: where a hostile `.env` points.
+struct Recorder {
+    url: String,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Recorder {
+    async fn start() -> Recorder {
+        use tokio::io::AsyncReadExt as _;
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", l.local_addr().expect("addr"));
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen2 = seen.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                let seen = seen2.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    if let Ok(Ok(n)) =
+                        tokio::time::timeout(Duration::from_secs(2), s.read(&mut buf)).await
+                    {
+                        seen.lock().expect("lock").extend_from_slice(&buf[..n]);
+                    }
+                    let _ = s
+                        .write_all(b"HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\n\r\n")
+                        .await;
+                });
+            }
+        });
+        Recorder { url, seen, task }
+    }
+
+    fn seen(&self) -> String {
+        String::from_utf8_lossy(&self.seen.lock().expect("lock")).into_owned()
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_secrets_never_follow_a_dotenv_endpoint() {
+    within(async {
+        let w = World::start().await;
+        w.session("s1").await;
+        let user = w.sb().user().clone();
+        // Session mode with a saved password (the re-login path sends email and password).
+        let out = w
+            .run(
+                w.bai(&[
+                    "login",
+                    "--endpoint",
+                    &w.webserver,
+                    "--email",
+                    &user.email,
+                    "--password-stdin",
+                    "--save-password",
+                ]),
+                Some(&format!("{}\n", user.password)),
+            )
+            .await;
+        ok(&out);
+        // API mode in a second profile.
+        let out = w
+            .run(
+                w.bai(&[
+                    "--profile",
+                    "api",
+                    "login",
+                    "--endpoint",
+                    &w.manager,
+                    "--access-key",
+                    &user.access_key,
+                    "--password-stdin",
+                ]),
+                Some(&format!("{}\n", user.secret_key)),
+            )
+            .await;
+        ok(&out);
+        ok(&w.bai_run(&["ps"]).await);
+
+        let mock = Recorder::start().await;
+        std::fs::write(
+            w.cwd.join(".env"),
+            format!("BACKEND_ENDPOINT={}\n", mock.url),
+        )
+        .expect(".env");
+        for profile in ["default", "api"] {
+            let out = w.bai_run(&["--profile", profile, "ps"]).await;
+            fails_with(&out, 5, "is not the server profile");
+            let err = text(&out.stderr);
+            assert!(err.contains(&mock.url), "names the .env server: {err}");
+            assert!(
+                err.contains("BACKEND_ENDPOINT"),
+                "says where it came from: {err}"
+            );
+            assert!(err.contains("hint: "), "{err}");
+        }
+        // `bai logout` under the .env: the server-side logout is not sent there either.
+        let seen = mock.seen();
+        for secret in [
+            "Cookie",
+            "X-BackendAI-SessionID",
+            "Authorization",
+            "login",
+            user.email.as_str(),
+            user.password.as_str(),
+            user.access_key.as_str(),
+        ] {
+            assert!(
+                !seen
+                    .to_ascii_lowercase()
+                    .contains(&secret.to_ascii_lowercase()),
+                "the .env server saw {secret:?}: {seen}"
+            );
+        }
+        assert_eq!(seen, "", "nothing at all goes to the .env server");
+
+        // `bai proxy --stdio` (ssh's ProxyCommand, run in ssh's working directory) reads no .env:
+        // it reaches the profile's server and the session's sshd.
+        let mut cmd = w.bai(&["proxy", "--stdio", "s1"]);
+        cmd.stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let banner = tokio::time::timeout(CMD_TIMEOUT, lines.next_line())
+            .await
+            .expect("banner in time")
+            .expect("read");
+        assert!(
+            banner.as_deref().is_some_and(|b| b.starts_with("SSH-2.0-")),
+            "{banner:?}"
+        );
+        drop(child.stdin.take());
+        let _ = child.kill().await;
+        assert_eq!(mock.seen(), "", "the proxy did not go to the .env server");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_text_reaches_the_terminal_without_control_characters() {
+    within(async {
+        let w = World::start().await;
+        w.session("evil\u{1b}]0;owned\u{7}\u{1b}[2J").await;
+        w.login("work").await;
+        let out = w.bai_run(&["ps"]).await;
+        ok(&out);
+        let table = text(&out.stdout);
+        assert!(
+            !table.contains('\u{1b}') && !table.contains('\u{7}'),
+            "{table:?}"
+        );
+        assert!(
+            table.contains("evil\\u{1b}]0;owned"),
+            "shown escaped: {table}"
+        );
+        // JSON output escapes them as JSON does.
+        let out = w.bai_run(&["ps", "--json"]).await;
+        ok(&out);
+        assert!(!text(&out.stdout).contains('\u{1b}'));
+        // Preferred ports and accounts follow the app's rules.
+        let out = w
+            .run(
+                w.bai(&[
+                    "login",
+                    "--preferred-port",
+                    "80",
+                    "--email",
+                    &w.sb().user().email,
+                    "--password-stdin",
+                ]),
+                Some(&format!("{}\n", w.sb().user().password)),
+            )
+            .await;
+        fails_with(&out, 2, "between 1025 and 65534");
+        let out = w.bai_run(&["--user", "x\nMatch exec id", "ps"]).await;
+        fails_with(&out, 2, "the account must be a user name");
+    })
+    .await;
+}

@@ -12,6 +12,7 @@ use bai_tunnel::{
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite};
 use tokio_util::sync::CancellationToken;
 
+use crate::registry::LoginId;
 use crate::{Connection, Error, Result};
 
 /// The app SSH goes through.
@@ -62,6 +63,8 @@ pub enum Probe {
 pub struct TunnelRequest {
     /// The session name (or id).
     pub session: String,
+    /// The session's id when the caller knows it (the registry keys on it).
+    pub session_id: Option<String>,
     /// The app, e.g. `sshd`.
     pub app: String,
     /// Where to listen.
@@ -86,6 +89,7 @@ impl TunnelRequest {
         bind.fallback = p.port_fallback;
         TunnelRequest {
             session: session.to_owned(),
+            session_id: None,
             app: app.to_owned(),
             bind,
             options: Options::default(),
@@ -101,8 +105,12 @@ impl TunnelRequest {
 /// A running tunnel: dropping it (or its handle) stops it.
 #[derive(Debug)]
 pub struct OpenTunnel {
-    /// The session.
+    /// The login that opened it (the tunnel signs its requests with that login).
+    pub login: LoginId,
+    /// The session as the caller named it.
     pub session: String,
+    /// The session's id, when known.
+    pub session_id: Option<String>,
     /// The app.
     pub app: String,
     /// The handle (stats, events, stop).
@@ -209,7 +217,9 @@ impl Connection {
             },
         };
         Ok(OpenTunnel {
+            login: self.login_id(),
             session: req.session,
+            session_id: req.session_id,
             app: req.app,
             handle,
             choice,

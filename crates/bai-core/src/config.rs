@@ -207,14 +207,17 @@ impl Config {
             .ok_or_else(|| Error::NoEndpoint {
                 profile: profile.to_owned(),
             })?;
-        let endpoint = Url::parse(endpoint_str.trim()).map_err(|e| {
-            Error::Config(format!("the endpoint {endpoint_str:?} is not a URL: {e}"))
-        })?;
-        if !matches!(endpoint.scheme(), "http" | "https") {
-            return Err(Error::Config(format!(
-                "the endpoint {endpoint_str:?} must start with http:// or https://"
-            )));
-        }
+        let endpoint = parse_endpoint(&endpoint_str)?;
+        let endpoint_source = if overrides.endpoint.is_some() {
+            EndpointSource::Option
+        } else if env.endpoint.is_some() {
+            EndpointSource::Environment
+        } else {
+            EndpointSource::Profile
+        };
+        // The server the stored secrets were issued by: the profile's saved endpoint. A saved
+        // endpoint that no longer parses owns no secret bai will send anywhere.
+        let login_endpoint = p.endpoint.as_deref().and_then(|e| parse_endpoint(e).ok());
         let access_key = overrides
             .access_key
             .clone()
@@ -233,12 +236,15 @@ impl Config {
             .clone()
             .or(p.account.clone())
             .unwrap_or_else(|| DEFAULT_ACCOUNT.to_owned());
+        let account = validate_account(&account)?;
         let mut tls = TlsOptions::default();
         tls.extra_ca = overrides.ca_file.clone().or(p.tls.ca_file.clone());
-        tls.insecure = overrides.insecure || p.tls.insecure;
+        tls.insecure = overrides.insecure.unwrap_or(p.tls.insecure);
         Ok(ResolvedProfile {
             name: profile.to_owned(),
             endpoint,
+            endpoint_source,
+            login_endpoint,
             mode,
             email: p.email.clone(),
             access_key,
@@ -249,6 +255,112 @@ impl Config {
             tls,
             config_dir: self.dir.clone(),
         })
+    }
+}
+
+/// Lowest preferred SSH port (unprivileged).
+pub const PORT_MIN: u16 = 1025;
+/// Highest preferred SSH port.
+pub const PORT_MAX: u16 = 65534;
+/// Longest account name.
+pub const ACCOUNT_MAX: usize = 32;
+
+/// Checks a preferred SSH port (the CLI's `--preferred-port` and the app's Preferences alike).
+///
+/// # Errors
+/// [`Error::InvalidInput`] outside [`PORT_MIN`]..=[`PORT_MAX`].
+pub fn validate_port(port: i64) -> Result<u16> {
+    u16::try_from(port)
+        .ok()
+        .filter(|p| (PORT_MIN..=PORT_MAX).contains(p))
+        .ok_or_else(|| {
+            Error::InvalidInput(format!(
+                "the preferred SSH port must be between {PORT_MIN} and {PORT_MAX} (or empty for a random port), not {port}"
+            ))
+        })
+}
+
+/// Checks the account inside sessions (trimmed): a POSIX-style user name, because it is
+/// written into ssh_config `User` lines and command lines.
+///
+/// # Errors
+/// [`Error::InvalidInput`] naming the rule.
+pub fn validate_account(account: &str) -> Result<String> {
+    let a = account.trim();
+    let ok_start = a
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    let ok_rest = a
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    if !ok_start || !ok_rest || a.len() > ACCOUNT_MAX {
+        let shown: String = a.chars().flat_map(char::escape_debug).take(80).collect();
+        return Err(Error::InvalidInput(format!(
+            "the account must be a user name (a letter or _ first, then letters, digits, _ - .; up to {ACCOUNT_MAX}), not \"{shown}\""
+        )));
+    }
+    Ok(a.to_owned())
+}
+
+/// Parses an endpoint URL: `http://` or `https://`, nothing else.
+pub fn parse_endpoint(text: &str) -> Result<Url> {
+    let endpoint = Url::parse(text.trim())
+        .map_err(|e| Error::Config(format!("the endpoint {text:?} is not a URL: {e}")))?;
+    if !matches!(endpoint.scheme(), "http" | "https") {
+        return Err(Error::Config(format!(
+            "the endpoint {text:?} must start with http:// or https://"
+        )));
+    }
+    if endpoint.host_str().is_none_or(str::is_empty) {
+        return Err(Error::Config(format!(
+            "the endpoint {text:?} names no host"
+        )));
+    }
+    Ok(endpoint)
+}
+
+/// Whether two endpoints are the same server: scheme, host, port (the scheme's default when
+/// absent) and path (ignoring a trailing `/`). Query and fragment do not name a server.
+pub fn same_server(a: &Url, b: &Url) -> bool {
+    a.scheme().eq_ignore_ascii_case(b.scheme())
+        && a.host_str().map(str::to_ascii_lowercase) == b.host_str().map(str::to_ascii_lowercase)
+        && a.port_or_known_default() == b.port_or_known_default()
+        && a.path().trim_end_matches('/') == b.path().trim_end_matches('/')
+}
+
+/// Whether `url` points at this machine (`localhost`, 127.0.0.0/8, `::1`).
+pub fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => {
+            let d = d.trim_end_matches('.').to_ascii_lowercase();
+            d == "localhost" || d.ends_with(".localhost")
+        }
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// Where the effective endpoint of a [`ResolvedProfile`] came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndpointSource {
+    /// A command-line option (`bai login --endpoint`).
+    Option,
+    /// `BACKEND_ENDPOINT`, from the process environment or `./.env`.
+    Environment,
+    /// The profile in the config file.
+    Profile,
+}
+
+impl EndpointSource {
+    /// How messages name it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            EndpointSource::Option => "the --endpoint option",
+            EndpointSource::Environment => "BACKEND_ENDPOINT (environment or ./.env)",
+            EndpointSource::Profile => "the profile",
+        }
     }
 }
 
@@ -283,8 +395,9 @@ pub struct Overrides {
     pub account: Option<String>,
     /// `--ca-file`.
     pub ca_file: Option<PathBuf>,
-    /// `--insecure`.
-    pub insecure: bool,
+    /// `--insecure` (`Some(true)`) or `--no-insecure` (`Some(false)`); `None` keeps the
+    /// profile's setting.
+    pub insecure: Option<bool>,
 }
 
 /// The `BACKEND_*` variables of the Python client.
@@ -370,6 +483,10 @@ pub struct ResolvedProfile {
     pub name: String,
     /// The endpoint.
     pub endpoint: Url,
+    /// Where [`ResolvedProfile::endpoint`] came from.
+    pub endpoint_source: EndpointSource,
+    /// The endpoint saved in the profile: the server its stored secrets were issued by.
+    pub login_endpoint: Option<Url>,
     /// Session or API mode.
     pub mode: Mode,
     /// Session mode: the saved login email.
@@ -391,6 +508,41 @@ pub struct ResolvedProfile {
 }
 
 impl ResolvedProfile {
+    /// Whether the profile's stored secrets (login session, saved password, secret key) may be
+    /// sent to [`ResolvedProfile::endpoint`]: only when it is the server they were issued by.
+    /// Stored secrets belong to their endpoint; `BACKEND_ENDPOINT` in a `./.env` must not
+    /// redirect them.
+    ///
+    /// # Errors
+    /// [`Error::EndpointMismatch`] naming both servers.
+    pub fn check_stored_secrets(&self) -> Result<()> {
+        match &self.login_endpoint {
+            Some(saved) if same_server(saved, &self.endpoint) => Ok(()),
+            saved => Err(Error::EndpointMismatch {
+                profile: self.name.clone(),
+                saved: saved
+                    .as_ref()
+                    .map_or_else(|| "no saved server".to_owned(), Url::to_string),
+                effective: self.endpoint.to_string(),
+                origin: self.endpoint_source.describe(),
+            }),
+        }
+    }
+
+    /// A warning for the user when the endpoint is plain http to another machine: the login
+    /// body's encryption over http (session mode) is reversible by anyone who watches, and API
+    /// mode's signed requests and the session's traffic travel in the clear.
+    pub fn plain_http_warning(&self) -> Option<String> {
+        (self.endpoint.scheme() == "http" && !is_loopback(&self.endpoint)).then(|| {
+            format!(
+                "{} is plain http to another machine: your login and everything sent to the \
+                 server can be read by anyone on the network path; use https:// if the server \
+                 offers it",
+                self.endpoint
+            )
+        })
+    }
+
     /// Where the saved SSH key of `session` lives.
     pub fn key_path(&self, session: &str) -> PathBuf {
         self.config_dir
@@ -496,6 +648,89 @@ mod tests {
             assert_eq!(e.endpoint.as_deref(), Some("http://dotenv:3"));
         }
         assert!(EnvOverrides::load(Some(&dir.path().join("missing"))).is_ok());
+    }
+
+    #[test]
+    fn ports_and_accounts_are_validated_in_one_place() {
+        assert_eq!(validate_port(10022).expect("ok"), 10022);
+        for bad in [0, 22, 80, 1024, 65535, 70000, -1] {
+            let e = validate_port(bad).expect_err("bad port");
+            assert_eq!(e.code(), crate::ErrorCode::InvalidInput);
+            assert!(e.to_string().contains(&bad.to_string()), "{e}");
+        }
+        assert_eq!(validate_account(" work ").expect("ok"), "work");
+        for bad in [
+            "",
+            "1x",
+            "a b",
+            "x\ny",
+            "-o",
+            "$(id)",
+            "a*",
+            &"a".repeat(33),
+        ] {
+            assert!(validate_account(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn stored_secrets_belong_to_the_saved_endpoint() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut c = Config::load_from(dir.path()).expect("load");
+        c.profile_mut("p").endpoint = Some("https://bai.example.com/".into());
+        let same = c
+            .resolve(
+                "p",
+                &env(&[("BACKEND_ENDPOINT", "https://BAI.example.com:443")]),
+                &Overrides::default(),
+            )
+            .expect("resolve");
+        assert!(same.check_stored_secrets().is_ok());
+        let other = c
+            .resolve(
+                "p",
+                &env(&[("BACKEND_ENDPOINT", "http://elsewhere:8090")]),
+                &Overrides::default(),
+            )
+            .expect("resolve");
+        assert_eq!(other.endpoint_source, EndpointSource::Environment);
+        let e = other.check_stored_secrets().expect_err("mismatch");
+        assert_eq!(e.code(), crate::ErrorCode::LoginRequired);
+        assert!(e.to_string().contains("elsewhere"), "{e}");
+        assert!(e.to_string().contains("bai.example.com"), "{e}");
+        let none = Config::load_from(dir.path())
+            .expect("load")
+            .resolve(
+                "new",
+                &env(&[("BACKEND_ENDPOINT", "http://x:1")]),
+                &Overrides::default(),
+            )
+            .expect("resolve");
+        assert!(
+            none.check_stored_secrets().is_err(),
+            "no saved server, no secret"
+        );
+    }
+
+    #[test]
+    fn plain_http_to_another_machine_warns() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = Config::load_from(dir.path()).expect("load");
+        let warn = |url: &str| {
+            c.resolve(
+                "p",
+                &env(&[("BACKEND_ENDPOINT", url)]),
+                &Overrides::default(),
+            )
+            .expect("resolve")
+            .plain_http_warning()
+        };
+        assert!(warn("http://bai.example.com").is_some());
+        assert!(warn("http://10.0.0.5:8090").is_some());
+        assert!(warn("https://bai.example.com").is_none());
+        assert!(warn("http://127.0.0.1:8090").is_none());
+        assert!(warn("http://localhost:8090").is_none());
+        assert!(warn("http://[::1]:8090").is_none());
     }
 
     #[test]

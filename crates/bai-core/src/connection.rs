@@ -119,16 +119,21 @@ impl Connection {
             Mode::Api => {
                 let ak = profile.access_key.clone().ok_or_else(not_logged_in)?;
                 let sk = match profile.env_secret_key.clone() {
+                    // The user's own BACKEND_SECRET_KEY goes with the endpoint in effect.
                     Some(sk) => sk,
-                    None => store
-                        .get(&profile.name, SecretKind::SecretKey)?
-                        .ok_or_else(not_logged_in)?,
+                    None => {
+                        profile.check_stored_secrets()?;
+                        store
+                            .get(&profile.name, SecretKind::SecretKey)?
+                            .ok_or_else(not_logged_in)?
+                    }
                 };
                 cfg.mode = Mode::Api;
                 cfg.access_key = Some(Sensitive::new(ak));
                 cfg.secret_key = Some(sk);
             }
             _ => {
+                profile.check_stored_secrets()?;
                 let id = store
                     .get(&profile.name, SecretKind::LoginSession)?
                     .ok_or_else(not_logged_in)?;
@@ -150,7 +155,8 @@ impl Connection {
         profile: ResolvedProfile,
         store: Arc<dyn SecretStore>,
     ) -> Result<Connection> {
-        let saved = if profile.mode == Mode::Session {
+        // A saved password goes only to the server it was saved for.
+        let saved = if profile.mode == Mode::Session && profile.check_stored_secrets().is_ok() {
             store.get(&profile.name, SecretKind::Password)?
         } else {
             None
@@ -187,7 +193,8 @@ impl Connection {
     /// Logs out (session mode: also on the server, best effort) and forgets every stored
     /// secret of the profile. Works without a stored login.
     pub async fn logout(profile: &ResolvedProfile, store: &dyn SecretStore) -> Result<()> {
-        if profile.mode == Mode::Session {
+        // The server-side logout sends the login session: only to the server that issued it.
+        if profile.mode == Mode::Session && profile.check_stored_secrets().is_ok() {
             if let Some(id) = store.get(&profile.name, SecretKind::LoginSession)? {
                 let mut cfg = base_config(profile);
                 cfg.session_id = Some(id);
@@ -202,6 +209,37 @@ impl Connection {
             store.delete(&profile.name, kind)?;
         }
         Ok(())
+    }
+
+    /// Who this login is: endpoint, mode and user. Tunnels opened through it carry it.
+    pub fn login_id(&self) -> crate::LoginId {
+        let p = &self.profile;
+        let user = match p.mode {
+            Mode::Api => p.access_key.as_deref(),
+            _ => p.email.as_deref(),
+        };
+        crate::LoginId::new(
+            p.endpoint.as_str(),
+            crate::config::mode_name(p.mode),
+            user.unwrap_or(""),
+        )
+    }
+
+    /// The session named `name_or_id` among the caller's active sessions: an exact id match,
+    /// else an exact name match.
+    ///
+    /// # Errors
+    /// [`Error::SessionNotFound`] when none matches.
+    pub async fn find_session(&self, name_or_id: &str) -> Result<Session> {
+        let sessions = self.list_sessions(false).await?;
+        sessions
+            .iter()
+            .find(|s| s.id == name_or_id)
+            .or_else(|| sessions.iter().find(|s| s.name == name_or_id))
+            .cloned()
+            .ok_or_else(|| Error::SessionNotFound {
+                session: name_or_id.to_owned(),
+            })
     }
 
     /// The underlying API client.

@@ -93,6 +93,28 @@ pub enum Error {
         /// The profile.
         profile: String,
     },
+    /// The effective endpoint is not the server the profile's stored secrets were issued by
+    /// (e.g. `BACKEND_ENDPOINT` in a `./.env`), so none of them is used.
+    #[error(
+        "the endpoint {effective} (from {origin}) is not the server profile \"{profile}\" is \
+         logged in to ({saved}); its stored login is not sent there"
+    )]
+    EndpointMismatch {
+        /// The profile.
+        profile: String,
+        /// The profile's saved endpoint.
+        saved: String,
+        /// The endpoint in effect.
+        effective: String,
+        /// Where the effective endpoint came from.
+        origin: &'static str,
+    },
+    /// No active session has that name or id.
+    #[error("no active session is named {session:?}")]
+    SessionNotFound {
+        /// The name or id asked for.
+        session: String,
+    },
     /// The stored login session was refused by the server.
     #[error("the login of profile \"{profile}\" has expired")]
     LoginExpired {
@@ -180,8 +202,11 @@ impl Error {
             Error::NoEndpoint { .. } | Error::Config(_) | Error::ConfigFile { .. } => {
                 ErrorCode::Config
             }
-            Error::NotLoggedIn { .. } | Error::LoginExpired { .. } => ErrorCode::LoginRequired,
+            Error::NotLoggedIn { .. }
+            | Error::LoginExpired { .. }
+            | Error::EndpointMismatch { .. } => ErrorCode::LoginRequired,
             Error::PortInUse { .. } => ErrorCode::PortInUse,
+            Error::SessionNotFound { .. } => ErrorCode::SessionNotFound,
             Error::NoSessionKey { .. } => ErrorCode::FileNotFound,
             Error::NotReady { network: true, .. } => ErrorCode::Network,
             Error::NotReady { .. } => ErrorCode::AppNotFound,
@@ -200,10 +225,16 @@ impl Error {
                     .into()
             }
             Error::NotLoggedIn { .. } | Error::LoginExpired { .. } => "run `bai login`".into(),
+            Error::EndpointMismatch { .. } => {
+                "log in to that server (`bai login`, or another profile with `--profile`), or \
+                 remove BACKEND_ENDPOINT from the environment and ./.env"
+                    .into()
+            }
             Error::PortInUse { port } => {
                 format!("pick another port, or stop the program listening on {port}")
             }
             Error::NoSessionKey { .. } => "pass your own key with `-i KEY`".into(),
+            Error::SessionNotFound { .. } => "run `bai ps` to list your sessions".into(),
             Error::NotReady { app, .. } if app == "sshd" => {
                 "the session's SSH daemon may still be starting; retry in a few seconds".into()
             }

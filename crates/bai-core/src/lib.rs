@@ -21,8 +21,10 @@ pub mod access;
 pub mod commands;
 pub mod config;
 mod connection;
+pub mod display;
 mod error;
 mod fsutil;
+pub mod logging;
 pub mod ppk;
 pub mod registry;
 pub mod secrets;
@@ -34,7 +36,7 @@ pub use config::{Config, EnvOverrides, Overrides, Profile, ResolvedProfile, Sett
 pub use connection::{looks_like_private_key, save_key, write_download, Connection, Credentials};
 pub use error::{api_code, api_hint, Error, ErrorCode, Result};
 pub use fsutil::{write_atomic, write_private};
-pub use registry::{TunnelInfo, TunnelKey, TunnelRegistry};
+pub use registry::{LoginId, TunnelInfo, TunnelKey, TunnelRegistry};
 pub use secrets::{
     open_store, AutoStore, FileStore, KeyringStore, MemoryStore, SecretKind, SecretStore,
 };

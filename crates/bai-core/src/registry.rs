@@ -1,5 +1,7 @@
-//! The registry of running tunnels (session, app) → [`OpenTunnel`], with their live stats: what
-//! the desktop app lists, restarts and stops. Locks are never held across an `.await`.
+//! The registry of running tunnels, keyed by (login, session id, app) → [`OpenTunnel`], with
+//! their live stats: what the desktop app lists, restarts and stops. A tunnel belongs to the
+//! login that opened it: another login (a re-login, another server or user) never finds it,
+//! and logging out stops it. Locks are never held across an `.await`.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -9,21 +11,47 @@ use bai_tunnel::StatsSnapshot;
 
 use crate::access::OpenTunnel;
 
+/// Who a tunnel belongs to: the endpoint, the mode and the user (email or access key) of the
+/// login that opened it. Two logins with the same id are the same account on the same server.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct LoginId(String);
+
+impl LoginId {
+    /// The id of a login of `user` to `endpoint` in `mode` (`session` or `api`).
+    pub fn new(endpoint: &str, mode: &str, user: &str) -> Self {
+        LoginId(format!(
+            "{mode}:{user}@{}",
+            endpoint.trim_end_matches('/').to_ascii_lowercase()
+        ))
+    }
+
+    /// The id as text (for logs).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// The key of a tunnel.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct TunnelKey {
-    /// The session.
+    /// The login that opened it.
+    pub login: LoginId,
+    /// The session's id (its name when the id was not known).
     pub session: String,
     /// The app.
     pub app: String,
 }
 
 impl TunnelKey {
-    /// A key.
-    pub fn new(session: &str, app: &str) -> Self {
+    /// The key of `tunnel`.
+    pub fn of(tunnel: &OpenTunnel) -> Self {
         TunnelKey {
-            session: session.to_owned(),
-            app: app.to_owned(),
+            login: tunnel.login.clone(),
+            session: tunnel
+                .session_id
+                .clone()
+                .unwrap_or_else(|| tunnel.session.clone()),
+            app: tunnel.app.clone(),
         }
     }
 }
@@ -33,6 +61,8 @@ impl TunnelKey {
 pub struct TunnelInfo {
     /// Which tunnel.
     pub key: TunnelKey,
+    /// The session as the caller named it when opening.
+    pub session: String,
     /// Where it listens.
     pub local_addr: SocketAddr,
     /// Whether the preferred port was taken.
@@ -45,7 +75,7 @@ pub struct TunnelInfo {
     pub finished: bool,
 }
 
-/// Running tunnels by (session, app).
+/// Running tunnels by (login, session, app).
 #[derive(Debug, Default)]
 pub struct TunnelRegistry {
     tunnels: Mutex<BTreeMap<TunnelKey, OpenTunnel>>,
@@ -63,24 +93,39 @@ impl TunnelRegistry {
 
     /// Registers a tunnel; returns the one it replaces (the caller stops it).
     pub fn insert(&self, tunnel: OpenTunnel) -> Option<OpenTunnel> {
-        let key = TunnelKey::new(&tunnel.session, &tunnel.app);
+        let key = TunnelKey::of(&tunnel);
         self.lock().insert(key, tunnel)
     }
 
-    /// The address of a running tunnel.
-    pub fn local_addr(&self, session: &str, app: &str) -> Option<SocketAddr> {
+    /// The key of `login`'s running tunnel to `app` of `session` (its id, or the name it was
+    /// opened with). Tunnels of other logins are never found.
+    pub fn find(&self, login: &LoginId, session: &str, app: &str) -> Option<TunnelKey> {
         self.lock()
-            .get(&TunnelKey::new(session, app))
+            .iter()
+            .find(|(k, t)| {
+                &k.login == login
+                    && k.app == app
+                    && (k.session == session || t.session == session)
+                    && !t.handle.is_finished()
+            })
+            .map(|(k, _)| k.clone())
+    }
+
+    /// The address of a running tunnel.
+    pub fn local_addr(&self, key: &TunnelKey) -> Option<SocketAddr> {
+        self.lock()
+            .get(key)
             .filter(|t| !t.handle.is_finished())
             .map(OpenTunnel::local_addr)
     }
 
-    /// Every tunnel with its stats, sorted by session then app.
+    /// Every tunnel with its stats, sorted by login, session then app.
     pub fn list(&self) -> Vec<TunnelInfo> {
         self.lock()
             .iter()
             .map(|(k, t)| TunnelInfo {
                 key: k.clone(),
+                session: t.session.clone(),
                 local_addr: t.local_addr(),
                 fell_back: t.fell_back(),
                 port_note: t.port_note.clone(),
@@ -91,13 +136,13 @@ impl TunnelRegistry {
     }
 
     /// Takes a tunnel out of the registry (still running; stop or drop it).
-    pub fn remove(&self, session: &str, app: &str) -> Option<OpenTunnel> {
-        self.lock().remove(&TunnelKey::new(session, app))
+    pub fn remove(&self, key: &TunnelKey) -> Option<OpenTunnel> {
+        self.lock().remove(key)
     }
 
     /// Stops one tunnel gracefully; `false` when there was none.
-    pub async fn stop(&self, session: &str, app: &str) -> bool {
-        match self.remove(session, app) {
+    pub async fn stop(&self, key: &TunnelKey) -> bool {
+        match self.remove(key) {
             Some(t) => {
                 t.handle.stop().await;
                 true
@@ -106,15 +151,11 @@ impl TunnelRegistry {
         }
     }
 
-    /// Stops every tunnel of a session (e.g. when it terminated); returns how many.
-    pub async fn stop_session(&self, session: &str) -> usize {
+    /// Stops the tunnels whose key matches `pred`; returns how many.
+    pub async fn stop_where(&self, pred: impl Fn(&TunnelKey) -> bool) -> usize {
         let taken: Vec<OpenTunnel> = {
             let mut map = self.lock();
-            let keys: Vec<TunnelKey> = map
-                .keys()
-                .filter(|k| k.session == session)
-                .cloned()
-                .collect();
+            let keys: Vec<TunnelKey> = map.keys().filter(|k| pred(k)).cloned().collect();
             keys.iter().filter_map(|k| map.remove(k)).collect()
         };
         let n = taken.len();
@@ -122,6 +163,23 @@ impl TunnelRegistry {
             t.handle.stop().await;
         }
         n
+    }
+
+    /// Stops every tunnel of `login`'s session (e.g. when it terminated); returns how many.
+    pub async fn stop_session(&self, login: &LoginId, session: &str) -> usize {
+        self.stop_where(|k| &k.login == login && k.session == session)
+            .await
+    }
+
+    /// Stops every tunnel of `login` (logout); returns how many.
+    pub async fn stop_login(&self, login: &LoginId) -> usize {
+        self.stop_where(|k| &k.login == login).await
+    }
+
+    /// Stops every tunnel not opened by `login` (a new login replaces the old); returns how
+    /// many.
+    pub async fn stop_other_logins(&self, login: &LoginId) -> usize {
+        self.stop_where(|k| &k.login != login).await
     }
 
     /// Stops everything (app exit).
@@ -148,7 +206,7 @@ mod tests {
     use super::*;
     use bai_tunnel::{bind, BindOptions, Options, Target, Tunnel};
 
-    async fn fake(session: &str) -> OpenTunnel {
+    async fn fake(login: &LoginId, session: &str, id: Option<&str>) -> OpenTunnel {
         let bound = bind(&BindOptions::loopback(None)).await.expect("bind");
         let port_note = bound.describe();
         let choice = bound.choice.clone();
@@ -159,7 +217,9 @@ mod tests {
         )
         .expect("tunnel");
         OpenTunnel {
+            login: login.clone(),
             session: session.into(),
+            session_id: id.map(str::to_owned),
             app: "sshd".into(),
             handle: tunnel.spawn(),
             choice,
@@ -171,22 +231,56 @@ mod tests {
     #[tokio::test]
     async fn registers_lists_and_stops() {
         tokio::time::timeout(std::time::Duration::from_secs(20), async {
+            let me = LoginId::new("http://x/", "session", "a@x");
             let r = TunnelRegistry::new();
-            assert!(r.insert(fake("a").await).is_none());
-            assert!(r.insert(fake("b").await).is_none());
-            let old = r.insert(fake("a").await).expect("replaced");
+            assert!(r.insert(fake(&me, "a", None).await).is_none());
+            assert!(r.insert(fake(&me, "b", None).await).is_none());
+            let old = r.insert(fake(&me, "a", None).await).expect("replaced");
             drop(old);
             assert_eq!(r.len(), 2);
-            assert!(r.local_addr("a", "sshd").is_some());
+            let a = r.find(&me, "a", "sshd").expect("found");
+            assert!(r.local_addr(&a).is_some());
             let l = r.list();
-            assert_eq!(l[0].key, TunnelKey::new("a", "sshd"));
+            assert_eq!(l[0].key, a);
             assert_eq!(l[0].stats.total, 0);
-            assert!(r.stop("a", "sshd").await);
-            assert!(!r.stop("a", "sshd").await);
-            assert_eq!(r.stop_session("b").await, 1);
+            assert!(r.stop(&a).await);
+            assert!(!r.stop(&a).await);
+            assert_eq!(r.stop_session(&me, "b").await, 1);
             assert!(r.is_empty());
-            r.insert(fake("c").await);
+            r.insert(fake(&me, "c", None).await);
             r.stop_all().await;
+            assert!(r.is_empty());
+        })
+        .await
+        .expect("timed out");
+    }
+
+    #[tokio::test]
+    async fn tunnels_belong_to_their_login() {
+        tokio::time::timeout(std::time::Duration::from_secs(20), async {
+            let alice = LoginId::new("https://one.example/", "session", "alice@x");
+            let bob = LoginId::new("https://one.example", "session", "bob@x");
+            let other = LoginId::new("https://two.example", "session", "alice@x");
+            assert_eq!(
+                alice,
+                LoginId::new("https://ONE.example", "session", "alice@x"),
+                "a trailing slash or case does not make another server"
+            );
+            let r = TunnelRegistry::new();
+            r.insert(fake(&alice, "s1", Some("id-1")).await);
+            // Found by id and by the name it was opened with, by its own login only.
+            assert!(r.find(&alice, "s1", "sshd").is_some());
+            assert!(r.find(&alice, "id-1", "sshd").is_some());
+            assert!(r.find(&bob, "s1", "sshd").is_none());
+            assert!(r.find(&other, "s1", "sshd").is_none());
+            // The same name on another server is another tunnel, not a replacement.
+            assert!(r.insert(fake(&other, "s1", Some("id-9")).await).is_none());
+            // A session re-created under the same name gets its own key (new id).
+            assert!(r.insert(fake(&alice, "s1", Some("id-2")).await).is_none());
+            assert_eq!(r.len(), 3);
+            assert_eq!(r.stop_other_logins(&alice).await, 1);
+            assert!(r.find(&other, "s1", "sshd").is_none());
+            assert_eq!(r.stop_login(&alice).await, 2);
             assert!(r.is_empty());
         })
         .await

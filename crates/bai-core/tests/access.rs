@@ -94,11 +94,14 @@ async fn login_restore_tunnel_registry_and_stdio() {
         let registry = TunnelRegistry::new();
         let addr = t.local_addr();
         registry.insert(t);
-        assert_eq!(registry.local_addr("s1", "sshd"), Some(addr));
+        let key = registry
+            .find(&conn.login_id(), "s1", "sshd")
+            .expect("found by its login");
+        assert_eq!(registry.local_addr(&key), Some(addr));
         let list = registry.list();
         assert_eq!(list.len(), 1);
         assert!(list[0].stats.total >= 1, "the probe went through it");
-        assert!(registry.stop("s1", "sshd").await);
+        assert!(registry.stop(&key).await);
         assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 
         // stdio mode: the server's banner arrives on the writer.

@@ -41,8 +41,14 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub ca_file: Option<PathBuf>,
     /// Do not verify the server's TLS certificate (self-signed servers).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "no_insecure")]
     pub insecure: bool,
+    /// Verify the server's TLS certificate again (undoes an earlier `--insecure`).
+    #[arg(long)]
+    pub no_insecure: bool,
+    /// Forget the profile's extra CA file.
+    #[arg(long, conflicts_with = "ca_file")]
+    pub no_ca_file: bool,
     /// The local port SSH tunnels try first (saved in the profile).
     #[arg(long, value_name = "PORT")]
     pub preferred_port: Option<u16>,
@@ -101,7 +107,15 @@ pub async fn run(mut ctx: Ctx, args: Args) -> anyhow::Result<ExitCode> {
     ctx.overrides.endpoint = args.endpoint.clone();
     ctx.overrides.access_key = args.access_key.clone();
     ctx.overrides.ca_file = args.ca_file.clone();
-    ctx.overrides.insecure = args.insecure;
+    ctx.overrides.insecure = match (args.insecure, args.no_insecure) {
+        (true, _) => Some(true),
+        (_, true) => Some(false),
+        _ => None,
+    };
+    let preferred_port = args
+        .preferred_port
+        .map(|p| bai_core::config::validate_port(i64::from(p)))
+        .transpose()?;
     ctx.overrides.mode = match &args.mode {
         Some(m) => Some(parse_mode(m)?),
         // An access key on the command line means API mode.
@@ -109,6 +123,17 @@ pub async fn run(mut ctx: Ctx, args: Args) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let mut profile = ctx.resolve()?;
+    // The email saved for another server is not offered to this one.
+    let saved_email = if profile.check_stored_secrets().is_ok() {
+        profile.email.clone()
+    } else {
+        None
+    };
+    eprintln!(
+        "Logging in to {} ({} mode)…",
+        profile.endpoint,
+        mode_name(profile.mode)
+    );
     let mut used_email: Option<String> = None;
     let conn = match profile.mode {
         Mode::Api => {
@@ -136,7 +161,7 @@ pub async fn run(mut ctx: Ctx, args: Args) -> anyhow::Result<ExitCode> {
             .context("login failed")?
         }
         _ => {
-            let email = match args.email.clone().or(profile.email.clone()) {
+            let email = match args.email.clone().or(saved_email) {
                 Some(e) => e,
                 None => prompt_line("User ID (email): ")?,
             };
@@ -182,14 +207,20 @@ pub async fn run(mut ctx: Ctx, args: Args) -> anyhow::Result<ExitCode> {
     if let Some(u) = &ctx.overrides.account {
         entry.account = Some(u.clone());
     }
-    if let Some(port) = args.preferred_port {
+    if let Some(port) = preferred_port {
         entry.preferred_ssh_port = Some(port);
     }
     if let Some(ca) = &args.ca_file {
         entry.tls.ca_file = Some(ca.clone());
     }
+    if args.no_ca_file {
+        entry.tls.ca_file = None;
+    }
     if args.insecure {
         entry.tls.insecure = true;
+    }
+    if args.no_insecure {
+        entry.tls.insecure = false;
     }
     if ctx.config.settings.default_profile.is_none() {
         ctx.config.settings.default_profile = Some(name.clone());

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use bai_core::bai_api::Session;
+use bai_core::display::clean_line;
 use serde_json::json;
 
 use crate::context::Ctx;
@@ -62,6 +63,7 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<ExitCode> {
     let rows: Vec<[String; 6]> = sessions
         .iter()
         .map(|s| {
+            // Everything here comes from the server: no control character reaches the terminal.
             [
                 s.name.clone(),
                 s.status.clone(),
@@ -73,6 +75,7 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<ExitCode> {
                     .unwrap_or_default(),
                 s.id.chars().take(8).collect(),
             ]
+            .map(|c| clean_line(&c))
         })
         .collect();
     let header = ["NAME", "STATUS", "IMAGE", "APPS", "CREATED", "ID"].map(str::to_owned);
