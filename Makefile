@@ -3,7 +3,14 @@ SHELL := /bin/bash
 CARGO ?= cargo
 NPM ?= npm
 
-.PHONY: test lint deps bench run sandbox test-rust test-ui test-desktop ui
+.PHONY: test lint deps bench run sandbox test-rust test-ui test-desktop ui fuzz
+
+# Property tests (proptest) of every parser that faces the network: a fixed seed and a bounded
+# number of cases in `make test` (the same cases every run); `make fuzz` runs many more, from
+# another seed each time unless PROPTEST_RNG_SEED is given.
+PROPTEST_SEED ?= 20261130
+PROPTEST_TEST_CASES ?= 256
+FUZZ_CASES ?= 20000
 
 deps:
 	@bash scripts/deps.sh
@@ -17,7 +24,15 @@ lint: deps
 test: deps lint test-rust test-ui test-desktop
 
 test-rust: deps
-	$(CARGO) test --workspace --exclude bai-desktop --no-fail-fast
+	PROPTEST_RNG_SEED=$(PROPTEST_SEED) PROPTEST_CASES=$(PROPTEST_TEST_CASES) \
+	  $(CARGO) test --workspace --exclude bai-desktop --no-fail-fast
+
+# The property tests only, with many more cases (minutes); a failure prints its seed and input.
+fuzz: deps
+	PROPTEST_CASES=$(FUZZ_CASES) PROPTEST_RNG_SEED=$${PROPTEST_RNG_SEED:-$$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')} \
+	  bash -c 'echo "fuzz: PROPTEST_RNG_SEED=$$PROPTEST_RNG_SEED, $$PROPTEST_CASES cases per property"; \
+	  $(CARGO) test --release --workspace --exclude bai-desktop --no-fail-fast -- prop_'
+
 
 ui/node_modules/.package-lock.json: ui/package-lock.json
 	$(NPM) --prefix ui ci --no-audit --no-fund --loglevel=error

@@ -58,7 +58,7 @@ print(*[x.getsockname()[1] for x in s])')
   [ -n "$td" ] || exit 1
   export BAI_WEBDRIVER="http://127.0.0.1:$port"
   rc=0
-  cargo test -q -p bai-desktop --test webdriver -- --test-threads=1 --nocapture "$@" || rc=$?
+  cargo test -q -p bai-desktop --features e2e-commands --test webdriver -- --test-threads=1 --nocapture "$@" || rc=$?
   if [ "$rc" -ne 0 ]; then
     echo "--- tauri-driver log (last 40 lines) ---" >&2
     tail -n 40 "$log" >&2 || true
@@ -102,12 +102,14 @@ fi
 # 3. The app and the test binary.
 profile="${BAI_DESKTOP_PROFILE:-debug}"
 if [ "$profile" = release ]; then
-  cargo build -q --release -p bai-desktop --features tauri/custom-protocol
+  cargo build -q --release -p bai-desktop --features tauri/custom-protocol,e2e-commands
 else
-  cargo build -q -p bai-desktop
+  cargo build -q -p bai-desktop --features e2e-commands
 fi
-# The test driver itself is always a debug build; only the app under test changes.
-cargo test -q -p bai-desktop --test webdriver --no-run
+# The test driver itself is always a debug build; only the app under test changes. The
+# e2e-commands feature (save_key_to for the web view) is in both, so that building the test
+# does not rebuild the app without it.
+cargo test -q -p bai-desktop --features e2e-commands --test webdriver --no-run
 target_dir="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
 export BAI_DESKTOP_BIN="$target_dir/$profile/bai-desktop"
 [ -x "$BAI_DESKTOP_BIN" ] || { echo "test-desktop: $BAI_DESKTOP_BIN was not built" >&2; exit 1; }

@@ -93,7 +93,10 @@ impl From<bai_core::Error> for CommandError {
         use bai_core::Error as E;
         let code = match &e {
             E::Api(api) => api_error_code(api),
-            E::NotLoggedIn { .. } | E::LoginExpired { .. } => ErrorCode::LoginExpired,
+            E::NotLoggedIn { .. } | E::LoginExpired { .. } | E::EndpointMismatch { .. } => {
+                ErrorCode::LoginExpired
+            }
+            E::SessionNotFound { .. } => ErrorCode::SessionNotFound,
             E::NoEndpoint { .. } => ErrorCode::BadUrl,
             E::PortInUse { .. } => ErrorCode::PortInUse,
             E::NotReady { network: true, .. } => ErrorCode::Network,

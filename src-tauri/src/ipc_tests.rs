@@ -22,12 +22,21 @@ struct Harness {
 }
 
 fn harness_with(dir: tempfile::TempDir, demo: Option<DemoSandbox>) -> Harness {
+    harness_caps(dir, demo, true)
+}
+
+/// `test_caps`: whether the test-only capability (`save_key_to`) is granted, as in the
+/// WebDriver build; without it the window has exactly the production capabilities.
+fn harness_caps(dir: tempfile::TempDir, demo: Option<DemoSandbox>, test_caps: bool) -> Harness {
     let store: Arc<dyn bai_core::SecretStore> = Arc::new(bai_core::FileStore::new(dir.path()));
     let state = AppState::new(dir.path().to_path_buf(), store, demo);
     let app = run_app(mock_builder(), state, |_| Ok(()))
         // The real context (with test = true): the app's capabilities and command ACL apply.
         .build(tauri::generate_context!("../tauri.conf.json", test = true))
         .expect("the mock app builds");
+    if test_caps {
+        crate::add_test_capability(&app).expect("the test capability");
+    }
     let window = tauri::WebviewWindowBuilder::new(&app, "main", Default::default())
         .build()
         .expect("the mock window builds");
@@ -191,7 +200,8 @@ fn session_login_lists_sessions_restores_and_logs_out() {
     let state = session_login(&h, sb, &sb.user().password, true).expect("login");
     assert_eq!(
         state,
-        json!({"endpoint": sb.webserver_url().trim_end_matches('/'), "mode": "session", "user": sb.user().email})
+        json!({"endpoint": sb.webserver_url().trim_end_matches('/'), "mode": "session", "user": sb.user().email,
+               "tls": {"scheme": "http", "insecure": false, "caFile": null, "warning": null}})
     );
     assert_eq!(h.ok("restore_login", json!({})), state, "the current login");
 
@@ -581,4 +591,76 @@ fn save_key_formats_and_default_names() {
         e.to_string().contains("pem") || e.to_string().contains("variant"),
         "{e}"
     );
+}
+
+#[test]
+fn save_key_to_is_not_in_the_production_capabilities() {
+    // The production window: a web view that names a path must not get the key written there.
+    let h = harness_caps(tempfile::tempdir().expect("tempdir"), None, false);
+    let target = h.dir.path().join("written-by-the-webview");
+    let e = h.err(
+        "save_key_to",
+        json!({"session": "s1", "path": target, "format": "openssh"}),
+    );
+    assert!(e.to_string().contains("not allowed"), "{e}");
+    assert!(!target.exists());
+    // The commands the UI does use are still allowed.
+    assert_eq!(h.ok("list_tunnels", json!({})), json!([]));
+}
+
+fn port_of(t: &Value) -> u16 {
+    t["port"]
+        .as_u64()
+        .and_then(|p| u16::try_from(p).ok())
+        .expect("port")
+}
+
+#[test]
+fn tunnels_belong_to_one_login() {
+    let server = Server::start();
+    let sb = server.sb();
+    let u = sb.user();
+    let h = harness();
+
+    // API mode: logout stops the tunnel (it would go on signing requests with the keys).
+    h.ok("login", json!({"endpoint": sb.manager_url(), "mode": "api", "accessKey": u.access_key, "secretKey": u.secret_key, "remember": false}));
+    let t = h.ok("open_ssh", json!({"session": "s1"}));
+    let api_port = port_of(&t);
+    assert!(std::net::TcpStream::connect(("127.0.0.1", api_port)).is_ok());
+    h.ok("logout", json!({}));
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", api_port)).is_err(),
+        "the API-mode tunnel stopped at logout"
+    );
+    assert_eq!(h.ok("list_tunnels", json!({})), json!([]));
+
+    // A login to another endpoint (the webserver) never reuses a tunnel of the old login.
+    session_login(&h, sb, &u.password, false).expect("login");
+    let t1 = h.ok("open_ssh", json!({"session": "s1"}));
+    let p1 = port_of(&t1);
+    h.ok("login", json!({"endpoint": sb.manager_url(), "mode": "api", "accessKey": u.access_key, "secretKey": u.secret_key, "remember": false}));
+    let e = h.err("tunnel_info", json!({"session": "s1"}));
+    assert_eq!(e["code"], "InvalidInput", "{e}");
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", p1)).is_err(),
+        "the old login's tunnel stopped when another login began"
+    );
+    let t2 = h.ok("open_ssh", json!({"session": "s1"}));
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port_of(&t2))).is_ok());
+    assert_eq!(
+        h.ok("list_tunnels", json!({})).as_array().map(Vec::len),
+        Some(1)
+    );
+
+    // The per-session account is validated like the settings' one.
+    for bad in ["x\nMatch exec id", "a b", "$(id)", "-oProxyCommand=x"] {
+        let e = h.err("open_ssh", json!({"session": "s1", "account": bad}));
+        assert_eq!(e["code"], "InvalidInput", "{bad:?}: {e}");
+    }
+    let e = h.err(
+        "set_settings",
+        json!({"settings": {"preferredSshPort": 80, "refreshSeconds": 30, "account": "work"}}),
+    );
+    assert_eq!(e["code"], "InvalidInput", "{e}");
+    h.ok("logout", json!({}));
 }

@@ -66,6 +66,25 @@ where
         ])
 }
 
+/// The capability the WebDriver and IPC tests add at run time: `save_key_to`, which writes
+/// the session key to a path the web view names. It is not in the production capability set
+/// (`capabilities/default.json`): a compromised web view must not write files at will.
+pub const TEST_CAPABILITY: &str = "e2e-save-key-to";
+
+/// Grants the main window [`TEST_CAPABILITY`] (test builds only).
+///
+/// # Errors
+/// When Tauri refuses the capability.
+pub fn add_test_capability<R: Runtime>(app: &App<R>) -> Result<(), Box<dyn std::error::Error>> {
+    use tauri::Manager as _;
+    app.add_capability(
+        tauri::ipc::CapabilityBuilder::new(TEST_CAPABILITY)
+            .window("main")
+            .permission("allow-save-key-to"),
+    )?;
+    Ok(())
+}
+
 /// Stops every tunnel (on [`tauri::RunEvent::Exit`]).
 pub fn stop_tunnels_on_exit<R: Runtime>(app: &tauri::AppHandle<R>) {
     use tauri::Manager;
@@ -97,11 +116,23 @@ pub fn run() {
     })
     .build(tauri::generate_context!("../tauri.conf.json"));
     match app {
-        Ok(app) => app.run(|app, event| {
-            if let tauri::RunEvent::Exit = event {
-                stop_tunnels_on_exit(app);
+        Ok(app) => {
+            // Test builds only. A capability added in the setup hook does not take; after the
+            // build it does.
+            #[cfg(feature = "e2e-commands")]
+            {
+                tracing::warn!("test build: the web view may call save_key_to");
+                if let Err(e) = add_test_capability(&app) {
+                    eprintln!("bai-desktop: {e}");
+                    std::process::exit(1);
+                }
             }
-        }),
+            app.run(|app, event| {
+                if let tauri::RunEvent::Exit = event {
+                    stop_tunnels_on_exit(app);
+                }
+            })
+        }
         Err(e) => {
             eprintln!("bai-desktop: {e}");
             std::process::exit(1);

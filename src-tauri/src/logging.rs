@@ -20,13 +20,9 @@ pub(crate) fn init<R: Runtime>(app: &mut App<R>) -> Result<(), Box<dyn std::erro
         .ok()
         .filter(|v| !v.trim().is_empty())
         .unwrap_or_else(|| "info".to_owned());
-    // tungstenite logs the raw handshake request (Cookie, X-BackendAI-SessionID, Authorization)
-    // at trace level: whatever was asked for, it never gets past debug.
-    let capped = if wanted.contains("trace") {
-        format!("{wanted},tungstenite=debug,tokio_tungstenite=debug")
-    } else {
-        wanted
-    };
+    // Some HTTP/WebSocket libraries print raw requests (cookies, session ids) at trace level:
+    // whatever was asked for, they never get past debug (any spelling of "trace").
+    let capped = bai_core::logging::cap_log_filter(&wanted);
     let filter = EnvFilter::try_new(capped).unwrap_or_else(|_| EnvFilter::new("info"));
     let installed = tracing_subscriber::registry()
         .with(filter)

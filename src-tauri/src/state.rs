@@ -14,10 +14,10 @@ use bai_core::config::mode_name;
 use bai_core::secrets::SecretKind;
 use bai_core::{
     Config, Connection, Credentials, EnvOverrides, MemoryStore, Overrides, ResolvedProfile,
-    SecretStore, TunnelRegistry, TunnelRequest, SSHD_APP,
+    SecretStore, TunnelKey, TunnelRegistry, TunnelRequest, SSHD_APP,
 };
 
-use crate::commands::auth::{LoginRequest, LoginState};
+use crate::commands::auth::{LoginRequest, LoginState, TlsState};
 use crate::commands::sessions::SessionView;
 use crate::commands::settings::SettingsView;
 use crate::commands::tunnels::{Fallback, KeyFormat, SavedKey, TunnelStatus, TunnelView};
@@ -37,7 +37,7 @@ pub struct AppState {
     conn: Mutex<Option<Connection>>,
     demo: Option<DemoSandbox>,
     tunnels: TunnelRegistry,
-    meta: Mutex<BTreeMap<String, TunnelMeta>>,
+    meta: Mutex<BTreeMap<TunnelKey, TunnelMeta>>,
 }
 
 /// What the app remembers about a session's SSH tunnel besides the registry.
@@ -91,7 +91,7 @@ impl AppState {
         self.slot().clone()
     }
 
-    fn meta(&self) -> MutexGuard<'_, BTreeMap<String, TunnelMeta>> {
+    fn meta(&self) -> MutexGuard<'_, BTreeMap<TunnelKey, TunnelMeta>> {
         self.meta.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -100,30 +100,44 @@ impl AppState {
         &self.tunnels
     }
 
+    /// The key of the current login's SSH tunnel to `session` (name or id), if one runs.
+    fn ssh_key_of(&self, session: &str) -> Option<(Connection, TunnelKey)> {
+        let conn = self.connection()?;
+        let key = self.tunnels.find(&conn.login_id(), session, SSHD_APP)?;
+        Some((conn, key))
+    }
+
     /// Opens (or returns the open) SSH tunnel of `session`: the preferred SSH port when free,
-    /// else a random one; ready once sshd's banner came through it.
+    /// else a random one; ready once sshd's banner came through it. Only a tunnel of the
+    /// current login is ever reused.
     pub async fn open_ssh(
         &self,
         session: &str,
         account: Option<String>,
     ) -> CommandResult<TunnelView> {
-        if let Ok(view) = self.tunnel_info(session) {
+        let account = nonempty(account)
+            .map(|a| bai_core::config::validate_account(&a))
+            .transpose()?;
+        if let Some((_, key)) = self.ssh_key_of(session) {
             // The same tunnel; a per-session account given now replaces the one shown.
-            if let Some(user) = nonempty(account) {
-                if let Some(m) = self.meta().get_mut(session) {
+            if let Some(user) = account {
+                if let Some(m) = self.meta().get_mut(&key) {
                     m.user = user;
                 }
-                return self.tunnel_info(session);
             }
-            return Ok(view);
+            return self.tunnel_info(session);
         }
         let conn = self.connection().ok_or_else(CommandError::not_logged_in)?;
         let settings = self.get_settings()?;
-        let user = nonempty(account).unwrap_or(settings.account);
+        let user = account.unwrap_or(settings.account);
         let preferred = settings
             .preferred_ssh_port
             .and_then(|p| u16::try_from(p).ok());
+        // The registry keys on the session's id: a session re-created under the same name is
+        // another session.
+        let found = conn.find_session(session).await?;
         let mut req = TunnelRequest::new(&conn, session, SSHD_APP, preferred);
+        req.session_id = Some(found.id.clone());
         req.bind.fallback = true;
         let tunnel = conn.open_tunnel(req).await?;
         let has_id_container = match conn.fetch_ssh_key(session).await {
@@ -141,14 +155,20 @@ impl AppState {
             }),
             _ => None,
         };
-        if self.tunnels.local_addr(session, SSHD_APP).is_some() {
+        let key = TunnelKey::of(&tunnel);
+        if self.tunnels.local_addr(&key).is_some() {
             // Another click won the race: keep its tunnel.
             tunnel.handle.stop().await;
             return self.tunnel_info(session);
         }
+        if self.connection().map(|c| c.login_id()) != Some(key.login.clone()) {
+            // Logged out or in as someone else while this tunnel was opening.
+            tunnel.handle.stop().await;
+            return Err(CommandError::not_logged_in());
+        }
         tracing::info!(session, port, note = %tunnel.port_note, "ssh tunnel ready");
         self.meta().insert(
-            session.to_owned(),
+            key,
             TunnelMeta {
                 user,
                 preferred,
@@ -163,11 +183,14 @@ impl AppState {
         self.tunnel_info(session)
     }
 
-    /// The connection dialog of the open tunnel of `session`.
+    /// The connection dialog of the current login's open tunnel of `session`.
     pub fn tunnel_info(&self, session: &str) -> CommandResult<TunnelView> {
-        let addr = self.tunnels.local_addr(session, SSHD_APP);
-        let meta = self.meta().get(session).cloned();
-        let (Some(addr), Some(m)) = (addr, meta) else {
+        let found = self.ssh_key_of(session).and_then(|(_, key)| {
+            let addr = self.tunnels.local_addr(&key)?;
+            let meta = self.meta().get(&key).cloned()?;
+            Some((addr, meta))
+        });
+        let Some((addr, m)) = found else {
             return Err(CommandError::invalid(format!(
                 "no SSH tunnel is open for the session {session}"
             )));
@@ -184,14 +207,17 @@ impl AppState {
         Ok(v)
     }
 
-    /// The SSH tunnels with their counters.
+    /// The current login's SSH tunnels with their counters.
     pub fn list_tunnels(&self) -> Vec<TunnelStatus> {
+        let Some(login) = self.connection().map(|c| c.login_id()) else {
+            return Vec::new();
+        };
         self.tunnels
             .list()
             .into_iter()
-            .filter(|t| t.key.app == SSHD_APP && !t.finished)
+            .filter(|t| t.key.app == SSHD_APP && !t.finished && t.key.login == login)
             .map(|t| TunnelStatus {
-                session: t.key.session,
+                session: t.session,
                 port: t.local_addr.port(),
                 active: t.stats.active,
                 total: t.stats.total,
@@ -204,10 +230,16 @@ impl AppState {
             .collect()
     }
 
-    /// Stops the tunnels of `session`; returns how many.
+    /// Stops the current login's tunnels of `session` (name or id); returns how many.
     pub async fn stop_tunnel(&self, session: &str) -> usize {
-        self.meta().remove(session);
-        let n = self.tunnels.stop_session(session).await;
+        let Some((conn, key)) = self.ssh_key_of(session) else {
+            return 0;
+        };
+        let login = conn.login_id();
+        let id = key.session.clone();
+        self.meta()
+            .retain(|k, _| !(k.login == login && k.session == id));
+        let n = self.tunnels.stop_session(&login, &id).await;
         if n > 0 {
             tracing::info!(session, "tunnel stopped");
         }
@@ -235,8 +267,10 @@ impl AppState {
             KeyFormat::Ppk => bai_core::ppk::save_ppk(path, &key, &format!("bai-{session}"))?,
         }
         if format == KeyFormat::Openssh {
-            if let Some(m) = self.meta().get_mut(session) {
-                m.key_path = Some(path.to_path_buf());
+            if let Some((_, k)) = self.ssh_key_of(session) {
+                if let Some(m) = self.meta().get_mut(&k) {
+                    m.key_path = Some(path.to_path_buf());
+                }
             }
         }
         tracing::info!(session, path = %path.display(), ?format, "key saved");
@@ -245,19 +279,25 @@ impl AppState {
         })
     }
 
-    /// Stops the tunnels of sessions that are not in `running` (ids and names of the RUNNING
-    /// sessions); returns whether any stopped.
+    /// Stops the current login's tunnels of sessions that are not in `running` (ids and names
+    /// of the RUNNING sessions); returns whether any stopped.
     pub async fn stop_gone_tunnels(&self, running: &[&str]) -> bool {
+        let Some(login) = self.connection().map(|c| c.login_id()) else {
+            return false;
+        };
         let gone: Vec<String> = self
             .tunnels
             .list()
             .into_iter()
+            .filter(|t| t.key.login == login)
+            .filter(|t| !running.contains(&t.key.session.as_str()))
             .map(|t| t.key.session)
-            .filter(|s| !running.contains(&s.as_str()))
             .collect();
         let mut any = false;
         for s in gone {
-            any |= self.stop_tunnel(&s).await > 0;
+            self.meta()
+                .retain(|k, _| !(k.login == login && k.session == s));
+            any |= self.tunnels.stop_session(&login, &s).await > 0;
         }
         any
     }
@@ -391,6 +431,9 @@ impl AppState {
             self.forget_secrets(&name)?;
         }
         let state = login_state(&conn);
+        // Tunnels belong to the login that opened them: a new login (another server, user, or
+        // the same one again) never inherits them.
+        self.stop_all_tunnels().await;
         self.replace_connection(Some(conn));
         tracing::info!(endpoint = %state.endpoint, mode = %state.mode, remember = req.remember, "logged in");
         Ok(state)
@@ -398,6 +441,9 @@ impl AppState {
 
     /// Logs out (on the server too, best effort) and forgets the login's secrets.
     pub async fn logout(&self) -> CommandResult<()> {
+        // Every tunnel of the login stops first: API-mode tunnels would otherwise go on signing
+        // requests with the forgotten keys.
+        self.stop_all_tunnels().await;
         match self.replace_connection(None) {
             Some(c) => Connection::logout(c.profile(), c.store().as_ref()).await?,
             None => {
@@ -533,6 +579,12 @@ pub fn login_state(conn: &Connection) -> LoginState {
         mode: mode_name(p.mode).to_owned(),
         user: user.unwrap_or_default(),
         role: None,
+        tls: TlsState {
+            scheme: p.endpoint.scheme().to_owned(),
+            insecure: p.tls.insecure && p.endpoint.scheme() == "https",
+            ca_file: p.tls.extra_ca.as_ref().map(|f| f.display().to_string()),
+            warning: p.plain_http_warning(),
+        },
     }
 }
 

@@ -30,6 +30,24 @@ describe('App', () => {
     expect(calls.some((c) => c.cmd === 'logout')).toBe(true);
   });
 
+  it('shows the TLS state of the login in the header', async () => {
+    const cases: [object, string | null][] = [
+      [{ scheme: 'https', insecure: true, caFile: null, warning: null }, 'TLS not verified'],
+      [{ scheme: 'https', insecure: false, caFile: '/etc/ca.pem', warning: null }, 'custom CA'],
+      [{ scheme: 'http', insecure: false, caFile: null, warning: 'http://x is plain http' }, 'not encrypted'],
+      [{ scheme: 'https', insecure: false, caFile: null, warning: null }, null],
+    ];
+    for (const [tls, text] of cases) {
+      installIpc({ ...base, restore_login: { endpoint: 'https://x', mode: 'session', user: 'me', tls } });
+      const { container, unmount } = render(App);
+      await waitFor(() => expect(container.querySelector('#whoami')).toBeInTheDocument());
+      const pill = container.querySelector('#tls-state');
+      if (text === null) expect(pill).toBeNull();
+      else expect(pill).toHaveTextContent(text);
+      unmount();
+    }
+  });
+
   it('explains a failed restore on the login screen', async () => {
     installIpc({ ...base, restore_login: () => fail('Unreachable', 'connection refused') });
     const { container } = render(App);

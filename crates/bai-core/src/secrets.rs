@@ -143,22 +143,65 @@ impl FileStore {
     }
 }
 
+/// An advisory lock on `<secrets file>.lock`, held for one read or read-modify-write cycle so
+/// that the CLI and the app (or two CLIs) never lose each other's updates. Released on drop.
+struct ProcessLock(std::fs::File);
+
+impl ProcessLock {
+    fn take(secrets: &Path, exclusive: bool) -> Result<ProcessLock> {
+        let mut name = secrets.as_os_str().to_owned();
+        name.push(".lock");
+        let path = PathBuf::from(name);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        }
+        let mut opts = std::fs::OpenOptions::new();
+        opts.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            opts.mode(0o600);
+        }
+        let file = opts
+            .open(&path)
+            .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+        let locked = if exclusive {
+            file.lock()
+        } else {
+            file.lock_shared()
+        };
+        locked.map_err(|e| Error::io(format!("locking {}", path.display()), e))?;
+        Ok(ProcessLock(file))
+    }
+}
+
+impl Drop for ProcessLock {
+    fn drop(&mut self) {
+        // Closing the file releases the lock too; unlocking first makes it immediate.
+        let _ = self.0.unlock();
+    }
+}
+
 impl SecretStore for FileStore {
     fn name(&self) -> &'static str {
         "file"
     }
     fn get(&self, profile: &str, kind: SecretKind) -> Result<Option<Sensitive<String>>> {
         let _g = lock(&self.guard);
+        let _p = ProcessLock::take(&self.path, false)?;
         Ok(self.read()?.remove(&key(profile, kind)).map(Sensitive::new))
     }
     fn set(&self, profile: &str, kind: SecretKind, value: &Sensitive<String>) -> Result<()> {
         let _g = lock(&self.guard);
+        let _p = ProcessLock::take(&self.path, true)?;
         let mut map = self.read()?;
         map.insert(key(profile, kind), value.expose().clone());
         self.write(&map)
     }
     fn delete(&self, profile: &str, kind: SecretKind) -> Result<()> {
         let _g = lock(&self.guard);
+        let _p = ProcessLock::take(&self.path, true)?;
         let mut map = self.read()?;
         if map.remove(&key(profile, kind)).is_some() {
             if map.is_empty() {
@@ -353,6 +396,40 @@ mod tests {
     #[test]
     fn memory_store_behaves() {
         exercise(&MemoryStore::new());
+    }
+
+    #[test]
+    fn file_store_updates_are_not_lost_across_processes() {
+        // Separate stores share no in-process mutex, like the CLI and the app: only the lock
+        // file keeps their read-modify-write cycles apart.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let writers: Vec<_> = (0..4)
+            .map(|w| {
+                let d = dir.path().to_path_buf();
+                std::thread::spawn(move || {
+                    for i in 0..25 {
+                        FileStore::new(&d)
+                            .set(&format!("p{w}-{i}"), SecretKind::Password, &"x".into())
+                            .expect("set");
+                    }
+                })
+            })
+            .collect();
+        for t in writers {
+            t.join().expect("writer");
+        }
+        let store = FileStore::new(dir.path());
+        for w in 0..4 {
+            for i in 0..25 {
+                assert!(
+                    store
+                        .get(&format!("p{w}-{i}"), SecretKind::Password)
+                        .expect("get")
+                        .is_some(),
+                    "p{w}-{i} was lost"
+                );
+            }
+        }
     }
 
     #[test]

@@ -52,6 +52,22 @@ pub struct LoginState {
     /// The user's role, when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
+    /// How the connection to the server is protected.
+    pub tls: TlsState,
+}
+
+/// The transport security of the login's profile, as the header shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsState {
+    /// `https` (TLS) or `http` (none).
+    pub scheme: String,
+    /// Certificate verification is off (`bai login --insecure`).
+    pub insecure: bool,
+    /// An extra CA file is trusted (`bai login --ca-file`).
+    pub ca_file: Option<String>,
+    /// Set when the endpoint is plain http to another machine: why that is dangerous.
+    pub warning: Option<String>,
 }
 
 /// `restore_login() -> LoginState | null`.

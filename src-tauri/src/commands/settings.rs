@@ -8,9 +8,9 @@ use crate::error::{CommandError, CommandResult};
 use crate::AppState;
 
 /// Lowest preferred port (unprivileged).
-pub const PORT_MIN: i64 = 1025;
+pub const PORT_MIN: i64 = bai_core::config::PORT_MIN as i64;
 /// Highest preferred port.
-pub const PORT_MAX: i64 = 65534;
+pub const PORT_MAX: i64 = bai_core::config::PORT_MAX as i64;
 /// Shortest auto-refresh interval (0 = off).
 pub const REFRESH_MIN: i64 = 5;
 /// Longest auto-refresh interval.
@@ -30,14 +30,11 @@ pub struct SettingsView {
 }
 
 impl SettingsView {
-    /// The settings with the account trimmed, or `InvalidInput`.
+    /// The settings with the account trimmed, or `InvalidInput`. Port and account follow
+    /// bai-core's rules, the same ones `bai login` applies.
     pub fn validated(mut self) -> CommandResult<SettingsView> {
         if let Some(p) = self.preferred_ssh_port {
-            if !(PORT_MIN..=PORT_MAX).contains(&p) {
-                return Err(CommandError::invalid(format!(
-                    "the preferred SSH port must be between {PORT_MIN} and {PORT_MAX} (or empty for a random port), not {p}"
-                )));
-            }
+            bai_core::config::validate_port(p)?;
         }
         let r = self.refresh_seconds;
         if r != 0 && !(REFRESH_MIN..=REFRESH_MAX).contains(&r) {
@@ -45,20 +42,7 @@ impl SettingsView {
                 "auto-refresh must be 0 (off) or between {REFRESH_MIN} and {REFRESH_MAX} seconds, not {r}"
             )));
         }
-        self.account = self.account.trim().to_owned();
-        let a = &self.account;
-        let ok_start = a
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
-        let ok_rest = a
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
-        if !ok_start || !ok_rest || a.len() > 32 {
-            return Err(CommandError::invalid(format!(
-                "the account must be a user name (letters, digits, _ - .; up to 32), not {a:?}"
-            )));
-        }
+        self.account = bai_core::config::validate_account(&self.account)?;
         Ok(self)
     }
 }

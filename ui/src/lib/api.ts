@@ -80,11 +80,23 @@ export interface LoginRequest {
   remember: boolean;
 }
 
+/** How the connection to the server is protected (the profile's TLS settings). */
+export interface TlsState {
+  scheme: 'http' | 'https' | string;
+  /** Certificate verification is off (`bai login --insecure`). */
+  insecure: boolean;
+  /** An extra CA file is trusted (`bai login --ca-file`). */
+  caFile?: string | null;
+  /** Plain http to another machine: why that is dangerous. */
+  warning?: string | null;
+}
+
 export interface LoginState {
   endpoint: string;
   mode: LoginMode;
   user: string;
   role?: string;
+  tls?: TlsState;
 }
 
 export interface Session {
