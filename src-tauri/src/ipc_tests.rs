@@ -335,16 +335,16 @@ fn settings_round_trip_and_validation() {
     let h = harness();
     assert_eq!(
         h.ok("get_settings", json!({})),
-        json!({"preferredSshPort": null, "refreshSeconds": 30, "account": "work"})
+        json!({"preferredSshPort": null, "refreshSeconds": 30, "account": "work", "pinHostKeys": false})
     );
     let s = json!({"preferredSshPort": 10022, "refreshSeconds": 0, "account": " work2 "});
     assert_eq!(
         h.ok("set_settings", json!({"settings": s})),
-        json!({"preferredSshPort": 10022, "refreshSeconds": 0, "account": "work2"})
+        json!({"preferredSshPort": 10022, "refreshSeconds": 0, "account": "work2", "pinHostKeys": false})
     );
     assert_eq!(
         h.ok("get_settings", json!({})),
-        json!({"preferredSshPort": 10022, "refreshSeconds": 0, "account": "work2"})
+        json!({"preferredSshPort": 10022, "refreshSeconds": 0, "account": "work2", "pinHostKeys": false})
     );
     let config = std::fs::read_to_string(h.dir.path().join("config.toml")).expect("config");
     assert!(
@@ -662,5 +662,28 @@ fn tunnels_belong_to_one_login() {
         json!({"settings": {"preferredSshPort": 80, "refreshSeconds": 30, "account": "work"}}),
     );
     assert_eq!(e["code"], "InvalidInput", "{e}");
+
+    // The copied commands keep the guide's form unless the user opts into pinning.
+    let plain = h.ok("tunnel_info", json!({"session": "s1"}));
+    let ssh = plain["commands"]["ssh"].as_str().expect("ssh");
+    assert!(ssh.contains("StrictHostKeyChecking=no"), "{ssh}");
+    h.ok(
+        "set_settings",
+        json!({"settings": {"preferredSshPort": null, "refreshSeconds": 30, "account": "work", "pinHostKeys": true}}),
+    );
+    let pinned = h.ok("tunnel_info", json!({"session": "s1"}));
+    let id = sb.session("s1").expect("s1").id;
+    for c in ["ssh", "sftp", "scp", "rsync"] {
+        let line = pinned["commands"][c].as_str().expect("line");
+        assert!(
+            line.contains(&format!("HostKeyAlias={id}"))
+                && line.contains("StrictHostKeyChecking=accept-new")
+                && line.contains("known_hosts")
+                && !line.contains("StrictHostKeyChecking=no"),
+            "{c}: {line}"
+        );
+    }
+    let vscode = pinned["vscodeConfig"].as_str().expect("vscode");
+    assert!(vscode.contains(&format!("HostKeyAlias {id}")), "{vscode}");
     h.ok("logout", json!({}));
 }

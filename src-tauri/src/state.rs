@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use bai_core::bai_api::{Mode, Sensitive, Session};
 use bai_core::bai_tunnel::PortChoice;
+use bai_core::commands::HostKeyPin;
 use bai_core::config::mode_name;
 use bai_core::secrets::SecretKind;
 use bai_core::{
@@ -188,19 +189,32 @@ impl AppState {
         let found = self.ssh_key_of(session).and_then(|(_, key)| {
             let addr = self.tunnels.local_addr(&key)?;
             let meta = self.meta().get(&key).cloned()?;
-            Some((addr, meta))
+            Some((addr, meta, key.session))
         });
-        let Some((addr, m)) = found else {
+        let Some((addr, m, key_session)) = found else {
             return Err(CommandError::invalid(format!(
                 "no SSH tunnel is open for the session {session}"
             )));
         };
+        // The pinned form when the user opted into it (Preferences); a session id that cannot
+        // be a HostKeyAlias leaves the guide's form.
+        let pin = read_desktop_settings(&self.config_dir)
+            .pin_host_keys
+            .then(|| {
+                HostKeyPin::new(
+                    bai_core::commands::known_hosts_path(&self.config_dir),
+                    &key_session,
+                )
+                .ok()
+            })
+            .flatten();
         let mut v = TunnelView::build(
             session,
             addr.port(),
             &m.user,
             m.key_path.as_deref(),
             m.has_id_container,
+            pin,
         );
         v.preferred_port = m.preferred;
         v.fallback = m.fallback;
@@ -486,12 +500,14 @@ impl AppState {
     pub fn get_settings(&self) -> CommandResult<SettingsView> {
         let config = self.load_config()?;
         let p = config.profile(&self.profile_name(&config));
+        let desktop = read_desktop_settings(&self.config_dir);
         Ok(SettingsView {
             preferred_ssh_port: p.preferred_ssh_port.map(i64::from),
-            refresh_seconds: i64::from(read_refresh_seconds(&self.config_dir)),
+            refresh_seconds: i64::from(desktop.refresh_seconds),
             account: p
                 .account
                 .unwrap_or_else(|| bai_core::config::DEFAULT_ACCOUNT.to_owned()),
+            pin_host_keys: desktop.pin_host_keys,
         })
     }
 
@@ -505,7 +521,7 @@ impl AppState {
         p.account = Some(s.account.clone());
         config.save()?;
         let refresh = u32::try_from(s.refresh_seconds).unwrap_or(DEFAULT_REFRESH_SECONDS);
-        let json = serde_json::json!({ "refreshSeconds": refresh });
+        let json = serde_json::json!({ "refreshSeconds": refresh, "pinHostKeys": s.pin_host_keys });
         bai_core::write_atomic(
             &self.config_dir.join(DESKTOP_SETTINGS_FILE),
             format!("{json:#}\n").as_bytes(),
@@ -588,11 +604,26 @@ pub fn login_state(conn: &Connection) -> LoginState {
     }
 }
 
-fn read_refresh_seconds(dir: &Path) -> u32 {
-    std::fs::read_to_string(dir.join(DESKTOP_SETTINGS_FILE))
+/// The app-only settings (`desktop.json`).
+struct DesktopSettings {
+    refresh_seconds: u32,
+    pin_host_keys: bool,
+}
+
+fn read_desktop_settings(dir: &Path) -> DesktopSettings {
+    let v = std::fs::read_to_string(dir.join(DESKTOP_SETTINGS_FILE))
         .ok()
         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .and_then(|v| v.get("refreshSeconds")?.as_u64())
-        .and_then(|n| u32::try_from(n).ok())
-        .unwrap_or(DEFAULT_REFRESH_SECONDS)
+        .unwrap_or_default();
+    DesktopSettings {
+        refresh_seconds: v
+            .get("refreshSeconds")
+            .and_then(serde_json::Value::as_u64)
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(DEFAULT_REFRESH_SECONDS),
+        pin_host_keys: v
+            .get("pinHostKeys")
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false),
+    }
 }

@@ -1,8 +1,164 @@
 //! Command lines for OpenSSH clients (ssh, scp, sftp, rsync) through a local tunnel, and the
-//! VS Code `~/.ssh/config` snippet. Session host keys are regenerated per session, so host-key
-//! checking is off, as in the Backend.AI guide.
+//! VS Code `~/.ssh/config` snippet.
+//!
+//! Everything written here is either checked or quoted: shell words with [`shell_quote`] (a
+//! copied line gives the shell exactly the argv bai means), `ssh_config` values with
+//! [`config_value`] (no line breaks, no `%`-token or `${VAR}` surprises), and names that
+//! become syntax (the account, `Host` aliases, `HostKeyAlias`) must match strict patterns.
+//!
+//! Host keys: by default (the Backend.AI guide's form) host-key checking is off. With a
+//! [`HostKeyPin`] the key is trusted on first use and pinned per session in bai's own
+//! `known_hosts`, under the session id (`HostKeyAlias`), with `StrictHostKeyChecking
+//! accept-new`: ssh refuses a changed key for the same session.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use crate::{Error, Result};
+
+/// The file name of bai's own `known_hosts`, in the config directory.
+pub const KNOWN_HOSTS_FILE: &str = "known_hosts";
+
+/// Where bai pins session host keys: `<config dir>/known_hosts`.
+pub fn known_hosts_path(config_dir: &Path) -> PathBuf {
+    config_dir.join(KNOWN_HOSTS_FILE)
+}
+
+/// Creates `path` (mode 0600, parent 0700) when missing; never truncates it. ssh itself would
+/// create it world-readable.
+pub fn ensure_known_hosts(path: &Path) -> Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        crate::fsutil::create_private_dir(parent)?;
+    }
+    let mut o = std::fs::OpenOptions::new();
+    o.append(true).create(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        o.mode(0o600);
+    }
+    o.open(path)
+        .map(drop)
+        .map_err(|e| Error::io(format!("creating {}", path.display()), e))
+}
+
+/// Whether `s` is a safe name for ssh_config syntax (a `Host` alias, a `HostKeyAlias`, a
+/// `ProxyCommand` argument): 1 to 128 of `[A-Za-z0-9._-]`, not starting with `-` (so it is
+/// never taken for an option either).
+pub fn is_safe_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && !s.starts_with('-')
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// Whether `s` is a valid account (login) name: [`crate::config::validate_account`]'s strict
+/// POSIX-style user name (`[A-Za-z_][A-Za-z0-9_.-]*`, at most 32), with nothing to trim.
+pub fn is_valid_account(s: &str) -> bool {
+    crate::config::validate_account(s).is_ok_and(|a| a == s)
+}
+
+/// Checks an account name ([`is_valid_account`]).
+///
+/// # Errors
+/// [`Error::InvalidInput`] naming the (escaped) value.
+pub fn validate_account(s: &str) -> Result<()> {
+    match crate::config::validate_account(s) {
+        Ok(a) if a == s => Ok(()),
+        Ok(_) => Err(Error::InvalidInput(format!(
+            "the account \"{}\" has leading or trailing spaces",
+            s.escape_debug()
+        ))),
+        Err(e) => Err(e),
+    }
+}
+
+/// An `ssh_config` alias that is always safe: `raw` itself when [`is_safe_name`], otherwise
+/// `raw` with every other character replaced by `_`, plus `-` and 8 hex digits of a hash of
+/// `raw` (so two different names never share an alias by accident).
+pub fn safe_alias(raw: &str) -> String {
+    if is_safe_name(raw) {
+        return raw.to_owned();
+    }
+    use sha1::Digest as _;
+    let mut base: String = raw
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(64)
+        .collect();
+    if base.starts_with('-') || base.is_empty() {
+        base.insert(0, '_');
+    }
+    let h = sha1::Sha1::digest(raw.as_bytes());
+    format!("{base}-{}", hex::encode(&h[..4]))
+}
+
+/// Pins the session's host key on first use: `UserKnownHostsFile` = bai's own `known_hosts`,
+/// `HostKeyAlias` = the session id, `StrictHostKeyChecking accept-new`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostKeyPin {
+    /// bai's `known_hosts` ([`known_hosts_path`]).
+    pub known_hosts: PathBuf,
+    /// The name the key is stored under: the session id ([`is_safe_name`]).
+    pub alias: String,
+}
+
+impl HostKeyPin {
+    /// A pin for session `session_id` in `known_hosts`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] when the id is not a safe name or the path cannot be written
+    /// into `ssh_config`.
+    pub fn new(known_hosts: PathBuf, session_id: &str) -> Result<Self> {
+        let pin = HostKeyPin {
+            known_hosts,
+            alias: session_id.to_owned(),
+        };
+        pin.validate()?;
+        Ok(pin)
+    }
+
+    /// Checks the alias and the path.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`].
+    pub fn validate(&self) -> Result<()> {
+        if !is_safe_name(&self.alias) {
+            return Err(Error::InvalidInput(format!(
+                "the session id \"{}\" cannot be used as a host key alias (only letters, digits, `.`, `_`, `-`)",
+                self.alias.escape_debug()
+            )));
+        }
+        config_path_value(&self.known_hosts).map(drop)
+    }
+
+    /// The `ssh_config` lines (two-space indented) of the pin.
+    pub(crate) fn config_lines(&self) -> Result<String> {
+        self.validate()?;
+        Ok(format!(
+            "  HostKeyAlias {}\n  UserKnownHostsFile {}\n  StrictHostKeyChecking accept-new\n  HashKnownHosts no\n  CheckHostIP no\n",
+            self.alias,
+            config_path_value(&self.known_hosts)?
+        ))
+    }
+
+    /// `ssh-keygen -R ALIAS -f FILE`: the command that forgets the pinned key.
+    pub fn reset_command(&self) -> String {
+        join_shell(&[
+            "ssh-keygen".to_owned(),
+            "-R".to_owned(),
+            self.alias.clone(),
+            "-f".to_owned(),
+            self.known_hosts.display().to_string(),
+        ])
+    }
+}
 
 /// Where an SSH client connects: a tunnel's local port, the session account and the key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,17 +171,54 @@ pub struct SshEndpoint {
     pub account: String,
     /// The private key (`None`: the user's own keys/agent).
     pub key: Option<PathBuf>,
+    /// Trust-on-first-use host key pinning (`None`: no host key checking, the guide's form).
+    pub pin: Option<HostKeyPin>,
 }
 
 impl SshEndpoint {
-    /// `127.0.0.1:port` as `account`, with `key`.
+    /// `127.0.0.1:port` as `account`, with `key`, without host key pinning.
     pub fn loopback(port: u16, account: &str, key: Option<PathBuf>) -> Self {
         SshEndpoint {
             host: "127.0.0.1".into(),
             port,
             account: account.to_owned(),
             key,
+            pin: None,
         }
+    }
+
+    /// The same endpoint with the host key pinned (opt-in).
+    pub fn with_pin(mut self, pin: HostKeyPin) -> Self {
+        self.pin = Some(pin);
+        self
+    }
+
+    /// Checks everything that ends up in command lines and `ssh_config`: the account
+    /// ([`is_valid_account`]), the host, the key path and the pin.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`].
+    pub fn validate(&self) -> Result<()> {
+        validate_account(&self.account)?;
+        let host_ok = !self.host.is_empty()
+            && !self.host.starts_with('-')
+            && self
+                .host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'_'));
+        if !host_ok {
+            return Err(Error::InvalidInput(format!(
+                "invalid host \"{}\"",
+                self.host.escape_debug()
+            )));
+        }
+        if let Some(k) = &self.key {
+            config_path_value(k)?;
+        }
+        if let Some(p) = &self.pin {
+            p.validate()?;
+        }
+        Ok(())
     }
 
     /// `account@host`.
@@ -35,18 +228,36 @@ impl SshEndpoint {
 
     /// The `-o` options (and `-i KEY`) every client gets.
     pub fn common_options(&self) -> Vec<String> {
-        let mut v: Vec<String> = [
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "NoHostAuthenticationForLocalhost=yes",
-            "-o",
-            "LogLevel=ERROR",
-        ]
-        .map(str::to_owned)
-        .to_vec();
+        let mut v: Vec<String> = Vec::new();
+        let mut opt = |kv: String| {
+            v.push("-o".to_owned());
+            v.push(kv);
+        };
+        match &self.pin {
+            None => {
+                opt("StrictHostKeyChecking=no".into());
+                opt("UserKnownHostsFile=/dev/null".into());
+                opt("NoHostAuthenticationForLocalhost=yes".into());
+            }
+            Some(p) => match (p.validate(), config_path_value(&p.known_hosts)) {
+                // An -o value is parsed like an ssh_config line: quoted, `%` doubled.
+                (Ok(()), Ok(file)) => {
+                    opt("StrictHostKeyChecking=accept-new".into());
+                    opt(format!("UserKnownHostsFile={file}"));
+                    opt(format!("HostKeyAlias={}", p.alias));
+                    opt("NoHostAuthenticationForLocalhost=no".into());
+                    opt("HashKnownHosts=no".into());
+                    opt("CheckHostIP=no".into());
+                }
+                // A pin that cannot be expressed fails closed: no key is ever trusted.
+                _ => {
+                    opt("StrictHostKeyChecking=yes".into());
+                    opt("UserKnownHostsFile=/dev/null".into());
+                    opt("NoHostAuthenticationForLocalhost=no".into());
+                }
+            },
+        }
+        opt("LogLevel=ERROR".into());
         if let Some(k) = &self.key {
             v.push("-i".into());
             v.push(k.display().to_string());
@@ -131,25 +342,54 @@ impl SshEndpoint {
         join_shell(&v)
     }
 
-    /// The `~/.ssh/config` block VS Code Remote-SSH needs (the guide's "vscode" host).
-    pub fn vscode_snippet(&self, alias: &str) -> String {
+    /// The `~/.ssh/config` block VS Code Remote-SSH needs (the guide's "vscode" host), or
+    /// an error when a value cannot be written safely. `alias` must be [`is_safe_name`].
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`].
+    pub fn try_vscode_snippet(&self, alias: &str) -> Result<String> {
+        if !is_safe_name(alias) {
+            return Err(Error::InvalidInput(format!(
+                "\"{}\" cannot be an ssh_config Host alias (only letters, digits, `.`, `_`, `-`)",
+                alias.escape_debug()
+            )));
+        }
+        self.validate()?;
         let mut s = format!(
-            "Host {alias}\n  HostName {}\n  User {}\n  Port {}\n  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n",
+            "Host {alias}\n  HostName {}\n  User {}\n  Port {}\n",
             self.host, self.account, self.port
         );
-        if let Some(k) = &self.key {
-            s.push_str(&format!(
-                "  IdentityFile {}\n",
-                config_quote(&k.display().to_string())
-            ));
+        match &self.pin {
+            None => s.push_str("  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n"),
+            Some(p) => s.push_str(&p.config_lines()?),
         }
-        s
+        if let Some(k) = &self.key {
+            s.push_str(&format!("  IdentityFile {}\n", config_path_value(k)?));
+        }
+        Ok(s)
+    }
+
+    /// [`SshEndpoint::try_vscode_snippet`] for any `alias`: one that is not
+    /// [`is_safe_name`] becomes [`safe_alias`]`(alias)` (use the same for the
+    /// `vscode://…ssh-remote+ALIAS` link); a value that cannot be written safely (an invalid
+    /// account, a key path with control characters) gives a comment saying so instead of a
+    /// `Host` block.
+    pub fn vscode_snippet(&self, alias: &str) -> String {
+        match self.try_vscode_snippet(&safe_alias(alias)) {
+            Ok(s) => s,
+            Err(e) => format!(
+                "# bai: no ssh_config block: {}\n",
+                e.to_string().escape_debug()
+            ),
+        }
     }
 }
 
-/// Quotes one word for a POSIX shell (only when needed).
+/// Quotes one word for a POSIX shell (only when needed): the shell turns it back into exactly
+/// `s`, whatever it holds.
 pub fn shell_quote(s: &str) -> String {
     let safe = !s.is_empty()
+        && !s.starts_with(['~', '='])
         && s.chars().all(|c| {
             c.is_ascii_alphanumeric()
                 || matches!(
@@ -164,21 +404,80 @@ pub fn shell_quote(s: &str) -> String {
     }
 }
 
-/// Joins words into one shell command line.
+/// Joins words into one shell command line (a first word with `=` is quoted, so it is never
+/// taken for an assignment).
 pub fn join_shell(words: &[String]) -> String {
     words
         .iter()
-        .map(|w| shell_quote(w))
+        .enumerate()
+        .map(|(i, w)| {
+            if i == 0 && w.contains('=') {
+                format!("'{}'", w.replace('\'', "'\\''"))
+            } else {
+                shell_quote(w)
+            }
+        })
         .collect::<Vec<_>>()
         .join(" ")
 }
 
-/// Quotes a value for `ssh_config` (double quotes when it has spaces).
+/// Quotes a value for `ssh_config` (and `-o`): double quotes when it has anything but
+/// `[A-Za-z0-9._/:@+,=-]`, with `"` and `\` escaped. Control characters (a line break would
+/// start a new directive) cannot be written at all.
+///
+/// # Errors
+/// [`Error::InvalidInput`] for control characters.
+pub fn config_value(s: &str) -> Result<String> {
+    if s.is_empty() || s.chars().any(char::is_control) {
+        return Err(Error::InvalidInput(format!(
+            "\"{}\" cannot be written into an ssh config (empty, or control characters)",
+            s.escape_debug()
+        )));
+    }
+    let plain = s.chars().all(|c| {
+        c.is_ascii_alphanumeric()
+            || matches!(c, '.' | '_' | '/' | ':' | '@' | '+' | ',' | '=' | '-')
+    });
+    Ok(if plain {
+        s.to_owned()
+    } else {
+        format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+    })
+}
+
+/// A path for an `ssh_config` keyword that expands `%` tokens and `${VAR}` (`IdentityFile`,
+/// `UserKnownHostsFile`): `%` doubled, `${` refused, then [`config_value`].
+///
+/// # Errors
+/// [`Error::InvalidInput`].
+pub fn config_path_value(p: &Path) -> Result<String> {
+    let s = p.to_str().ok_or_else(|| {
+        Error::InvalidInput(format!(
+            "the path {} is not valid UTF-8 and cannot be written into an ssh config",
+            p.display()
+        ))
+    })?;
+    if s.contains("${") {
+        return Err(Error::InvalidInput(format!(
+            "the path \"{}\" contains `${{`, which ssh would expand",
+            s.escape_debug()
+        )));
+    }
+    config_value(&s.replace('%', "%%"))
+}
+
+/// Quotes a value for `ssh_config` the way bai always has (double quotes when it has spaces
+/// or `"`; kept for the `Include` line, which must stay byte-identical across versions);
+/// control characters become `?`. Prefer [`config_value`], which refuses them.
 pub fn config_quote(s: &str) -> String {
+    let s: String = s
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
     if s.contains(char::is_whitespace) || s.contains('"') {
         format!("\"{}\"", s.replace('"', "\\\""))
     } else {
-        s.to_owned()
+        s
     }
 }
 

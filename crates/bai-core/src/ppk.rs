@@ -1,6 +1,7 @@
-//! PuTTY `.ppk` export (PuTTY-User-Key-File-2, unencrypted) of an RSA private key, so that
+//! PuTTY `.ppk` export (PuTTY-User-Key-File-2, unencrypted) of a private key, so that
 //! PuTTY, FileZilla and WinSCP users need no PuTTYgen. Accepts PEM PKCS#1
-//! (`BEGIN RSA PRIVATE KEY`) and unencrypted OpenSSH (`BEGIN OPENSSH PRIVATE KEY`) RSA keys.
+//! (`BEGIN RSA PRIVATE KEY`) RSA keys and unencrypted OpenSSH (`BEGIN OPENSSH PRIVATE KEY`)
+//! RSA and Ed25519 keys.
 
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
@@ -24,30 +25,84 @@ fn bad(why: &str) -> Error {
     Error::InvalidInput(format!("cannot convert the key to PuTTY format: {why}"))
 }
 
-/// Converts a PEM RSA private key to a PuTTY-User-Key-File-2 text with `comment` (the
-/// OpenSSH key's own comment wins when it has one and `comment` is empty).
+/// A private key a `.ppk` can hold.
+#[derive(Clone, PartialEq, Eq)]
+enum Key {
+    Rsa(RsaKey),
+    Ed25519 {
+        public: Vec<u8>,
+        seed: Vec<u8>,
+        comment: Option<String>,
+    },
+}
+
+impl Key {
+    fn algorithm(&self) -> &'static str {
+        match self {
+            Key::Rsa(_) => "ssh-rsa",
+            Key::Ed25519 { .. } => "ssh-ed25519",
+        }
+    }
+
+    fn comment(&self) -> Option<&str> {
+        match self {
+            Key::Rsa(k) => k.comment.as_deref(),
+            Key::Ed25519 { comment, .. } => comment.as_deref(),
+        }
+    }
+
+    /// The public blob and PuTTY's private blob.
+    fn blobs(&self) -> (Vec<u8>, Vec<u8>) {
+        let mut public = Vec::new();
+        let mut private = Vec::new();
+        put_string(&mut public, self.algorithm().as_bytes());
+        match self {
+            Key::Rsa(key) => {
+                put_mpint(&mut public, &key.e);
+                put_mpint(&mut public, &key.n);
+                put_mpint(&mut private, &key.d);
+                put_mpint(&mut private, &key.p);
+                put_mpint(&mut private, &key.q);
+                put_mpint(&mut private, &key.iqmp);
+            }
+            Key::Ed25519 {
+                public: pk, seed, ..
+            } => {
+                put_string(&mut public, pk);
+                // PuTTY stores the private scalar as an unsigned little-endian string without
+                // high zero bytes (which are trailing ones here).
+                let len = seed.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+                put_string(&mut private, &seed[..len]);
+            }
+        }
+        (public, private)
+    }
+}
+
+/// Converts a PEM private key (RSA, or Ed25519 in OpenSSH format) to a
+/// PuTTY-User-Key-File-2 text with `comment` (the OpenSSH key's own comment wins when it has
+/// one and `comment` is empty).
 ///
 /// # Errors
-/// [`Error::InvalidInput`] when the key is not an unencrypted RSA key in a supported format.
+/// [`Error::InvalidInput`] when the key is not an unencrypted RSA or Ed25519 key in a
+/// supported format.
 pub fn to_ppk(pem: &str, comment: &str) -> Result<String> {
     let key = parse_private_key(pem)?;
     let comment = if comment.is_empty() {
-        key.comment.clone().unwrap_or_default()
+        key.comment().unwrap_or_default().to_owned()
     } else {
         comment.to_owned()
     };
-    let mut public = Vec::new();
-    put_string(&mut public, b"ssh-rsa");
-    put_mpint(&mut public, &key.e);
-    put_mpint(&mut public, &key.n);
-    let mut private = Vec::new();
-    put_mpint(&mut private, &key.d);
-    put_mpint(&mut private, &key.p);
-    put_mpint(&mut private, &key.q);
-    put_mpint(&mut private, &key.iqmp);
+    // The comment is a header line: no line breaks.
+    let comment: String = comment
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let algorithm = key.algorithm();
+    let (public, private) = key.blobs();
 
     let mut mac_data = Vec::new();
-    put_string(&mut mac_data, b"ssh-rsa");
+    put_string(&mut mac_data, algorithm.as_bytes());
     put_string(&mut mac_data, b"none");
     put_string(&mut mac_data, comment.as_bytes());
     put_string(&mut mac_data, &public);
@@ -57,7 +112,7 @@ pub fn to_ppk(pem: &str, comment: &str) -> Result<String> {
     mac.update(&mac_data);
     let mac = hex::encode(mac.finalize().into_bytes());
 
-    let mut out = String::from("PuTTY-User-Key-File-2: ssh-rsa\nEncryption: none\n");
+    let mut out = format!("PuTTY-User-Key-File-2: {algorithm}\nEncryption: none\n");
     out.push_str(&format!("Comment: {comment}\n"));
     push_lines(&mut out, "Public-Lines", &public);
     push_lines(&mut out, "Private-Lines", &private);
@@ -130,15 +185,15 @@ fn pem_body(pem: &str, label: &str) -> Option<Result<Vec<u8>>> {
     )
 }
 
-fn parse_private_key(pem: &str) -> Result<RsaKey> {
+fn parse_private_key(pem: &str) -> Result<Key> {
     if let Some(der) = pem_body(pem, "RSA PRIVATE KEY") {
-        return parse_pkcs1(&der?);
+        return parse_pkcs1(&der?).map(Key::Rsa);
     }
     if let Some(data) = pem_body(pem, "OPENSSH PRIVATE KEY") {
         return parse_openssh(&data?);
     }
     Err(bad(
-        "not an RSA private key (BEGIN RSA PRIVATE KEY or BEGIN OPENSSH PRIVATE KEY)",
+        "not an RSA or Ed25519 private key (BEGIN RSA PRIVATE KEY or BEGIN OPENSSH PRIVATE KEY)",
     ))
 }
 
@@ -220,7 +275,7 @@ impl<'a> Wire<'a> {
     }
 }
 
-fn parse_openssh(data: &[u8]) -> Result<RsaKey> {
+fn parse_openssh(data: &[u8]) -> Result<Key> {
     const MAGIC: &[u8] = b"openssh-key-v1\0";
     let rest = data
         .strip_prefix(MAGIC)
@@ -240,8 +295,23 @@ fn parse_openssh(data: &[u8]) -> Result<RsaKey> {
     if p.u32()? != p.u32()? {
         return Err(bad("the key's check bytes differ"));
     }
-    if p.string()? != b"ssh-rsa" {
-        return Err(bad("only RSA keys can be converted"));
+    match p.string()? {
+        b"ssh-rsa" => {}
+        b"ssh-ed25519" => {
+            let public = p.string()?.to_vec();
+            let secret = p.string()?;
+            // OpenSSH stores seed || public key.
+            if public.len() != 32 || secret.len() != 64 || secret[32..] != public[..] {
+                return Err(bad("malformed Ed25519 key"));
+            }
+            let comment = String::from_utf8_lossy(p.string()?).into_owned();
+            return Ok(Key::Ed25519 {
+                public,
+                seed: secret[..32].to_vec(),
+                comment: Some(comment).filter(|c| !c.is_empty()),
+            });
+        }
+        _ => return Err(bad("only RSA and Ed25519 keys can be converted")),
     }
     let n = p.string()?.to_vec();
     let e = p.string()?.to_vec();
@@ -250,7 +320,7 @@ fn parse_openssh(data: &[u8]) -> Result<RsaKey> {
     let pp = p.string()?.to_vec();
     let q = p.string()?.to_vec();
     let comment = String::from_utf8_lossy(p.string()?).into_owned();
-    Ok(RsaKey {
+    Ok(Key::Rsa(RsaKey {
         n,
         e,
         d,
@@ -258,7 +328,7 @@ fn parse_openssh(data: &[u8]) -> Result<RsaKey> {
         q,
         iqmp,
         comment: Some(comment).filter(|c| !c.is_empty()),
-    })
+    }))
 }
 
 #[cfg(test)]
@@ -288,18 +358,30 @@ mod tests {
     }
 
     fn roundtrip(format: &[&str]) {
+        roundtrip_type(&["-t", "rsa", "-b", "2048"], format);
+    }
+
+    /// Generates a key with ssh-keygen, converts it, and checks that puttygen reads the
+    /// `.ppk` as the same public key, and (for the OpenSSH format) writes the same `.ppk`.
+    fn roundtrip_type(kind: &[&str], format: &[&str]) {
         let dir = tempfile::tempdir().expect("tempdir");
         let key = dir.path().join("id_container");
         let key_s = key.to_string_lossy().into_owned();
-        let mut args = vec!["-q", "-t", "rsa", "-b", "2048", "-N", "", "-C", "c@x"];
+        let mut args = vec!["-q", "-N", "", "-C", "c@x"];
+        args.extend_from_slice(kind);
         args.extend_from_slice(format);
         args.extend_from_slice(&["-f", &key_s]);
         tool("ssh-keygen", &args);
         let pem = std::fs::read_to_string(&key).expect("key");
         let ppk = to_ppk(&pem, "bai key").expect("converts");
-        assert!(
-            ppk.starts_with("PuTTY-User-Key-File-2: ssh-rsa\nEncryption: none\nComment: bai key\n")
-        );
+        let algorithm = if kind.contains(&"ed25519") {
+            "ssh-ed25519"
+        } else {
+            "ssh-rsa"
+        };
+        assert!(ppk.starts_with(&format!(
+            "PuTTY-User-Key-File-2: {algorithm}\nEncryption: none\nComment: bai key\n"
+        )));
         let ppk_path = dir.path().join("key.ppk");
         std::fs::write(&ppk_path, &ppk).expect("write");
         let from_ppk = tool(
@@ -308,6 +390,38 @@ mod tests {
         );
         let from_key = tool("ssh-keygen", &["-y", "-f", &key_s]);
         assert_eq!(blob(&from_ppk), blob(&from_key));
+        // puttygen's own conversion (its comment: the key's own) is byte-identical.
+        if format.is_empty() {
+            let theirs = dir.path().join("theirs.ppk");
+            tool(
+                "puttygen",
+                &[
+                    &key_s,
+                    "-O",
+                    "private",
+                    "--ppk-param",
+                    "version=2",
+                    "-o",
+                    &theirs.to_string_lossy(),
+                ],
+            );
+            assert_eq!(
+                to_ppk(&pem, "").expect("converts"),
+                std::fs::read_to_string(&theirs).expect("theirs")
+            );
+        }
+    }
+
+    #[test]
+    fn ed25519_to_ppk_matches_puttygen() {
+        if Command::new("puttygen").arg("--version").output().is_err() {
+            eprintln!("puttygen not installed: skipped");
+            return;
+        }
+        // Several keys: some seeds end in a zero byte, which PuTTY drops.
+        for _ in 0..4 {
+            roundtrip_type(&["-t", "ed25519"], &[]);
+        }
     }
 
     #[test]

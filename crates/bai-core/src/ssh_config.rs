@@ -5,7 +5,9 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::commands::{config_quote, join_shell};
+use crate::commands::{
+    config_path_value, config_quote, is_safe_name, join_shell, validate_account, HostKeyPin,
+};
 use crate::config::DEFAULT_PROFILE;
 use crate::fsutil;
 use crate::{Error, Result};
@@ -47,34 +49,68 @@ impl SshConfigPaths {
 }
 
 /// The ssh alias of a session: `bai-<session>`, or `bai-<profile>-<session>` for a profile
-/// other than `default`.
-pub fn host_alias(profile: &str, session: &str) -> String {
-    if profile == DEFAULT_PROFILE {
+/// other than `default` (the profile name with anything but `[A-Za-z0-9._-]` as `_`).
+/// `None` when the session name is not a safe name ([`is_safe_name`]: `[A-Za-z0-9._-]`, not
+/// starting with `-`): such a session gets no entry, since its name would become
+/// `ssh_config` syntax (`Host x *`, a line break and a new directive, …).
+pub fn host_alias(profile: &str, session: &str) -> Option<String> {
+    if !is_safe_name(session) {
+        return None;
+    }
+    let alias = if profile == DEFAULT_PROFILE {
         format!("bai-{session}")
     } else {
-        format!("bai-{profile}-{session}")
-    }
+        format!("bai-{}-{session}", crate::config::sanitize(profile))
+    };
+    is_safe_name(&alias).then_some(alias)
 }
 
 /// One `Host` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostEntry {
-    /// The alias (`bai-<session>`).
+    /// The alias (`bai-<session>`), a safe name ([`is_safe_name`]).
     pub alias: String,
-    /// The session.
+    /// The session (a safe name).
     pub session: String,
-    /// The account inside the session.
+    /// The account inside the session ([`crate::commands::is_valid_account`]).
     pub account: String,
     /// The saved key, if any.
     pub identity_file: Option<PathBuf>,
     /// The `ProxyCommand` words, e.g. `[/usr/bin/bai, proxy, --stdio, s1]`.
     pub proxy_command: Vec<String>,
+    /// The session's host key, pinned on first use under its id.
+    pub pin: HostKeyPin,
 }
 
 impl HostEntry {
-    /// Renders the block.
-    pub fn render(&self) -> String {
-        // ssh expands %-tokens in ProxyCommand: escape literal percent signs.
+    /// Renders the block, after checking every value that goes into it.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] when the alias or session is not a safe name, the account is
+    /// not a valid user name, or a path or `ProxyCommand` word holds control characters.
+    pub fn render(&self) -> Result<String> {
+        for (what, v) in [("alias", &self.alias), ("session name", &self.session)] {
+            if !is_safe_name(v) {
+                return Err(Error::InvalidInput(format!(
+                    "the {what} \"{}\" cannot be written into an ssh config (only letters, digits, `.`, `_`, `-`)",
+                    v.escape_debug()
+                )));
+            }
+        }
+        validate_account(&self.account)?;
+        if self.proxy_command.is_empty()
+            || self
+                .proxy_command
+                .iter()
+                .any(|w| w.chars().any(char::is_control))
+        {
+            return Err(Error::InvalidInput(format!(
+                "the ProxyCommand {:?} cannot be written into an ssh config",
+                self.proxy_command
+            )));
+        }
+        // ssh hands the rest of the line to `sh -c` after expanding %-tokens: shell-quote
+        // every word, then double literal percent signs.
         let proxy = join_shell(&self.proxy_command).replace('%', "%%");
         let mut s = format!(
             "Host {}\n  HostName 127.0.0.1\n  User {}\n",
@@ -83,29 +119,33 @@ impl HostEntry {
         if let Some(k) = &self.identity_file {
             s.push_str(&format!(
                 "  IdentityFile {}\n  IdentitiesOnly yes\n",
-                config_quote(&k.display().to_string())
+                config_path_value(k)?
             ));
         }
-        s.push_str(&format!(
-            "  ProxyCommand {proxy}\n  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n"
-        ));
-        s
+        s.push_str(&format!("  ProxyCommand {proxy}\n"));
+        s.push_str(&self.pin.config_lines()?);
+        s.push_str("  LogLevel ERROR\n");
+        Ok(s)
     }
 }
 
 /// The whole include file.
-pub fn render_include_file(profile: &str, entries: &[HostEntry]) -> String {
+///
+/// # Errors
+/// As [`HostEntry::render`].
+pub fn render_include_file(profile: &str, entries: &[HostEntry]) -> Result<String> {
     let mut s = format!(
-        "# Written by `bai config-ssh` (profile \"{profile}\"); rewritten on every run, do not edit.\n"
+        "# Written by `bai config-ssh` (profile \"{}\"); rewritten on every run, do not edit.\n",
+        profile.escape_debug()
     );
     if entries.is_empty() {
         s.push_str("# No running session with SSH.\n");
     }
     for e in entries {
         s.push('\n');
-        s.push_str(&e.render());
+        s.push_str(&e.render()?);
     }
-    s
+    Ok(s)
 }
 
 /// The `Include` line for `include`.
@@ -193,22 +233,57 @@ pub fn plan_write(
     let main = fsutil::read_optional(&paths.main)?;
     Ok(WritePlan {
         paths: paths.clone(),
-        include_contents: render_include_file(profile, entries),
+        include_contents: render_include_file(profile, entries)?,
         include_before: fsutil::read_optional(&paths.include)?,
         main_after: add_include(main.as_deref(), &paths.include),
     })
 }
 
 impl WritePlan {
-    /// Writes both files (0600; `~/.ssh` and `~/.ssh/bai` created 0700 if missing).
+    /// Writes both files (0600; `~/.ssh` and `~/.ssh/bai` created 0700 if missing). A
+    /// symlinked `~/.ssh/config` stays a symlink: its target is written.
     pub fn apply(&self) -> Result<()> {
         fsutil::write_private(&self.paths.include, self.include_contents.as_bytes())?;
         if let Some(main) = &self.main_after {
-            let mode = existing_mode(&self.paths.main).unwrap_or(0o600);
-            fsutil::write_atomic(&self.paths.main, main.as_bytes(), mode)?;
+            let target = resolve_symlinks(&self.paths.main)?;
+            let mode = existing_mode(&target).unwrap_or(0o600);
+            fsutil::write_atomic(&target, main.as_bytes(), mode)?;
         }
         Ok(())
     }
+}
+
+/// `path` with symlinks followed (also a dangling last link), so that an atomic write
+/// replaces the file a link points to rather than the link.
+pub fn resolve_symlinks(path: &Path) -> Result<PathBuf> {
+    let mut p = path.to_path_buf();
+    for _ in 0..40 {
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let t = std::fs::read_link(&p)
+                    .map_err(|e| Error::io(format!("reading the link {}", p.display()), e))?;
+                p = if t.is_absolute() {
+                    t
+                } else {
+                    p.parent().unwrap_or_else(|| Path::new("")).join(t)
+                };
+            }
+            _ => return Ok(p),
+        }
+    }
+    Err(Error::InvalidInput(format!(
+        "too many levels of symbolic links at {}",
+        path.display()
+    )))
+}
+
+/// Where `config-ssh` saves the keys of `profile`: `<config dir>/keys/<profile>` with the
+/// profile name made a single safe path component (as [`crate::Config::key_path`] does), so
+/// `--profile ../x` or `/etc` never leaves the keys folder.
+pub fn keys_dir(config_dir: &Path, profile: &str) -> PathBuf {
+    config_dir
+        .join("keys")
+        .join(crate::config::sanitize(profile))
 }
 
 fn existing_mode(path: &Path) -> Option<u32> {
@@ -256,11 +331,22 @@ impl RemovePlan {
         match &self.main {
             MainChange::Unchanged => {}
             MainChange::Write(s) => {
-                let mode = existing_mode(&self.paths.main).unwrap_or(0o600);
-                fsutil::write_atomic(&self.paths.main, s.as_bytes(), mode)?;
+                let target = resolve_symlinks(&self.paths.main)?;
+                let mode = existing_mode(&target).unwrap_or(0o600);
+                fsutil::write_atomic(&target, s.as_bytes(), mode)?;
             }
-            MainChange::Delete => std::fs::remove_file(&self.paths.main)
-                .map_err(|e| Error::io(format!("removing {}", self.paths.main.display()), e))?,
+            MainChange::Delete => {
+                let target = resolve_symlinks(&self.paths.main)?;
+                if target == self.paths.main {
+                    std::fs::remove_file(&self.paths.main).map_err(|e| {
+                        Error::io(format!("removing {}", self.paths.main.display()), e)
+                    })?;
+                } else {
+                    // A link made since: keep the link and its target, just empty.
+                    let mode = existing_mode(&target).unwrap_or(0o600);
+                    fsutil::write_atomic(&target, b"", mode)?;
+                }
+            }
         }
         if self.include_exists {
             std::fs::remove_file(&self.paths.include)
@@ -295,16 +381,20 @@ mod tests {
                 "--stdio".into(),
                 "s1".into(),
             ],
+            pin: HostKeyPin::new("/cfg/known_hosts".into(), "0d4c1b2a-5e6f").expect("pin"),
         }
     }
 
     #[test]
     fn entry_renders_proxy_command_and_key() {
-        let s = entry().render();
+        let s = entry().render().expect("render");
         assert!(s.starts_with("Host bai-s1\n  HostName 127.0.0.1\n  User work\n"));
         assert!(s.contains("  IdentityFile /cfg/keys/default/s1/id_container\n"));
         assert!(s.contains("  ProxyCommand '/opt/my bai/bai' proxy --stdio s1\n"));
-        assert!(s.contains("  UserKnownHostsFile /dev/null\n"));
+        assert!(s.contains("  HostKeyAlias 0d4c1b2a-5e6f\n"));
+        assert!(s.contains("  UserKnownHostsFile /cfg/known_hosts\n"));
+        assert!(s.contains("  StrictHostKeyChecking accept-new\n"));
+        assert!(!s.contains("StrictHostKeyChecking no"));
     }
 
     #[test]
@@ -371,8 +461,9 @@ mod tests {
 
     #[test]
     fn aliases_and_paths_per_profile() {
-        assert_eq!(host_alias("default", "s1"), "bai-s1");
-        assert_eq!(host_alias("lab", "s1"), "bai-lab-s1");
+        assert_eq!(host_alias("default", "s1").as_deref(), Some("bai-s1"));
+        assert_eq!(host_alias("lab", "s1").as_deref(), Some("bai-lab-s1"));
+        assert_eq!(host_alias("a b", "s1").as_deref(), Some("bai-a_b-s1"));
         let p = SshConfigPaths::for_home(Path::new("/h"), "lab");
         assert_eq!(p.include, Path::new("/h/.ssh/bai/config-lab"));
     }

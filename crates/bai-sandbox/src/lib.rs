@@ -15,6 +15,7 @@
 #![recursion_limit = "256"]
 
 mod crypto;
+mod download;
 mod dropbear;
 mod faults;
 mod gql;
@@ -47,6 +48,8 @@ use session::{reap, Account, SessionEntry, SshdProcess};
 
 /// The newest API version, advertised by default.
 pub const DEFAULT_SERVER_VERSION: &str = "v9.20250722";
+/// The default [`Config::download_limit`]: 1 MiB, like Backend.AI's agent.
+pub const DEFAULT_DOWNLOAD_LIMIT: u64 = 1 << 20;
 /// The manager version string in `GET /`.
 pub const MANAGER_VERSION: &str = "26.8.0";
 
@@ -126,6 +129,11 @@ pub struct Config {
     pub password: Option<String>,
     /// The SSH server of sessions that do not choose one ([`SessionSpec::ssh_server`]).
     pub ssh_server: SshServer,
+    /// The largest file `download_single` returns, and the largest tar of one requested file
+    /// or directory of a multi-file `download` (Backend.AI's agent refuses more than 1 MiB,
+    /// the default). Larger requests are refused with 400 before anything is read; what is
+    /// allowed is streamed, so memory does not grow with this limit.
+    pub download_limit: u64,
 }
 
 impl Default for Config {
@@ -139,6 +147,7 @@ impl Default for Config {
             totp_secret: None,
             password: None,
             ssh_server: SshServer::default(),
+            download_limit: DEFAULT_DOWNLOAD_LIMIT,
         }
     }
 }
@@ -179,6 +188,7 @@ pub(crate) struct State {
     pub login_failures: Mutex<HashMap<String, Vec<std::time::Instant>>>,
     pub faults: Faults,
     pub cancel: CancellationToken,
+    pub download_limit: u64,
 }
 
 /// Locks a mutex, ignoring poisoning (a panicking test must not wedge the clean-up).
@@ -297,6 +307,7 @@ impl Sandbox {
             login_failures: Mutex::new(HashMap::new()),
             faults: Faults::new(),
             cancel: CancellationToken::new(),
+            download_limit: config.download_limit,
         });
 
         let manager_router = manager::router(state.clone());

@@ -49,6 +49,10 @@ struct Args {
     /// the clock skew is always global).
     #[arg(long = "fault-session", value_name = "NAME")]
     fault_sessions: Vec<String>,
+    /// Largest file download_single returns, and largest tar per requested path of download
+    /// (larger ones are refused with 400; downloads are streamed).
+    #[arg(long, value_name = "BYTES", default_value_t = bai_sandbox::DEFAULT_DOWNLOAD_LIMIT)]
+    download_limit: u64,
     /// Fault: tunnels get "connection refused" (close 1013).
     #[arg(long)]
     refuse_port: bool,
@@ -125,6 +129,7 @@ async fn main() -> anyhow::Result<()> {
         totp_secret: args.totp_secret.clone(),
         password: args.password.clone(),
         ssh_server: args.ssh_server,
+        download_limit: args.download_limit,
     })
     .await
     .context("starting the sandbox")?;

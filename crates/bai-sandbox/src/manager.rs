@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::download::{self, file_not_found};
 use crate::faults::{Faults, TunnelFaults};
 use crate::problem::Problem;
 use crate::session::Status;
@@ -528,13 +529,6 @@ async fn direct_access_info(
 }
 
 const IMAGE: &str = "cr.backend.ai/stable/python:3.11-ubuntu22.04";
-/// Largest file (or tar) a download may return.
-const MAX_DOWNLOAD: u64 = 1 << 20;
-
-fn file_not_found() -> Problem {
-    Problem::new(400, "invalid-api-params", "The file is not found.").msg("The file is not found.")
-}
-
 /// Maps a container path (absolute under `/home/work`, or relative to it) into the session home.
 fn container_path(home: &Path, p: &str) -> Result<PathBuf, Problem> {
     let rel = if let Some(r) = p.strip_prefix("/home/work") {
@@ -555,52 +549,6 @@ fn container_path(home: &Path, p: &str) -> Result<PathBuf, Problem> {
         return Err(Problem::internal("The path is outside /home/work."));
     }
     Ok(home.join(rel))
-}
-
-fn outside_home() -> Problem {
-    Problem::internal("The path is outside /home/work.")
-}
-
-/// Resolves every symlink in `path` and requires the result to stay inside the session home
-/// (a symlink must not let a user read what the sandbox can read elsewhere).
-fn confine(home: &Path, path: &Path) -> Result<PathBuf, Problem> {
-    let home = std::fs::canonicalize(home).map_err(|_| file_not_found())?;
-    let real = std::fs::canonicalize(path).map_err(|_| file_not_found())?;
-    if real.starts_with(&home) {
-        Ok(real)
-    } else {
-        Err(outside_home())
-    }
-}
-
-/// Reads one regular file inside the home; checks the opened file itself (through
-/// `/proc/self/fd`) so that a symlink swapped in after [`confine`] cannot escape either.
-fn read_confined(home: &Path, path: &Path) -> Result<Vec<u8>, Problem> {
-    use std::io::Read as _;
-    use std::os::fd::AsRawFd as _;
-    let real = confine(home, path)?;
-    let home = std::fs::canonicalize(home).map_err(|_| file_not_found())?;
-    let f = std::fs::File::open(&real).map_err(|_| file_not_found())?;
-    let opened = std::fs::read_link(format!("/proc/self/fd/{}", f.as_raw_fd()))
-        .map_err(|_| file_not_found())?;
-    if !opened.starts_with(&home) {
-        return Err(outside_home());
-    }
-    let meta = f.metadata().map_err(|_| file_not_found())?;
-    if meta.is_dir() {
-        return Err(Problem::invalid_params("The path is a directory."));
-    }
-    if meta.len() > MAX_DOWNLOAD {
-        return Err(Problem::invalid_params("The file is larger than 1 MiB."));
-    }
-    let mut bytes = Vec::new();
-    f.take(MAX_DOWNLOAD + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|_| file_not_found())?;
-    if bytes.len() as u64 > MAX_DOWNLOAD {
-        return Err(Problem::invalid_params("The file is larger than 1 MiB."));
-    }
-    Ok(bytes)
 }
 
 fn body_json(body: &Bytes) -> Option<Value> {
@@ -632,37 +580,25 @@ async fn download_single(
         Ok(p) => p,
         Err(p) => return p.into_response(),
     };
-    let home = r.home.clone();
-    match tokio::task::spawn_blocking(move || read_confined(&home, &path)).await {
-        Ok(Ok(bytes)) => {
-            ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response()
-        }
-        Ok(Err(p)) => p.into_response(),
-        Err(_) => file_not_found().into_response(),
-    }
-}
-
-/// Tars one file or directory of the home; symlinks are stored as links, never followed.
-fn tar_one(home: &Path, path: &Path) -> Result<Vec<u8>, Problem> {
-    let real = confine(home, path)?;
-    // The entry keeps the requested name (the home itself is "home").
-    let name = path
-        .file_name()
-        .filter(|_| real != confine(home, home).unwrap_or_default())
-        .map(|n| n.to_os_string())
-        .unwrap_or_else(|| "home".into());
-    tar_path(&real, &name).map_err(|_| file_not_found())
-}
-
-fn tar_path(path: &Path, name: &std::ffi::OsStr) -> std::io::Result<Vec<u8>> {
-    let mut b = tar::Builder::new(Vec::new());
-    b.follow_symlinks(false);
-    if path.is_dir() {
-        b.append_dir_all(name, path)?;
-    } else {
-        b.append_path_with_name(path, name)?;
-    }
-    b.into_inner()
+    let (home, limit) = (r.home.clone(), state.download_limit);
+    let (file, size) =
+        match tokio::task::spawn_blocking(move || download::open_single(&home, &path, limit)).await
+        {
+            Ok(Ok(f)) => f,
+            Ok(Err(p)) => return p.into_response(),
+            Err(_) => return file_not_found().into_response(),
+        };
+    let body = download::streamed_body(move |w| {
+        std::io::copy(&mut download::exact(&file, size), w).map(drop)
+    });
+    (
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+            (header::CONTENT_LENGTH, size.to_string()),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 async fn download(
@@ -693,40 +629,59 @@ async fn download(
     if files.len() > 5 {
         return Problem::invalid_params("Too many files (at most 5).").into_response();
     }
-    let boundary = Uuid::new_v4().simple().to_string();
-    let mut out: Vec<u8> = Vec::new();
+    let mut paths = Vec::with_capacity(files.len());
     for f in &files {
-        let path = match container_path(&r.home, f) {
-            Ok(p) => p,
+        match container_path(&r.home, f) {
+            Ok(p) => paths.push(p),
             Err(p) => return p.into_response(),
-        };
-        let home = r.home.clone();
-        let tar = match tokio::task::spawn_blocking(move || tar_one(&home, &path)).await {
-            Ok(Ok(t)) => t,
-            Ok(Err(p)) => return p.into_response(),
-            Err(_) => return file_not_found().into_response(),
-        };
-        if tar.len() as u64 > MAX_DOWNLOAD {
-            return Problem::invalid_params("The file is larger than 1 MiB.").into_response();
         }
-        out.extend_from_slice(
-            format!(
-                "--{boundary}\r\nContent-Type: application/octet-stream\r\nContent-Encoding: identity\r\nContent-Length: {}\r\n\r\n",
-                tar.len()
-            )
-            .as_bytes(),
-        );
-        out.extend_from_slice(&tar);
-        out.extend_from_slice(b"\r\n");
     }
-    out.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    // Every part is planned (opened, checked, measured) before a byte is sent, so that a
+    // refusal is a problem response; the tars are then streamed as they are read.
+    let (home, limit) = (r.home.clone(), state.download_limit);
+    let plan = tokio::task::spawn_blocking(move || {
+        paths
+            .iter()
+            .map(|p| download::plan_part(&home, p, limit))
+            .collect::<Result<Vec<_>, _>>()
+    });
+    let parts = match plan.await {
+        Ok(Ok(parts)) => parts,
+        Ok(Err(p)) => return p.into_response(),
+        Err(_) => return file_not_found().into_response(),
+    };
+    let boundary = Uuid::new_v4().simple().to_string();
+    let part_head = |len: u64| {
+        format!(
+            "--{boundary}\r\nContent-Type: application/octet-stream\r\nContent-Encoding: identity\r\nContent-Length: {len}\r\n\r\n"
+        )
+    };
+    let end = format!("--{boundary}--\r\n");
+    let total = parts
+        .iter()
+        .map(|p| part_head(p.len()).len() as u64 + p.len() + 2)
+        .sum::<u64>()
+        + end.len() as u64;
+    let heads: Vec<String> = parts.iter().map(|p| part_head(p.len())).collect();
+    let body = download::streamed_body(move |w| {
+        use std::io::Write as _;
+        for (part, head) in parts.iter().zip(&heads) {
+            w.write_all(head.as_bytes())?;
+            download::write_part(part, w)?;
+            w.write_all(b"\r\n")?;
+        }
+        w.write_all(end.as_bytes())
+    });
     (
         StatusCode::OK,
-        [(
-            header::CONTENT_TYPE,
-            format!("multipart/mixed; boundary={boundary}"),
-        )],
-        out,
+        [
+            (
+                header::CONTENT_TYPE,
+                format!("multipart/mixed; boundary={boundary}"),
+            ),
+            (header::CONTENT_LENGTH, total.to_string()),
+        ],
+        body,
     )
         .into_response()
 }

@@ -186,6 +186,237 @@ async fn downloads_never_follow_symlinks_out_of_the_home() {
     .await
 }
 
+/// Stops (and joins) a background thread when dropped, even when the test panics.
+struct StopOnDrop(
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+    Option<std::thread::JoinHandle<u64>>,
+);
+
+impl StopOnDrop {
+    fn stop(mut self) -> u64 {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.1.take().unwrap().join().unwrap()
+    }
+}
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.1.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The session user swaps a directory of the home with a symlink to a directory outside it, as
+/// fast as it can, while downloading through it: whatever the timing, the sandbox (root, maybe)
+/// must never return what is outside.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn downloads_racing_a_symlink_swap_never_leak_outside_files() {
+    within(60, async {
+        const SECRET: &[u8] = b"OUTSIDE SECRET racing";
+        let sb = sandbox(0).await;
+        let s = sb
+            .create_session(SessionSpec::running("race"))
+            .await
+            .unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("f"), SECRET).unwrap();
+        std::fs::create_dir(s.home.join("d")).unwrap();
+        std::fs::write(s.home.join("d/f"), b"inside").unwrap();
+        std::os::unix::fs::symlink(outside.path(), s.home.join("x")).unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (d, x, flag) = (s.home.join("d"), s.home.join("x"), stop.clone());
+        let swapper = StopOnDrop(
+            stop,
+            Some(std::thread::spawn(move || {
+                let mut swaps = 0u64;
+                while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                    let cwd = rustix::fs::CWD;
+                    rustix::fs::renameat_with(cwd, &d, cwd, &x, rustix::fs::RenameFlags::EXCHANGE)
+                        .unwrap();
+                    swaps += 1;
+                }
+                swaps
+            })),
+        );
+        let leaked = |b: &[u8]| b.windows(SECRET.len()).any(|w| w == SECRET);
+        let (mut ok, mut refused) = (0u32, 0u32);
+        let deadline = std::time::Instant::now() + Duration::from_secs(3);
+        while std::time::Instant::now() < deadline {
+            for path in [
+                "/session/race/download?files=d/f",
+                "/session/race/download?files=d",
+                "/session/race/download_single?file=d/f",
+            ] {
+                let r = api(&sb, "POST", path, None).await;
+                let status = r.status();
+                // A stream aborted mid-way is fine (an error, not a leak).
+                let body = r.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
+                assert!(
+                    !leaked(&body),
+                    "{path} returned the outside file ({status})"
+                );
+                if status == 200 {
+                    ok += 1;
+                } else {
+                    refused += 1;
+                }
+            }
+        }
+        let swaps = swapper.stop();
+        eprintln!("{swaps} swaps, {ok} downloads, {refused} refused");
+        assert!(swaps > 100 && ok > 0 && refused > 0, "the race was run");
+        sb.shutdown().await;
+    })
+    .await
+}
+
+/// The peak resident set of this process since [`reset_peak_rss`], in bytes.
+fn peak_rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .unwrap()
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .unwrap();
+    kb * 1024
+}
+
+fn reset_peak_rss() -> u64 {
+    std::fs::write("/proc/self/clear_refs", "5").unwrap();
+    peak_rss()
+}
+
+const MIB: u64 = 1 << 20;
+
+/// A 128 MiB file of real (not sparse) data: the tar crate archives sparse files compactly.
+fn write_big(path: &Path) {
+    use std::io::Write as _;
+    let mut f = std::fs::File::create(path).unwrap();
+    let block = vec![0x5au8; MIB as usize];
+    for _ in 0..128 {
+        f.write_all(&block).unwrap();
+    }
+}
+
+/// Status and problem+json body of an error response.
+async fn problem(r: reqwest::Response) -> (u16, Value) {
+    let status = r.status().as_u16();
+    let ct = r
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned());
+    assert_eq!(ct.as_deref(), Some("application/problem+json"));
+    (status, r.json().await.unwrap())
+}
+
+/// A 128 MiB file: refused by the default 1 MiB limit without being read into memory,
+/// and streamed, in bounded memory, when the limit allows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversize_downloads_are_refused_unread_and_large_ones_stream() {
+    within(120, async {
+        let sb = sandbox(0).await;
+        let s = sb
+            .create_session(SessionSpec::running("big"))
+            .await
+            .unwrap();
+        write_big(&s.home.join("big"));
+        std::fs::create_dir(s.home.join("dir")).unwrap();
+        std::fs::write(s.home.join("dir/small"), vec![1u8; 700 * 1024]).unwrap();
+        std::fs::write(s.home.join("dir/small2"), vec![2u8; 700 * 1024]).unwrap();
+
+        let base = reset_peak_rss();
+        for path in [
+            "/session/big/download?files=big",
+            "/session/big/download_single?file=big",
+            // Each file fits, the directory's tar does not.
+            "/session/big/download?files=dir",
+        ] {
+            let (st, body) = problem(api(&sb, "POST", path, None).await).await;
+            assert_eq!(st, 400, "{path}: {body}");
+            assert_eq!(body["msg"], "The file is larger than 1 MiB.", "{path}");
+        }
+        let grown = peak_rss().saturating_sub(base);
+        assert!(
+            grown < 48 * MIB,
+            "refusing grew the peak RSS by {} MiB",
+            grown / MIB
+        );
+        sb.shutdown().await;
+
+        let sb = Sandbox::start(Config {
+            download_limit: 256 * MIB,
+            ..Config::default()
+        })
+        .await
+        .unwrap();
+        let s = sb
+            .create_session(SessionSpec::running("big"))
+            .await
+            .unwrap();
+        write_big(&s.home.join("big"));
+        std::fs::write(s.home.join("b.txt"), b"bee").unwrap();
+        let base = reset_peak_rss();
+        let mut r = api(
+            &sb,
+            "POST",
+            "/session/big/download?files=big&files=b.txt",
+            None,
+        )
+        .await;
+        assert_eq!(r.status(), 200);
+        let announced: u64 = r.headers()["content-length"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let (mut n, mut tail) = (0u64, Vec::new());
+        while let Some(chunk) = r.chunk().await.unwrap() {
+            n += chunk.len() as u64;
+            tail.extend_from_slice(&chunk);
+            let keep = tail.len().saturating_sub(4096);
+            tail.drain(..keep);
+        }
+        assert_eq!(n, announced);
+        assert!(n > 128 * MIB);
+        assert!(
+            tail.windows(3).any(|w| w == b"bee"),
+            "the second part follows"
+        );
+        assert!(tail.ends_with(b"--\r\n"));
+        let grown = peak_rss().saturating_sub(base);
+        assert!(
+            grown < 48 * MIB,
+            "streaming grew the peak RSS by {} MiB",
+            grown / MIB
+        );
+        let r = api(&sb, "POST", "/session/big/download_single?file=big", None).await;
+        assert_eq!(
+            r.headers()["content-length"],
+            (128 * MIB).to_string().as_str()
+        );
+        let mut n = 0u64;
+        let mut r = r;
+        while let Some(chunk) = r.chunk().await.unwrap() {
+            n += chunk.len() as u64;
+        }
+        assert_eq!(n, 128 * MIB);
+        let grown = peak_rss().saturating_sub(base);
+        assert!(
+            grown < 48 * MIB,
+            "streaming grew the peak RSS by {} MiB",
+            grown / MIB
+        );
+        sb.shutdown().await;
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcpproxy_closes_1011_when_connect_fails_otherwise_than_refused() {
     within(40, async {

@@ -1,16 +1,20 @@
 //! Opening one WebSocket to the server: ask the [`Connector`] for the request, resolve the host
-//! (once per tunnel: the addresses are cached), connect TCP ourselves (nodelay, keepalive), then
-//! run the TLS and WebSocket handshakes under one timeout. A refused upgrade becomes
+//! (with the [`Resolver`] of the options; the addresses are cached until a dial fails), connect
+//! TCP ourselves to the first address that answers (Happy Eyeballs; nodelay, keepalive), then
+//! run the TLS and WebSocket handshakes, all under one timeout. A refused upgrade becomes
 //! [`ConnError::Rejected`] with the server's problem+json message.
 
+use std::collections::VecDeque;
+use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use bytes::BytesMut;
+use futures_util::stream::{FuturesUnordered, StreamExt as _};
 use http::header::{self, HeaderValue};
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -20,7 +24,7 @@ use tokio_tungstenite::tungstenite::handshake::client::generate_key;
 
 use crate::handshake::{handshake, Answer, MAX_BODY};
 use crate::live::{Liveness, Metered};
-use crate::{ConnError, Connector, Options, Problem, TlsConnector};
+use crate::{BoxFuture, ConnError, Connector, Options, Problem, TlsConnector};
 
 /// An open WebSocket to the server: the stream after the handshake, and the bytes of frames
 /// that arrived together with the `101` response.
@@ -127,10 +131,102 @@ fn build_default_tls() -> Result<Arc<rustls::ClientConfig>, ConnError> {
         .map_err(|e| ConnError::Handshake(e.to_string()))
 }
 
-/// Resolves once, connects many times.
-#[derive(Debug, Default)]
+/// How long the first connection attempt runs alone before the next address is tried as well
+/// (RFC 8305 §5 recommends 250 ms).
+pub(crate) const ATTEMPT_DELAY: Duration = Duration::from_millis(250);
+
+/// How long resolved addresses are reused. The wall clock counts too, so a cache from before a
+/// suspend (during which the monotonic clock stands still) is not trusted after it.
+pub(crate) const CACHE_TTL: Duration = Duration::from_secs(300);
+
+/// A host's addresses, to come.
+type ResolveFuture = BoxFuture<'static, io::Result<Vec<SocketAddr>>>;
+
+type ResolveFn = dyn Fn(&str, u16) -> ResolveFuture + Send + Sync;
+
+/// How the server's host name is turned into addresses: by default the system resolver
+/// (`tokio::net::lookup_host`). IP literals in the URL are used as they are, without asking it.
+///
+/// ```
+/// use std::net::SocketAddr;
+/// let mut options = bai_tunnel::Options::default();
+/// options.resolver = bai_tunnel::Resolver::new(|_host: &str, port: u16| async move {
+///     Ok(vec![SocketAddr::from(([127, 0, 0, 1], port))])
+/// });
+/// ```
+#[derive(Clone)]
+pub struct Resolver(Arc<ResolveFn>);
+
+impl Resolver {
+    /// The system resolver (`getaddrinfo`, off the async workers).
+    pub fn system() -> Self {
+        Resolver::new(|host: &str, port: u16| {
+            let host = host.to_owned();
+            async move {
+                Ok(tokio::net::lookup_host((host.as_str(), port))
+                    .await?
+                    .collect())
+            }
+        })
+    }
+
+    /// A resolver that calls `resolve(host, port)`.
+    pub fn new<F, Fut>(resolve: F) -> Self
+    where
+        F: Fn(&str, u16) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = io::Result<Vec<SocketAddr>>> + Send + 'static,
+    {
+        Resolver(Arc::new(move |host: &str, port: u16| -> ResolveFuture {
+            Box::pin(resolve(host, port))
+        }))
+    }
+
+    async fn resolve(&self, host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
+        (self.0)(host, port).await
+    }
+}
+
+impl Default for Resolver {
+    fn default() -> Self {
+        Resolver::system()
+    }
+}
+
+impl std::fmt::Debug for Resolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Resolver")
+    }
+}
+
+/// Opens the TCP connection to one address; a seam for tests, which simulate black holes
+/// in-process rather than send packets anywhere.
+pub(crate) type TcpConnectFn =
+    dyn Fn(SocketAddr) -> BoxFuture<'static, io::Result<TcpStream>> + Send + Sync;
+
+/// Resolves, caches the addresses for the next connections, and connects to the first address
+/// that answers.
+///
+/// Dialing has to survive a laptop's suspend and a change of network: cached addresses are
+/// dropped whenever a dial fails in a way that may be the address's fault (a timeout as much as
+/// an error), and a dial whose attempts all failed or timed out resolves again and tries the new
+/// addresses, within the connect timeout.
 pub(crate) struct Dialer {
     cache: Mutex<Option<CachedHost>>,
+    tcp_connect: Arc<TcpConnectFn>,
+}
+
+impl Default for Dialer {
+    fn default() -> Self {
+        Dialer::with_tcp_connect(Arc::new(|addr| Box::pin(TcpStream::connect(addr))))
+    }
+}
+
+impl std::fmt::Debug for Dialer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dialer")
+            .field("cache", &*self.lock())
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -138,9 +234,37 @@ struct CachedHost {
     host: String,
     port: u16,
     addrs: Arc<[SocketAddr]>,
+    at: tokio::time::Instant,
+    wall: SystemTime,
+}
+
+impl CachedHost {
+    fn fresh(&self) -> bool {
+        self.at.elapsed() < CACHE_TTL
+            && SystemTime::now()
+                .duration_since(self.wall)
+                .is_ok_and(|age| age < CACHE_TTL)
+    }
+}
+
+/// Why a round of connection attempts failed.
+#[derive(Debug)]
+struct RoundFailed {
+    /// At least one attempt ran out of time (rather than being refused).
+    timed_out: bool,
+    /// The error of the attempt that ended last.
+    message: String,
 }
 
 impl Dialer {
+    /// A dialer that opens TCP connections with `tcp_connect`.
+    pub(crate) fn with_tcp_connect(tcp_connect: Arc<TcpConnectFn>) -> Self {
+        Dialer {
+            cache: Mutex::new(None),
+            tcp_connect,
+        }
+    }
+
     /// Opens one WebSocket, all of it (request, resolve, connect, TLS, upgrade) bounded by
     /// `options.connect_timeout`. The socket records its progress in `live`.
     pub(crate) async fn open<C: Connector + ?Sized>(
@@ -150,10 +274,29 @@ impl Dialer {
         live: &Arc<Liveness>,
     ) -> Result<ServerWs, ConnError> {
         let timeout = options.connect_timeout;
-        match tokio::time::timeout(timeout, self.open_inner(connector, options, live)).await {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let result = match tokio::time::timeout_at(
+            deadline,
+            self.open_inner(connector, options, live, deadline),
+        )
+        .await
+        {
             Ok(result) => result,
             Err(_) => Err(ConnError::Timeout(timeout)),
+        };
+        if let Err(e) = &result {
+            // Only an answer from the server (or no request at all) says nothing against its
+            // addresses; after anything else, including a timeout, the next dial resolves again.
+            if !matches!(
+                e,
+                ConnError::Rejected { .. }
+                    | ConnError::Connector(_)
+                    | ConnError::InvalidTarget { .. }
+            ) {
+                self.forget();
+            }
         }
+        result
     }
 
     async fn open_inner<C: Connector + ?Sized>(
@@ -161,6 +304,7 @@ impl Dialer {
         connector: &C,
         options: &Options,
         live: &Arc<Liveness>,
+        deadline: tokio::time::Instant,
     ) -> Result<ServerWs, ConnError> {
         let target = connector
             .target()
@@ -169,7 +313,7 @@ impl Dialer {
         let mut request = target.request;
         let (host, port) = prepare_request(&mut request)?;
         let secure = request.uri().scheme_str() == Some("wss");
-        let tcp = self.connect(&host, port, options.tcp_keepalive).await?;
+        let tcp = self.connect(&host, port, options, deadline).await?;
         tracing::debug!(peer = ?tcp.peer_addr().ok(), uri = %redacted_uri(request.uri()), "upgrading");
         let tcp = Metered::new(tcp, live.clone());
         let tls = match (secure, target.tls) {
@@ -203,53 +347,75 @@ impl Dialer {
         }
     }
 
+    /// Connects to `host:port`: races its addresses (see [`race`]), each attempt limited to a
+    /// third of the connect timeout. When they all fail, the cached addresses are dropped, and
+    /// the name is resolved again and the new addresses tried, if the addresses came from the
+    /// cache or an attempt timed out (a black hole, typically after a change of network), for as
+    /// long as `deadline` allows.
     async fn connect(
         &self,
         host: &str,
         port: u16,
-        keepalive: Option<Duration>,
+        options: &Options,
+        deadline: tokio::time::Instant,
     ) -> Result<TcpStream, ConnError> {
-        let (addrs, cached) = self.resolve(host, port).await?;
-        let mut last_error = None;
-        for addr in addrs.iter() {
-            match TcpStream::connect(addr).await {
-                Ok(tcp) => {
-                    tune_socket(&tcp, keepalive);
+        let attempt_timeout = options.connect_timeout / 3;
+        let mut use_cache = true;
+        loop {
+            let (addrs, cached) = self
+                .resolve(host, port, &options.resolver, use_cache)
+                .await?;
+            let tcp_connect = &self.tcp_connect;
+            match race(&addrs, |addr| tcp_connect(addr), attempt_timeout).await {
+                Ok((tcp, addr)) => {
+                    tracing::debug!(%addr, "connected");
+                    tune_socket(&tcp, options.tcp_keepalive);
                     return Ok(tcp);
                 }
-                Err(e) => {
-                    tracing::debug!(%addr, error = %e, "connect failed");
-                    last_error = Some(e);
+                Err(failed) => {
+                    // The host may have moved: resolve again, now or next time.
+                    self.forget();
+                    let again =
+                        (cached || failed.timed_out) && tokio::time::Instant::now() < deadline;
+                    if !again {
+                        return Err(ConnError::Connect {
+                            addr: format!("{host}:{port}"),
+                            message: failed.message,
+                        });
+                    }
+                    tracing::debug!(host, error = %failed.message, "resolving again");
+                    use_cache = false;
                 }
             }
         }
-        if cached {
-            // The host may have moved: resolve again next time.
-            *self.lock() = None;
-        }
-        Err(ConnError::Connect {
-            addr: format!("{host}:{port}"),
-            message: last_error.map_or_else(|| "no addresses".to_owned(), |e| e.to_string()),
-        })
     }
 
-    /// The addresses of `host:port`, and whether they came from the cache.
-    async fn resolve(&self, host: &str, port: u16) -> Result<(Arc<[SocketAddr]>, bool), ConnError> {
+    /// The addresses of `host:port` (from the cache when `use_cache` and it is fresh), and
+    /// whether they came from the cache.
+    async fn resolve(
+        &self,
+        host: &str,
+        port: u16,
+        resolver: &Resolver,
+        use_cache: bool,
+    ) -> Result<(Arc<[SocketAddr]>, bool), ConnError> {
         if let Ok(ip) = host.parse::<IpAddr>() {
             return Ok((Arc::from([SocketAddr::new(ip, port)]), false));
         }
-        if let Some(cached) = self.lock().as_ref() {
-            if cached.host == host && cached.port == port {
-                return Ok((cached.addrs.clone(), true));
+        if use_cache {
+            if let Some(cached) = self.lock().as_ref() {
+                if cached.host == host && cached.port == port && cached.fresh() {
+                    return Ok((cached.addrs.clone(), true));
+                }
             }
         }
-        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
+        let addrs = resolver
+            .resolve(host, port)
             .await
             .map_err(|e| ConnError::Resolve {
                 host: host.to_owned(),
                 message: e.to_string(),
-            })?
-            .collect();
+            })?;
         if addrs.is_empty() {
             return Err(ConnError::Resolve {
                 host: host.to_owned(),
@@ -257,17 +423,98 @@ impl Dialer {
             });
         }
         tracing::debug!(host, ?addrs, "resolved");
-        let addrs: Arc<[SocketAddr]> = addrs.into();
+        let addrs: Arc<[SocketAddr]> = interleave_families(addrs).into();
         *self.lock() = Some(CachedHost {
             host: host.to_owned(),
             port,
             addrs: addrs.clone(),
+            at: tokio::time::Instant::now(),
+            wall: SystemTime::now(),
         });
         Ok((addrs, false))
     }
 
+    /// Drops the cached addresses.
+    fn forget(&self) {
+        *self.lock() = None;
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<CachedHost>> {
         self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Orders addresses for [`race`] as RFC 8305 §4 does: the resolver's first address first, then
+/// alternating between the address families, each in the resolver's order.
+fn interleave_families(addrs: Vec<SocketAddr>) -> Vec<SocketAddr> {
+    let Some(first) = addrs.first() else {
+        return addrs;
+    };
+    let first_v6 = first.is_ipv6();
+    let (mut preferred, mut other): (VecDeque<_>, VecDeque<_>) =
+        addrs.iter().copied().partition(|a| a.is_ipv6() == first_v6);
+    let mut out = Vec::with_capacity(addrs.len());
+    loop {
+        match (preferred.pop_front(), other.pop_front()) {
+            (None, None) => return out,
+            (a, b) => out.extend(a.into_iter().chain(b)),
+        }
+    }
+}
+
+/// Happy Eyeballs (RFC 8305 §5): starts connecting to the first address; whenever an attempt
+/// fails, or [`ATTEMPT_DELAY`] passes without a connection, starts the next one as well. Each
+/// attempt may take `attempt_timeout`. The first connection wins; the other attempts are
+/// dropped (their sockets closed) on return. Fails when every address failed or timed out.
+async fn race<T, F, Fut>(
+    addrs: &[SocketAddr],
+    connect: F,
+    attempt_timeout: Duration,
+) -> Result<(T, SocketAddr), RoundFailed>
+where
+    F: Fn(SocketAddr) -> Fut,
+    Fut: Future<Output = io::Result<T>>,
+{
+    let mut next = addrs.iter().copied();
+    let mut attempts = FuturesUnordered::new();
+    let start = |addr: SocketAddr| {
+        let attempt = tokio::time::timeout(attempt_timeout, connect(addr));
+        async move { (addr, attempt.await) }
+    };
+    let mut failed = RoundFailed {
+        timed_out: false,
+        message: "no addresses".to_owned(),
+    };
+    let mut next_at = tokio::time::Instant::now();
+    loop {
+        let more = next.len() > 0;
+        if attempts.is_empty() || (more && tokio::time::Instant::now() >= next_at) {
+            let Some(addr) = next.next() else {
+                return Err(failed);
+            };
+            attempts.push(start(addr));
+            next_at = tokio::time::Instant::now() + ATTEMPT_DELAY;
+            continue;
+        }
+        tokio::select! {
+            Some((addr, result)) = attempts.next() => match result {
+                Ok(Ok(stream)) => return Ok((stream, addr)),
+                Ok(Err(e)) => {
+                    tracing::debug!(%addr, error = %e, "connect failed");
+                    failed.message = e.to_string();
+                    // The next address starts now.
+                    next_at = tokio::time::Instant::now();
+                }
+                Err(_) => {
+                    tracing::debug!(%addr, ?attempt_timeout, "connect timed out");
+                    failed.timed_out = true;
+                    failed.message = format!("timed out after {attempt_timeout:?}");
+                    next_at = tokio::time::Instant::now();
+                }
+            },
+            () = tokio::time::sleep_until(next_at), if more => {}
+            else => return Err(failed),
+        }
     }
 }
 
@@ -426,6 +673,377 @@ mod tests {
         };
         assert_eq!(body.len(), MAX_BODY);
         assert!(e.to_string().len() < 1024, "the message stays short");
+    }
+
+    /// Aborts a background task when the test ends, however it ends.
+    struct Abort(tokio::task::JoinHandle<()>);
+
+    impl Drop for Abort {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+
+    /// Sets its flag when dropped: tells that a connection attempt was abandoned.
+    struct DropFlag(Arc<std::sync::atomic::AtomicBool>);
+
+    impl Drop for DropFlag {
+        fn drop(&mut self) {
+            self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    /// Where a black hole would be. Never contacted: the fake connect of [`black_holes`] hangs
+    /// on it in-process (and it is loopback anyway).
+    const HOLE: SocketAddr = SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 2)), 9);
+
+    /// A TCP connect that hangs forever, like a black hole, on [`HOLE`] and on the addresses in
+    /// `dark` (setting `abandoned` when such an attempt is dropped), and really connects
+    /// elsewhere.
+    fn black_holes(
+        dark: Arc<Mutex<Vec<SocketAddr>>>,
+        abandoned: Arc<std::sync::atomic::AtomicBool>,
+    ) -> Arc<TcpConnectFn> {
+        Arc::new(move |addr| {
+            let hangs = addr == HOLE
+                || dark
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .contains(&addr);
+            if hangs {
+                let flag = DropFlag(abandoned.clone());
+                Box::pin(async move {
+                    let _flag = flag;
+                    std::future::pending::<io::Result<TcpStream>>().await
+                })
+            } else {
+                Box::pin(TcpStream::connect(addr))
+            }
+        })
+    }
+
+    /// A resolver that counts its calls and answers the n-th call (from 0) with `answer(n)`.
+    fn counting_resolver(
+        answer: impl Fn(usize) -> Vec<SocketAddr> + Send + Sync + 'static,
+    ) -> (Resolver, Arc<std::sync::atomic::AtomicUsize>) {
+        let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = calls.clone();
+        let resolver = Resolver::new(move |host: &str, _port: u16| {
+            assert_eq!(host, "bai.test", "only the test's name is resolved");
+            let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            std::future::ready(Ok(answer(n)))
+        });
+        (resolver, calls)
+    }
+
+    /// A WebSocket server on loopback port 0 that accepts every upgrade and then reads until
+    /// the client goes away.
+    async fn ws_server() -> (SocketAddr, Abort) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let task = tokio::spawn(async move {
+            let mut conns = tokio::task::JoinSet::new();
+            while let Ok((tcp, _)) = listener.accept().await {
+                conns.spawn(async move {
+                    if let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await {
+                        while let Some(Ok(_)) = ws.next().await {}
+                    }
+                });
+            }
+        });
+        (addr, Abort(task))
+    }
+
+    /// A TCP server on loopback port 0 that accepts connections and never says a word.
+    async fn silent_server() -> (SocketAddr, Abort) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let task = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((tcp, _)) = listener.accept().await {
+                held.push(tcp);
+            }
+        });
+        (addr, Abort(task))
+    }
+
+    fn dial_options(resolver: Resolver, connect_timeout: Duration) -> Options {
+        Options {
+            connect_timeout,
+            resolver,
+            ..Options::default()
+        }
+    }
+
+    async fn dial(dialer: &Dialer, options: &Options, port: u16) -> Result<ServerWs, ConnError> {
+        let connector = move || crate::Target::from_url(&format!("ws://bai.test:{port}/x"));
+        let live = Arc::new(Liveness::default());
+        dialer.open(&connector, options, &live).await
+    }
+
+    async fn within<T>(secs: u64, fut: impl Future<Output = T>) -> T {
+        tokio::time::timeout(Duration::from_secs(secs), fut)
+            .await
+            .expect("test timed out")
+    }
+
+    #[tokio::test]
+    async fn a_black_holed_first_address_falls_back_to_the_next_one() {
+        within(20, async {
+            let (good, _server) = ws_server().await;
+            let (resolver, calls) = counting_resolver(move |_| vec![HOLE, good]);
+            let abandoned = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let dialer = Dialer::with_tcp_connect(black_holes(Arc::default(), abandoned.clone()));
+            // Each attempt may take 10 s: the fallback must not wait for that.
+            let options = dial_options(resolver, Duration::from_secs(30));
+            let started = tokio::time::Instant::now();
+            // Only the second address can answer: the black hole never does.
+            dial(&dialer, &options, good.port()).await.expect("open");
+            let took = started.elapsed();
+            assert!(took < Duration::from_secs(3), "took {took:?}");
+            assert!(
+                took >= ATTEMPT_DELAY,
+                "the first address had its head start: {took:?}"
+            );
+            assert!(
+                abandoned.load(std::sync::atomic::Ordering::SeqCst),
+                "the losing attempt was dropped"
+            );
+            assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_dial_whose_addresses_time_out_resolves_again() {
+        within(20, async {
+            let (good, _server) = ws_server().await;
+            // First only the black hole (the old network's address), then the real one.
+            let (resolver, calls) =
+                counting_resolver(move |n| if n == 0 { vec![HOLE] } else { vec![good] });
+            let dialer = Dialer::with_tcp_connect(black_holes(Arc::default(), Arc::default()));
+            let options = dial_options(resolver, Duration::from_secs(3));
+            let started = tokio::time::Instant::now();
+            dial(&dialer, &options, good.port())
+                .await
+                .expect("opened through the address resolved after the timeout");
+            let took = started.elapsed();
+            assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+            assert!(
+                took >= Duration::from_secs(1),
+                "one attempt timeout: {took:?}"
+            );
+            assert!(took < Duration::from_secs(3), "took {took:?}");
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn cached_addresses_that_went_dark_are_resolved_again() {
+        within(20, async {
+            let (first, _server1) = ws_server().await;
+            let (second, _server2) = ws_server().await;
+            let (resolver, calls) =
+                counting_resolver(move |n| if n == 0 { vec![first] } else { vec![second] });
+            let dark = Arc::new(Mutex::new(Vec::new()));
+            let dialer = Dialer::with_tcp_connect(black_holes(dark.clone(), Arc::default()));
+            let options = dial_options(resolver, Duration::from_secs(3));
+            dial(&dialer, &options, 80).await.expect("first open");
+            dial(&dialer, &options, 80).await.expect("cached");
+            assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1, "cached");
+            // Suspend, wake up on another network: the cached address now black-holes, and
+            // the name resolves to another one.
+            dark.lock().expect("lock").push(first);
+            dial(&dialer, &options, 80)
+                .await
+                .expect("opened through the address resolved again");
+            assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_dial_that_timed_out_forgets_the_cached_addresses() {
+        within(20, async {
+            // TCP connects but the upgrade never gets an answer: only the overall deadline
+            // ends this dial.
+            let (silent, _silent) = silent_server().await;
+            let (good, _server) = ws_server().await;
+            let (resolver, calls) =
+                counting_resolver(move |n| if n == 0 { vec![silent] } else { vec![good] });
+            let dialer = Dialer::default();
+            let options = dial_options(resolver, Duration::from_millis(500));
+            let first = dial(&dialer, &options, 80).await;
+            assert!(
+                matches!(first, Err(ConnError::Timeout(_))),
+                "{:?}",
+                first.err()
+            );
+            dial(&dialer, &options, 80)
+                .await
+                .expect("the next dial resolved again");
+            assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+        })
+        .await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn cached_addresses_expire() {
+        let (resolver, calls) = counting_resolver(|_| vec![HOLE]);
+        let dialer = Dialer::default();
+        for _ in 0..2 {
+            dialer
+                .resolve("bai.test", 1, &resolver, true)
+                .await
+                .expect("resolved");
+        }
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+        tokio::time::advance(CACHE_TTL).await;
+        dialer
+            .resolve("bai.test", 1, &resolver, true)
+            .await
+            .expect("resolved");
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
+    /// `race` over fake connections: `plan` gives, per address, after how long its attempt
+    /// succeeds (`Some(Ok)`), fails (`Some(Err)`) or never ends (`None`). Returns the winner
+    /// or the failure, when it came, and when each attempt started and whether it was dropped
+    /// before it ended.
+    async fn run_race(
+        plan: &[Option<Result<Duration, Duration>>],
+        attempt_timeout: Duration,
+    ) -> (
+        Result<SocketAddr, RoundFailed>,
+        Duration,
+        Vec<(SocketAddr, Duration)>,
+        Vec<SocketAddr>,
+    ) {
+        let addrs: Vec<SocketAddr> = (0..plan.len())
+            .map(|i| SocketAddr::from(([127, 0, 0, 1], 1000 + i as u16)))
+            .collect();
+        let t0 = tokio::time::Instant::now();
+        let started = Arc::new(Mutex::new(Vec::new()));
+        let dropped = Arc::new(Mutex::new(Vec::new()));
+        let result = race(
+            &addrs,
+            |addr| {
+                started.lock().expect("lock").push((addr, t0.elapsed()));
+                let step = plan[usize::from(addr.port() - 1000)];
+                let dropped = dropped.clone();
+                async move {
+                    struct OnDrop(SocketAddr, Arc<Mutex<Vec<SocketAddr>>>, bool);
+                    impl Drop for OnDrop {
+                        fn drop(&mut self) {
+                            if !self.2 {
+                                self.1.lock().expect("lock").push(self.0);
+                            }
+                        }
+                    }
+                    let mut guard = OnDrop(addr, dropped, false);
+                    let out = match step {
+                        None => std::future::pending().await,
+                        Some(Ok(after)) => {
+                            tokio::time::sleep(after).await;
+                            Ok(addr)
+                        }
+                        Some(Err(after)) => {
+                            tokio::time::sleep(after).await;
+                            Err(io::Error::from(io::ErrorKind::ConnectionRefused))
+                        }
+                    };
+                    guard.2 = true;
+                    out
+                }
+            },
+            attempt_timeout,
+        )
+        .await
+        .map(|(stream, addr)| {
+            assert_eq!(stream, addr);
+            addr
+        });
+        let took = t0.elapsed();
+        let started = started.lock().expect("lock").clone();
+        let dropped = dropped.lock().expect("lock").clone();
+        (result, took, started, dropped)
+    }
+
+    fn port(addr: &SocketAddr) -> u16 {
+        addr.port() - 1000
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn race_gives_each_address_a_head_start_and_drops_the_losers() {
+        let ms = Duration::from_millis;
+        let (result, took, started, dropped) = run_race(
+            &[None, Some(Ok(ms(10))), None, Some(Ok(ms(0)))],
+            Duration::from_secs(10),
+        )
+        .await;
+        assert_eq!(result.as_ref().map(port).ok(), Some(1));
+        assert_eq!(took, ms(260));
+        let starts: Vec<_> = started.iter().map(|(a, t)| (port(a), *t)).collect();
+        assert_eq!(
+            starts,
+            vec![(0, ms(0)), (1, ms(250))],
+            "the rest never started"
+        );
+        assert_eq!(dropped.iter().map(port).collect::<Vec<_>>(), vec![0]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn race_starts_the_next_address_as_soon_as_one_fails() {
+        let ms = Duration::from_millis;
+        let (result, took, started, _) = run_race(
+            &[Some(Err(ms(20))), Some(Err(ms(30))), Some(Ok(ms(5)))],
+            Duration::from_secs(10),
+        )
+        .await;
+        assert_eq!(result.as_ref().map(port).ok(), Some(2));
+        assert_eq!(took, ms(55));
+        let starts: Vec<_> = started.iter().map(|(a, t)| (port(a), *t)).collect();
+        assert_eq!(starts, vec![(0, ms(0)), (1, ms(20)), (2, ms(50))]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn race_gives_up_when_every_attempt_failed_or_timed_out() {
+        let ms = Duration::from_millis;
+        let (result, took, _, _) =
+            run_race(&[None, Some(Err(ms(100))), None], Duration::from_secs(1)).await;
+        let failed = result.expect_err("nothing connected");
+        assert!(failed.timed_out);
+        // 0: 0..1000 ms; 1: 250..350 ms; 2: 350..1350 ms.
+        assert_eq!(took, ms(1350));
+        let (result, _, _, _) = run_race(
+            &[Some(Err(ms(1))), Some(Err(ms(1)))],
+            Duration::from_secs(1),
+        )
+        .await;
+        let failed = result.expect_err("nothing connected");
+        assert!(!failed.timed_out, "all refused");
+        assert!(failed.message.contains("refused"), "{}", failed.message);
+        let (result, _, _, _) = run_race(&[], Duration::from_secs(1)).await;
+        assert!(result.is_err());
+    }
+
+    #[test]
+    fn address_families_alternate_from_the_first() {
+        let v4 = |i: u8| SocketAddr::from(([127, 0, 0, i], 1));
+        let v6 = |i: u16| SocketAddr::from(([0, 0, 0, 0, 0, 0, 0, i], 1));
+        assert_eq!(
+            interleave_families(vec![v6(1), v6(2), v6(3), v4(1), v4(2)]),
+            vec![v6(1), v4(1), v6(2), v4(2), v6(3)]
+        );
+        assert_eq!(
+            interleave_families(vec![v4(1), v4(2), v6(1)]),
+            vec![v4(1), v6(1), v4(2)]
+        );
+        assert_eq!(interleave_families(vec![]), vec![]);
     }
 
     #[test]

@@ -272,3 +272,106 @@ mod tests {
         assert_eq!(e.close_code(), Some(1013));
     }
 }
+
+/// Property tests of the problem+json parsing: bounded and deterministic by default
+/// (`PROPTEST_CASES` and `PROPTEST_RNG_SEED` override the case count and the seed).
+#[cfg(test)]
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn config() -> ProptestConfig {
+        ProptestConfig {
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        }
+    }
+
+    /// Any JSON value, a few levels deep.
+    fn json() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            any::<f64>().prop_map(serde_json::Value::from),
+            ".{0,20}".prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+                prop::collection::btree_map(key(), inner, 0..4)
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// The keys that mean something, and others.
+    fn key() -> impl Strategy<Value = String> {
+        prop_oneof![
+            prop::sample::select(vec![
+                "type",
+                "title",
+                "msg",
+                "details",
+                "error_code",
+                "data"
+            ])
+            .prop_map(str::to_owned),
+            "[a-z_]{1,8}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn arbitrary_bodies_never_panic(body in prop::collection::vec(any::<u8>(), 0..200)) {
+            if let Some(problem) = Problem::parse(&body) {
+                prop_assert_ne!(&problem, &Problem::default());
+                let _ = problem.to_string();
+            }
+        }
+
+        #[test]
+        fn any_json_object_parses_or_is_ignored(
+            fields in prop::collection::btree_map(key(), json(), 0..6),
+            status in any::<u16>(),
+        ) {
+            let body = serde_json::to_vec(&fields).expect("json");
+            let problem = Problem::parse(&body);
+            let has_known = ["type", "title", "msg", "details", "error_code", "data"]
+                .iter()
+                .any(|k| fields.contains_key(*k));
+            if !has_known {
+                prop_assert_eq!(&problem, &None);
+            }
+            if let (Some(p), Some(serde_json::Value::String(title))) = (&problem, fields.get("title")) {
+                if !title.is_empty() {
+                    prop_assert_eq!(p.title.as_deref(), Some(title.as_str()));
+                }
+            }
+            let text = body_text(&body);
+            let error = ConnError::Rejected {
+                status,
+                problem: problem.map(Box::new),
+                body: Some(text),
+            };
+            let message = error.to_string();
+            prop_assert!(message.starts_with("the server refused the WebSocket: HTTP "));
+        }
+
+        #[test]
+        fn non_problem_bodies_are_shown_short(
+            body in ".{0,600}",
+            status in any::<u16>(),
+        ) {
+            let error = ConnError::Rejected { status, problem: None, body: Some(body) };
+            prop_assert!(error.to_string().len() < 100 + MAX_SHOWN_BODY);
+        }
+    }
+
+    fn body_text(body: &[u8]) -> String {
+        String::from_utf8_lossy(body).into_owned()
+    }
+}

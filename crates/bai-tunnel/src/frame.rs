@@ -97,7 +97,13 @@ pub(crate) fn parse_header(
             let Some(ext) = buf.get(2..4) else {
                 return Ok(None);
             };
-            (u64::from(u16::from_be_bytes([ext[0], ext[1]])), 4)
+            let len = u16::from_be_bytes([ext[0], ext[1]]);
+            if len < 126 {
+                return Err(FrameError::Protocol(
+                    "the frame length is not minimally encoded",
+                ));
+            }
+            (u64::from(len), 4)
         }
         127 => {
             let Some(ext) = buf.get(2..10) else {
@@ -108,6 +114,12 @@ pub(crate) fn parse_header(
             let len = u64::from_be_bytes(bytes);
             if len >> 63 != 0 {
                 return Err(FrameError::Protocol("the frame length has its top bit set"));
+            }
+            // RFC 6455 §5.2: "the minimal number of bytes MUST be used to encode the length".
+            if len <= 0xFFFF {
+                return Err(FrameError::Protocol(
+                    "the frame length is not minimally encoded",
+                ));
             }
             (len, 10)
         }
@@ -318,6 +330,10 @@ mod tests {
         let mut huge = vec![0x82, 127];
         huge.extend_from_slice(&(1u64 << 63).to_be_bytes());
         assert_eq!(protocol(&huge), 1002, "top bit of the length");
+        assert_eq!(protocol(&[0x82, 126, 0, 125]), 1002, "125 in 16 bits");
+        let mut wide = vec![0x82, 127];
+        wide.extend_from_slice(&0xFFFFu64.to_be_bytes());
+        assert_eq!(protocol(&wide), 1002, "65535 in 64 bits");
         let big = server_header(0x82, (1 << 20) + 1);
         assert_eq!(
             parse_header(&big, 1 << 20),
@@ -348,5 +364,315 @@ mod tests {
         assert_eq!(parse_close(&[]), Ok(None));
         assert!(parse_close(&[3]).is_err());
         assert!(parse_close(&[3, 232, 0xFF]).is_err());
+    }
+}
+
+/// Property tests: bounded and deterministic by default (`PROPTEST_CASES` and
+/// `PROPTEST_RNG_SEED` override the case count and the seed).
+#[cfg(test)]
+mod props {
+    use proptest::prelude::*;
+    use proptest::sample::Index;
+
+    use super::*;
+
+    fn config() -> ProptestConfig {
+        ProptestConfig {
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        }
+    }
+
+    /// Deterministic filler bytes (xorshift64*), much faster than a strategy per byte.
+    fn filler(len: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x >> 12;
+                x ^= x << 25;
+                x ^= x >> 27;
+                (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 56) as u8
+            })
+            .collect()
+    }
+
+    /// A payload length from each encoding class: 7-bit, 16-bit, 64-bit (rarer: it is big).
+    fn data_len() -> impl Strategy<Value = usize> {
+        prop_oneof![
+            6 => 0usize..126,
+            3 => 126usize..=65535,
+            1 => 65536usize..70_000,
+        ]
+    }
+
+    /// One server frame: first byte and payload.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    struct Frame {
+        fin: bool,
+        opcode: u8,
+        payload: Vec<u8>,
+    }
+
+    /// Encodes a server frame (unmasked), with the minimal length encoding.
+    fn encode(frame: &Frame, out: &mut Vec<u8>) {
+        out.push(u8::from(frame.fin) << 7 | frame.opcode);
+        let len = frame.payload.len();
+        if len < 126 {
+            out.push(len as u8);
+        } else if let Ok(short) = u16::try_from(len) {
+            out.push(126);
+            out.extend_from_slice(&short.to_be_bytes());
+        } else {
+            out.push(127);
+            out.extend_from_slice(&(len as u64).to_be_bytes());
+        }
+        out.extend_from_slice(&frame.payload);
+    }
+
+    fn control() -> impl Strategy<Value = Frame> {
+        (
+            prop::sample::select(vec![OP_PING, OP_PONG, OP_CLOSE]),
+            0usize..=MAX_CONTROL,
+            any::<u64>(),
+        )
+            .prop_map(|(opcode, len, seed)| Frame {
+                fin: true,
+                opcode,
+                payload: filler(len, seed),
+            })
+    }
+
+    /// A valid sequence of server frames: binary and text messages, some fragmented, with
+    /// control frames between the fragments and between the messages.
+    fn frames() -> impl Strategy<Value = Vec<Frame>> {
+        let message = (
+            prop::sample::select(vec![OP_BINARY, OP_TEXT]),
+            prop::collection::vec(
+                (
+                    data_len(),
+                    any::<u64>(),
+                    prop::option::weighted(0.3, control()),
+                ),
+                1..4,
+            ),
+        )
+            .prop_map(|(opcode, fragments)| {
+                let last = fragments.len() - 1;
+                let mut out = Vec::new();
+                for (i, (len, seed, control)) in fragments.into_iter().enumerate() {
+                    out.push(Frame {
+                        fin: i == last,
+                        opcode: if i == 0 { opcode } else { OP_CONTINUATION },
+                        payload: filler(len, seed),
+                    });
+                    if i != last {
+                        out.extend(control);
+                    }
+                }
+                out
+            });
+        prop::collection::vec(
+            prop_oneof![3 => message, 1 => control().prop_map(|c| vec![c])],
+            0..6,
+        )
+        .prop_map(|groups| groups.into_iter().flatten().collect())
+    }
+
+    /// Decodes server frames fed in `chunks`, as a reader would: parse a header as soon as it is
+    /// complete, take the payload once it is all there. Stops at the first error.
+    fn decode<'a>(
+        chunks: impl IntoIterator<Item = &'a [u8]>,
+        max: u64,
+    ) -> (Vec<Frame>, Option<FrameError>) {
+        let mut buf = Vec::new();
+        let mut frames = Vec::new();
+        for chunk in chunks {
+            buf.extend_from_slice(chunk);
+            loop {
+                match parse_header(&buf, max) {
+                    Ok(Some((header, n))) => {
+                        assert!(matches!(n, 2 | 4 | 10), "header length {n}");
+                        assert!(n <= buf.len());
+                        let Ok(len) = usize::try_from(header.len) else {
+                            break;
+                        };
+                        if buf.len() - n < len {
+                            break;
+                        }
+                        frames.push(Frame {
+                            fin: header.fin,
+                            opcode: header.opcode,
+                            payload: buf[n..n + len].to_vec(),
+                        });
+                        buf.drain(..n + len);
+                    }
+                    Ok(None) => break,
+                    Err(e) => return (frames, Some(e)),
+                }
+            }
+        }
+        (frames, None)
+    }
+
+    /// Cuts `bytes` at the given points.
+    fn split<'a>(bytes: &'a [u8], cuts: &[Index]) -> Vec<&'a [u8]> {
+        let mut at: Vec<usize> = cuts.iter().map(|i| i.index(bytes.len() + 1)).collect();
+        at.sort_unstable();
+        let mut out = Vec::new();
+        let mut start = 0;
+        for cut in at {
+            out.push(&bytes[start..cut]);
+            start = cut;
+        }
+        out.push(&bytes[start..]);
+        out
+    }
+
+    fn naive_mask(data: &mut [u8], key: [u8; 4]) {
+        for (i, b) in data.iter_mut().enumerate() {
+            *b ^= key[i % 4];
+        }
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn arbitrary_bytes_never_panic(
+            bytes in prop::collection::vec(any::<u8>(), 0..64),
+            max in any::<u64>(),
+            cuts in prop::collection::vec(any::<Index>(), 0..4),
+        ) {
+            if let Ok(Some((header, n))) = parse_header(&bytes, max) {
+                prop_assert!(n <= bytes.len());
+                prop_assert!(header.len < 1 << 63);
+                prop_assert!(header.is_control() || header.len <= max);
+            }
+            let _ = decode(split(&bytes, &cuts), max);
+            let _ = parse_close(&bytes);
+        }
+
+        #[test]
+        fn valid_frames_split_anywhere_decode_as_a_whole(
+            frames in frames(),
+            cuts in prop::collection::vec(any::<Index>(), 0..12),
+        ) {
+            let mut bytes = Vec::new();
+            for frame in &frames {
+                encode(frame, &mut bytes);
+            }
+            let whole = decode([&bytes[..]], u64::MAX);
+            prop_assert_eq!(&whole, &(frames.clone(), None), "encoding then decoding");
+            let pieces = decode(split(&bytes, &cuts), u64::MAX);
+            prop_assert_eq!(&pieces, &whole);
+            // One byte at a time is the hardest split (for the smaller streams: it is slow).
+            if bytes.len() <= 16 * 1024 {
+                let bytewise = decode(bytes.chunks(1), u64::MAX);
+                prop_assert_eq!(&bytewise, &whole);
+            }
+        }
+
+        #[test]
+        fn every_prefix_of_a_header_asks_for_more(
+            fin in any::<bool>(),
+            opcode in prop::sample::select(vec![OP_CONTINUATION, OP_TEXT, OP_BINARY]),
+            len in data_len(),
+        ) {
+            let frame = Frame { fin, opcode, payload: vec![0; len] };
+            let mut bytes = Vec::new();
+            encode(&frame, &mut bytes);
+            let header_len = bytes.len() - len;
+            for cut in 0..header_len {
+                prop_assert_eq!(parse_header(&bytes[..cut], u64::MAX), Ok(None));
+            }
+            prop_assert_eq!(
+                parse_header(&bytes[..header_len], u64::MAX),
+                Ok(Some((Header { fin, opcode, len: len as u64 }, header_len)))
+            );
+        }
+
+        #[test]
+        fn non_minimal_lengths_are_refused(
+            short in 0u16..126,
+            medium in 0u64..=0xFFFF,
+            opcode in prop::sample::select(vec![OP_BINARY, OP_TEXT, OP_CONTINUATION, OP_PING]),
+        ) {
+            let mut sixteen = vec![0x80 | opcode, 126];
+            sixteen.extend_from_slice(&short.to_be_bytes());
+            prop_assert_eq!(parse_header(&sixteen, u64::MAX).map_err(|e| e.close_code()), Err(1002));
+            let mut sixty_four = vec![0x80 | opcode, 127];
+            sixty_four.extend_from_slice(&medium.to_be_bytes());
+            prop_assert_eq!(
+                parse_header(&sixty_four, u64::MAX).map_err(|e| e.close_code()),
+                Err(1002)
+            );
+        }
+
+        #[test]
+        fn client_frames_round_trip(
+            opcode in prop::sample::select(vec![OP_BINARY, OP_PING, OP_PONG, OP_CLOSE]),
+            len in data_len(),
+            seed in any::<u64>(),
+            key in any::<[u8; 4]>(),
+        ) {
+            let payload = filler(len, seed);
+            let mut buf = vec![0u8; HEADROOM + len];
+            buf[HEADROOM..].copy_from_slice(&payload);
+            apply_mask(&mut buf[HEADROOM..], key);
+            let start = put_client_header(&mut buf, HEADROOM, opcode, len, key);
+            let frame = &buf[start..];
+            // Decode it as a server would (RFC 6455 §5.2), with nothing but the spec.
+            prop_assert_eq!(frame[0], 0x80 | opcode, "final, no RSV bits");
+            prop_assert!(frame[1] & 0x80 != 0, "masked");
+            let (declared, mut at) = match frame[1] & 0x7F {
+                126 => (u64::from(u16::from_be_bytes([frame[2], frame[3]])), 4),
+                127 => {
+                    let mut b = [0u8; 8];
+                    b.copy_from_slice(&frame[2..10]);
+                    (u64::from_be_bytes(b), 10)
+                }
+                n => (u64::from(n), 2),
+            };
+            prop_assert_eq!(declared, len as u64);
+            prop_assert_eq!(at, match len { 0..=125 => 2, 126..=65535 => 4, _ => 10 }, "minimal");
+            prop_assert_eq!(&frame[at..at + 4], &key[..]);
+            at += 4;
+            let mut got = frame[at..].to_vec();
+            naive_mask(&mut got, key);
+            prop_assert_eq!(got, payload);
+
+            let mut out = Vec::new();
+            control_frame(&mut out, opcode, &filler(len % 200, seed), key);
+            let payload_len = (len % 200).min(MAX_CONTROL);
+            prop_assert_eq!(out.len(), 6 + payload_len, "control frames are cut to 125 bytes");
+            prop_assert_eq!(usize::from(out[1] & 0x7F), payload_len);
+        }
+
+        #[test]
+        fn masking_matches_the_naive_loop(
+            data in prop::collection::vec(any::<u8>(), 0..300),
+            offset in 0usize..16,
+            key in any::<[u8; 4]>(),
+        ) {
+            // At any offset in a larger buffer: alignment must not matter.
+            let mut fast = vec![0xA5u8; offset];
+            fast.extend_from_slice(&data);
+            fast.extend_from_slice(&[0x5A; 9]);
+            let mut slow = data.clone();
+            apply_mask(&mut fast[offset..offset + data.len()], key);
+            naive_mask(&mut slow, key);
+            prop_assert_eq!(&fast[offset..offset + data.len()], &slow[..]);
+            prop_assert!(fast[..offset].iter().all(|&b| b == 0xA5), "nothing before it");
+            prop_assert!(fast[offset + data.len()..].iter().all(|&b| b == 0x5A), "nor after");
+        }
+
+        #[test]
+        fn close_payloads_fit_and_parse_back(code in any::<u16>(), reason in ".{0,80}") {
+            let payload = close_payload(code, &reason);
+            prop_assert!(payload.len() <= MAX_CONTROL);
+            let close = parse_close(&payload).expect("valid").expect("a code");
+            prop_assert_eq!(close.code, code);
+            prop_assert!(reason.starts_with(&close.reason));
+        }
     }
 }

@@ -93,6 +93,9 @@ where
         let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut response = httparse::Response::new(&mut slots);
         match response.parse(&buf) {
+            Ok(httparse::Status::Complete(len)) if len > MAX_HEAD => {
+                return Err(failed("the upgrade response headers are too large"))
+            }
             Ok(httparse::Status::Complete(len)) => {
                 let status = response.code.unwrap_or(0);
                 let mut headers = HeaderMap::new();
@@ -149,6 +152,24 @@ where
         return Err(failed(
             "the server enabled a WebSocket extension that was not offered",
         ));
+    }
+    // RFC 6455 §4.1: a subprotocol the client did not offer fails the connection.
+    let mut chosen = headers.get_all(header::SEC_WEBSOCKET_PROTOCOL).iter();
+    if let Some(value) = chosen.next() {
+        let mut offered = request
+            .headers()
+            .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|t| !t.is_empty());
+        let value = value.to_str().map(str::trim).unwrap_or("");
+        if chosen.next().is_some() || value.is_empty() || !offered.any(|o| o == value) {
+            return Err(failed(
+                "the server chose a WebSocket subprotocol that was not offered",
+            ));
+        }
     }
     Ok(Answer::Open(buf))
 }
@@ -250,20 +271,55 @@ mod tests {
     }
 
     async fn answer_to(response: &'static [u8]) -> Result<Answer, ConnError> {
+        answer_offering(response.to_vec(), None).await
+    }
+
+    async fn answer_offering(
+        response: Vec<u8>,
+        protocols: Option<&'static str>,
+    ) -> Result<Answer, ConnError> {
         let (mut client, mut server) = tokio::io::duplex(64 * 1024);
         let serve = tokio::spawn(async move {
             let mut scratch = vec![0u8; 4096];
             let _ = server.read(&mut scratch).await;
-            server.write_all(response).await.expect("write");
+            server.write_all(&response).await.expect("write");
             server
         });
-        let request = http::Request::get("ws://h/x")
+        let mut request = http::Request::get("ws://h/x")
             .header("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
             .body(())
             .expect("request");
+        if let Some(protocols) = protocols {
+            request.headers_mut().insert(
+                header::SEC_WEBSOCKET_PROTOCOL,
+                HeaderValue::from_static(protocols),
+            );
+        }
         let answer = handshake(&mut client, &request).await;
         drop(serve.await);
         answer
+    }
+
+    #[tokio::test]
+    async fn a_subprotocol_must_be_one_that_was_offered() {
+        const HEAD: &str = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+            Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n";
+        let with = |protocol: &str| -> Vec<u8> {
+            let text = if protocol.is_empty() {
+                format!("{HEAD}\r\n")
+            } else {
+                format!("{HEAD}Sec-WebSocket-Protocol: {protocol}\r\n\r\n")
+            };
+            text.into_bytes()
+        };
+        let opened = |a: &Result<Answer, ConnError>| matches!(a, Ok(Answer::Open(_)));
+        let refused = |a: &Result<Answer, ConnError>| matches!(a, Err(ConnError::Handshake(m)) if m.contains("subprotocol"));
+        assert!(opened(&answer_offering(with(""), None).await));
+        assert!(opened(&answer_offering(with(""), Some("a, b")).await));
+        assert!(opened(&answer_offering(with("b"), Some("a, b")).await));
+        assert!(refused(&answer_offering(with("c"), Some("a, b")).await));
+        assert!(refused(&answer_offering(with("a, b"), Some("a, b")).await));
+        assert!(refused(&answer_offering(with("a"), None).await));
     }
 
     #[tokio::test]
@@ -323,6 +379,246 @@ mod tests {
                 assert_eq!(body, b"upstream go");
             }
             other => panic!("expected a refusal, got {:?}", other.err()),
+        }
+    }
+}
+
+/// Property tests of the response parser: bounded and deterministic by default
+/// (`PROPTEST_CASES` and `PROPTEST_RNG_SEED` override the case count and the seed).
+#[cfg(test)]
+mod props {
+    use proptest::prelude::*;
+    use proptest::sample::Index;
+
+    use super::*;
+
+    /// The accept key of the request's key in [`answer`].
+    const ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
+
+    /// Runs the handshake against a server that sends `response` in pieces cut at `cuts`,
+    /// then EOF. Returns the answer and, after a `101`, the rest of the stream.
+    fn answer(response: &[u8], cuts: &[Index]) -> (Result<Answer, ConnError>, Vec<u8>) {
+        let mut at: Vec<usize> = cuts.iter().map(|i| i.index(response.len() + 1)).collect();
+        at.sort_unstable();
+        at.push(response.len());
+        let mut chunks = Vec::new();
+        let mut start = 0;
+        for end in at {
+            chunks.push(response[start..end].to_vec());
+            start = end;
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let run = async move {
+            let (mut client, server) = tokio::io::duplex(1 << 20);
+            let (mut server_rd, mut server_wr) = tokio::io::split(server);
+            let server = tokio::spawn(async move {
+                for chunk in chunks {
+                    if server_wr.write_all(&chunk).await.is_err() {
+                        break;
+                    }
+                    tokio::task::yield_now().await;
+                }
+                let _ = server_wr.shutdown().await;
+                let mut request = Vec::new();
+                let _ = server_rd.read_to_end(&mut request).await;
+            });
+            let request = http::Request::get("ws://h/x")
+                .header("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+                .body(())
+                .expect("request");
+            let answer = handshake(&mut client, &request).await;
+            let mut rest = Vec::new();
+            if matches!(answer, Ok(Answer::Open(_))) {
+                client.read_to_end(&mut rest).await.expect("the rest");
+            }
+            drop(client);
+            server.await.expect("server");
+            (answer, rest)
+        };
+        runtime.block_on(async {
+            tokio::time::timeout(Duration::from_secs(10), run)
+                .await
+                .expect("the handshake ended in time")
+        })
+    }
+
+    /// Header lines that change nothing for the handshake.
+    fn extra_headers() -> impl Strategy<Value = Vec<(String, String)>> {
+        prop::collection::vec(("X-[A-Za-z0-9-]{1,12}", "[ -~]{0,40}"), 0..6)
+    }
+
+    fn filler(len: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x >> 12;
+                x ^= x << 25;
+                x ^= x >> 27;
+                (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 56) as u8
+            })
+            .collect()
+    }
+
+    fn config() -> ProptestConfig {
+        ProptestConfig {
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        }
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn arbitrary_responses_end_cleanly(
+            prefix in prop::sample::select(vec![
+                "", "HTTP/1.1 ", "HTTP/1.1 101 Switching Protocols\r\n", "HTTP/1.1 404 X\r\n",
+                "HTTP/1.1 502 Bad Gateway\r\nTransfer-Encoding: chunked\r\n\r\n",
+                "HTTP/1.1 400 Bad Request\r\nContent-Length: 7\r\n\r\n",
+            ]),
+            bytes in prop::collection::vec(any::<u8>(), 0..400),
+            cuts in prop::collection::vec(any::<Index>(), 0..4),
+        ) {
+            let mut response = prefix.as_bytes().to_vec();
+            response.extend_from_slice(&bytes);
+            let (answer, _) = answer(&response, &cuts);
+            if let Ok(Answer::Refused { body, .. }) = answer {
+                prop_assert!(body.len() <= MAX_BODY);
+            }
+        }
+
+        #[test]
+        fn a_101_keeps_exactly_the_bytes_after_it(
+            extra in extra_headers(),
+            lowercase in any::<bool>(),
+            trailing in prop::collection::vec(any::<u8>(), 0..3000),
+            cuts in prop::collection::vec(any::<Index>(), 0..6),
+        ) {
+            let mut head = String::from("HTTP/1.1 101 Switching Protocols\r\n");
+            let mut lines = vec![
+                ("Upgrade".to_owned(), "websocket".to_owned()),
+                ("Connection".to_owned(), "Upgrade".to_owned()),
+                ("Sec-WebSocket-Accept".to_owned(), ACCEPT.to_owned()),
+            ];
+            lines.extend(extra);
+            for (name, value) in lines {
+                let name = if lowercase { name.to_ascii_lowercase() } else { name };
+                head.push_str(&format!("{name}: {value}\r\n"));
+            }
+            head.push_str("\r\n");
+            let mut response = head.into_bytes();
+            response.extend_from_slice(&trailing);
+            let (answer, rest) = answer(&response, &cuts);
+            let Ok(Answer::Open(read_ahead)) = answer else {
+                return Err(TestCaseError::fail(format!("not open: {:?}", answer.err())));
+            };
+            let mut after = read_ahead.to_vec();
+            after.extend_from_slice(&rest);
+            prop_assert!(after == trailing, "{} bytes after the 101, want {}", after.len(), trailing.len());
+        }
+
+        #[test]
+        fn refusals_with_a_content_length_keep_that_many_bytes(
+            status in prop_oneof![400u16..600, 200u16..204, 300u16..304],
+            len in prop_oneof![0usize..100, 100usize..6000],
+            declared_delta in -3i64..3,
+            seed in any::<u64>(),
+            extra in extra_headers(),
+            cuts in prop::collection::vec(any::<Index>(), 0..6),
+        ) {
+            let body = filler(len, seed);
+            let declared = usize::try_from(len as i64 + declared_delta).unwrap_or(0);
+            let mut head = format!("HTTP/1.1 {status} Whatever\r\nContent-Length: {declared}\r\n");
+            for (name, value) in extra {
+                head.push_str(&format!("{name}: {value}\r\n"));
+            }
+            head.push_str("\r\n");
+            let mut response = head.into_bytes();
+            response.extend_from_slice(&body);
+            let (answer, _) = answer(&response, &cuts);
+            let Ok(Answer::Refused { status: got, body: kept }) = answer else {
+                return Err(TestCaseError::fail(format!("not refused: {:?}", answer.err())));
+            };
+            prop_assert_eq!(got, status);
+            let want = &body[..len.min(declared).min(MAX_BODY)];
+            prop_assert!(kept == want, "kept {} bytes, want {}", kept.len(), want.len());
+        }
+
+        #[test]
+        fn chunked_refusals_are_decoded(
+            len in prop_oneof![0usize..200, 200usize..6000],
+            seed in any::<u64>(),
+            sizes in prop::collection::vec(1usize..700, 1..20),
+            upper in any::<bool>(),
+            extensions in any::<bool>(),
+            also_length in any::<bool>(),
+            cuts in prop::collection::vec(any::<Index>(), 0..6),
+        ) {
+            let body = filler(len, seed);
+            let mut encoded = Vec::new();
+            let mut rest = &body[..];
+            let mut sizes = sizes.iter().cycle();
+            while !rest.is_empty() {
+                let n = sizes.next().copied().unwrap_or(1).min(rest.len());
+                let size = if upper { format!("{n:X}") } else { format!("{n:x}") };
+                let ext = if extensions { ";name=value" } else { "" };
+                encoded.extend_from_slice(format!("{size}{ext}\r\n").as_bytes());
+                encoded.extend_from_slice(&rest[..n]);
+                encoded.extend_from_slice(b"\r\n");
+                rest = &rest[n..];
+            }
+            encoded.extend_from_slice(b"0\r\n\r\n");
+            // Chunked wins over a (lying) Content-Length (RFC 9112 §6.3).
+            let length = if also_length { "Content-Length: 3\r\n" } else { "" };
+            let mut response = format!(
+                "HTTP/1.1 502 Bad Gateway\r\nTransfer-Encoding: chunked\r\n{length}\r\n"
+            )
+            .into_bytes();
+            response.extend_from_slice(&encoded);
+            let (answer, _) = answer(&response, &cuts);
+            let Ok(Answer::Refused { status, body: kept }) = answer else {
+                return Err(TestCaseError::fail(format!("not refused: {:?}", answer.err())));
+            };
+            prop_assert_eq!(status, 502);
+            prop_assert!(kept.len() <= MAX_BODY);
+            prop_assert!(body.starts_with(&kept), "a prefix of the body");
+            if encoded.len() <= MAX_BODY {
+                prop_assert!(kept == body, "kept {} bytes of {}", kept.len(), body.len());
+            }
+        }
+
+        #[test]
+        fn too_many_or_too_large_headers_are_refused_cleanly(
+            count in prop_oneof![0usize..20, 100usize..200],
+            value_len in prop_oneof![0usize..50, 300usize..700],
+            cuts in prop::collection::vec(any::<Index>(), 0..6),
+        ) {
+            let mut head = String::from("HTTP/1.1 404 Not Found\r\n");
+            for i in 0..count {
+                head.push_str(&format!("X-{i}: {}\r\n", "v".repeat(value_len)));
+            }
+            head.push_str("Content-Length: 2\r\n\r\n");
+            let size = head.len();
+            let headers = count + 1;
+            let mut response = head.into_bytes();
+            response.extend_from_slice(b"{}");
+            let (answer, _) = answer(&response, &cuts);
+            match answer {
+                Ok(Answer::Refused { status, body }) => {
+                    prop_assert!(headers <= MAX_HEADERS && size <= MAX_HEAD, "{headers} headers, {size} bytes accepted");
+                    prop_assert_eq!(status, 404);
+                    prop_assert_eq!(body, b"{}".to_vec());
+                }
+                Err(ConnError::Handshake(message)) => {
+                    prop_assert!(headers > MAX_HEADERS || size > MAX_HEAD, "{message}");
+                    prop_assert!(message.contains("too many") || message.contains("too large"), "{message}");
+                }
+                Ok(Answer::Open(_)) => return Err(TestCaseError::fail("opened")),
+                Err(other) => return Err(TestCaseError::fail(format!("{other:?}"))),
+            }
         }
     }
 }

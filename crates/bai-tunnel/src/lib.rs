@@ -51,6 +51,7 @@ mod tests;
 
 pub use bind::{bind, BindOptions, Bound, FallbackReason, PortChoice};
 pub use connector::{BoxError, BoxFuture, Connector, Target};
+pub use dial::Resolver;
 pub use error::{ConnError, Error, Problem};
 pub use options::Options;
 pub use stats::{Event, Stats, StatsSnapshot};

@@ -11,8 +11,14 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Options {
-    /// Limit on TCP connect + TLS + WebSocket handshake to the server. Default 15 s.
+    /// Limit on resolving, TCP connect, TLS and WebSocket handshake to the server together.
+    /// Default 15 s. The server's addresses are tried Happy-Eyeballs style (the next one joins
+    /// every 250 ms, or as soon as an attempt fails), each attempt for at most a third of this;
+    /// when all fail or time out, the name is resolved again and the new addresses tried, as long
+    /// as this allows.
     pub connect_timeout: Duration,
+    /// Resolves the server's host name. Default: the system resolver.
+    pub resolver: crate::Resolver,
     /// Interval of WebSocket pings to the server (keeps proxies from idling the socket out).
     /// Default 30 s; `None` sends none.
     pub ping_interval: Option<Duration>,
@@ -56,6 +62,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             connect_timeout: Duration::from_secs(15),
+            resolver: crate::Resolver::default(),
             ping_interval: Some(Duration::from_secs(30)),
             peer_timeout: Some(Duration::from_secs(90)),
             tcp_keepalive: Some(Duration::from_secs(30)),

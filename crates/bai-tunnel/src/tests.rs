@@ -680,7 +680,7 @@ async fn memory_stays_bounded_under_a_slow_server() {
             received += b.len() as u64;
             frames += 1;
             max_ahead = max_ahead.max(written.load(Ordering::SeqCst).saturating_sub(received));
-            if frames % 8 == 0 {
+            if frames.is_multiple_of(8) {
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
         }
@@ -1557,5 +1557,447 @@ mod hand_made_frames {
             }
         })
         .await;
+    }
+}
+
+/// Property tests of the down half: whatever the server sends, only binary payloads reach the
+/// local side. Bounded and deterministic by default (`PROPTEST_CASES` and `PROPTEST_RNG_SEED`
+/// override the case count and the seed).
+mod pump_props {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use proptest::prelude::*;
+    use proptest::sample::Index;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_util::sync::CancellationToken;
+
+    use crate::live::{Liveness, Metered};
+    use crate::stats::Counters;
+    use crate::{ConnError, Options};
+
+    /// The largest frame the pump accepts here (bigger ones close with 1009).
+    const MAX_FRAME: usize = 100_000;
+
+    /// A fragment of a message: payload length and seed, and the first byte and length of a
+    /// control frame sent after it.
+    type Fragment = (usize, u64, Option<(u8, usize)>);
+
+    /// A client frame: first byte and payload.
+    type ClientFrame = (u8, Vec<u8>);
+
+    /// One thing the server sends.
+    #[derive(Debug, Clone)]
+    enum Piece {
+        /// A frame with any first byte (FIN, RSV, opcode) and a payload of this length.
+        Frame { b0: u8, len: usize, seed: u64 },
+        /// A whole, valid message, fragmented, with control frames between the fragments.
+        Message {
+            binary: bool,
+            fragments: Vec<Fragment>,
+        },
+        /// A close frame with any payload.
+        Close(Vec<u8>),
+        /// Anything.
+        Garbage(Vec<u8>),
+        /// The header of a frame longer than the limit, with the payload that fits in 64 KiB.
+        Huge { b0: u8, len: u64 },
+    }
+
+    fn filler(len: usize, seed: u64) -> Vec<u8> {
+        super::noise(len, seed)
+    }
+
+    fn payload_len() -> impl Strategy<Value = usize> {
+        prop_oneof![8 => 0usize..126, 3 => 126usize..3000, 1 => 65536usize..70_000]
+    }
+
+    /// A whole message, fragmented, with pings and pongs between its fragments.
+    fn message() -> impl Strategy<Value = Piece> {
+        (
+            any::<bool>(),
+            prop::collection::vec(
+                (
+                    payload_len(),
+                    any::<u64>(),
+                    prop::option::weighted(
+                        0.3,
+                        (prop::sample::select(vec![0x89u8, 0x8A]), 0usize..=125),
+                    ),
+                ),
+                1..4,
+            ),
+        )
+            .prop_map(|(binary, fragments)| Piece::Message { binary, fragments })
+    }
+
+    /// A ping or a pong.
+    fn ping_pong() -> impl Strategy<Value = Piece> {
+        (
+            prop::sample::select(vec![0x89u8, 0x8A]),
+            0usize..=125,
+            any::<u64>(),
+        )
+            .prop_map(|(b0, len, seed)| Piece::Frame { b0, len, seed })
+    }
+
+    /// Anything: frames with any first byte, closes with any payload, garbage, frames over
+    /// the limit, as well as valid messages.
+    fn chaos() -> impl Strategy<Value = Piece> {
+        let first_bytes = prop::sample::select(vec![
+            0x00u8, 0x01, 0x02, 0x08, 0x09, 0x0A, 0x03, 0x0B, 0x82, 0x81, 0x80, 0x89, 0x8A, 0x88,
+            0xC2, 0xA2, 0x92,
+        ]);
+        prop_oneof![
+            3 => (first_bytes, prop_oneof![payload_len(), 0usize..200], any::<u64>())
+                .prop_map(|(b0, len, seed)| Piece::Frame { b0, len, seed }),
+            3 => message(),
+            1 => prop::collection::vec(any::<u8>(), 0..8).prop_map(Piece::Close),
+            1 => prop::collection::vec(any::<u8>(), 0..12).prop_map(Piece::Garbage),
+            1 => (prop::sample::select(vec![0x82u8, 0x02, 0x81, 0x80]), MAX_FRAME as u64 + 1..1 << 40)
+                .prop_map(|(b0, len)| Piece::Huge { b0, len }),
+        ]
+    }
+
+    /// What a server might send: mostly a well-behaved stream (messages, pings and pongs, and
+    /// perhaps a close at the end), sometimes chaos.
+    fn pieces() -> impl Strategy<Value = Vec<Piece>> {
+        let valid = (
+            prop::collection::vec(prop_oneof![3 => message(), 1 => ping_pong()], 0..6),
+            prop::option::of(prop_oneof![
+                Just(Vec::new()),
+                any::<u16>().prop_map(|c| c.to_be_bytes().to_vec()),
+                (any::<u16>(), "[a-z ]{0,20}").prop_map(|(c, r)| {
+                    let mut p = c.to_be_bytes().to_vec();
+                    p.extend_from_slice(r.as_bytes());
+                    p
+                }),
+            ]),
+        )
+            .prop_map(|(mut pieces, close)| {
+                pieces.extend(close.map(Piece::Close));
+                pieces
+            });
+        prop_oneof![
+            2 => valid,
+            1 => prop::collection::vec(chaos(), 0..8),
+        ]
+    }
+
+    /// An unmasked frame with a minimally encoded length.
+    fn frame(b0: u8, payload: &[u8], out: &mut Vec<u8>) {
+        out.push(b0);
+        let len = payload.len();
+        if len < 126 {
+            out.push(len as u8);
+        } else if len <= 0xFFFF {
+            out.push(126);
+            out.extend_from_slice(&(len as u16).to_be_bytes());
+        } else {
+            out.push(127);
+            out.extend_from_slice(&(len as u64).to_be_bytes());
+        }
+        out.extend_from_slice(payload);
+    }
+
+    fn encode(pieces: &[Piece]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (n, piece) in pieces.iter().enumerate() {
+            let seed = n as u64 * 7919;
+            match piece {
+                Piece::Frame { b0, len, seed } => frame(*b0, &filler(*len, *seed), &mut out),
+                Piece::Message { binary, fragments } => {
+                    let last = fragments.len() - 1;
+                    for (i, (len, seed, control)) in fragments.iter().enumerate() {
+                        let opcode = match (i, binary) {
+                            (0, true) => 0x2,
+                            (0, false) => 0x1,
+                            _ => 0x0,
+                        };
+                        let fin = if i == last { 0x80 } else { 0 };
+                        frame(fin | opcode, &filler(*len, *seed), &mut out);
+                        if let (Some((b0, len)), true) = (control, i != last) {
+                            frame(*b0, &filler(*len, seed.wrapping_add(1)), &mut out);
+                        }
+                    }
+                }
+                Piece::Close(payload) => frame(0x88, payload, &mut out),
+                Piece::Huge { b0, len } => {
+                    out.extend_from_slice(&[*b0, 127]);
+                    out.extend_from_slice(&len.to_be_bytes());
+                    out.extend(filler(usize::try_from(*len).unwrap_or(0).min(65536), seed));
+                }
+                Piece::Garbage(bytes) if bytes.is_empty() => out.extend(filler(3, seed)),
+                Piece::Garbage(bytes) => out.extend_from_slice(bytes),
+            }
+        }
+        out
+    }
+
+    /// How the server's stream ends, by the book.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    enum End {
+        /// A close frame, with its code when it has one.
+        Closed(Option<u16>),
+        /// A protocol error (1002) or a frame over the limit (1009): the client closes with it.
+        Failed(u16),
+        /// The bytes ran out.
+        Eof,
+    }
+
+    /// What RFC 6455 says a client delivers for `stream`, written from the spec alone: the
+    /// binary payload bytes (a frame's bytes as they arrive), the ping payloads, and the end.
+    fn by_the_book(stream: &[u8], max: usize) -> (Vec<u8>, Vec<Vec<u8>>, End) {
+        let mut out = Vec::new();
+        let mut pings = Vec::new();
+        let mut message: Option<bool> = None; // Some(binary) inside a fragmented message
+        let mut rest = stream;
+        loop {
+            let [b0, b1, ..] = *rest else {
+                return (out, pings, End::Eof);
+            };
+            let fin = b0 & 0x80 != 0;
+            let opcode = b0 & 0x0F;
+            if b0 & 0x70 != 0 || ![0, 1, 2, 8, 9, 10].contains(&opcode) || b1 & 0x80 != 0 {
+                return (out, pings, End::Failed(1002));
+            }
+            let (len, header) = match b1 & 0x7F {
+                126 => {
+                    let Some(b) = rest.get(2..4) else {
+                        return (out, pings, End::Eof);
+                    };
+                    let len = u64::from(u16::from_be_bytes([b[0], b[1]]));
+                    if len < 126 {
+                        return (out, pings, End::Failed(1002));
+                    }
+                    (len, 4)
+                }
+                127 => {
+                    let Some(b) = rest.get(2..10) else {
+                        return (out, pings, End::Eof);
+                    };
+                    let len = u64::from_be_bytes(b.try_into().expect("8 bytes"));
+                    if len >> 63 != 0 || len <= 0xFFFF {
+                        return (out, pings, End::Failed(1002));
+                    }
+                    (len, 10)
+                }
+                n => (u64::from(n), 2),
+            };
+            let control = opcode & 0x8 != 0;
+            if control && (!fin || len > 125) {
+                return (out, pings, End::Failed(1002));
+            }
+            if !control && len > max as u64 {
+                return (out, pings, End::Failed(1009));
+            }
+            rest = &rest[header..];
+            let available = &rest[..rest.len().min(usize::try_from(len).unwrap_or(usize::MAX))];
+            let complete = available.len() as u64 == len;
+            if control {
+                if !complete {
+                    return (out, pings, End::Eof);
+                }
+                match opcode {
+                    9 => pings.push(available.to_vec()),
+                    8 => {
+                        return match available {
+                            [] => (out, pings, End::Closed(None)),
+                            [_] => (out, pings, End::Failed(1002)),
+                            [hi, lo, reason @ ..] => {
+                                if std::str::from_utf8(reason).is_err() {
+                                    (out, pings, End::Failed(1002))
+                                } else {
+                                    let code = u16::from_be_bytes([*hi, *lo]);
+                                    (out, pings, End::Closed(Some(code)))
+                                }
+                            }
+                        };
+                    }
+                    _ => {}
+                }
+            } else {
+                let binary = match (opcode, message) {
+                    (0, Some(binary)) => binary,
+                    (0, None) | (1 | 2, Some(_)) => return (out, pings, End::Failed(1002)),
+                    (op, None) => op == 2,
+                    _ => unreachable!("data opcodes are 0, 1, 2"),
+                };
+                message = (!fin).then_some(binary);
+                if binary {
+                    out.extend_from_slice(available);
+                }
+                if !complete {
+                    return (out, pings, End::Eof);
+                }
+            }
+            rest = &rest[available.len()..];
+        }
+    }
+
+    /// The client's frames (masked), decoded: first byte and payload.
+    fn client_frames(mut bytes: &[u8]) -> Vec<ClientFrame> {
+        let mut out = Vec::new();
+        while bytes.len() >= 2 {
+            assert!(bytes[1] & 0x80 != 0, "client frames are masked");
+            let (len, at) = match bytes[1] & 0x7F {
+                126 => (usize::from(u16::from_be_bytes([bytes[2], bytes[3]])), 4),
+                127 => (
+                    usize::try_from(u64::from_be_bytes(bytes[2..10].try_into().expect("8")))
+                        .expect("small"),
+                    10,
+                ),
+                n => (usize::from(n), 2),
+            };
+            let key = [bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]];
+            let mut payload = bytes[at + 4..at + 4 + len].to_vec();
+            for (i, b) in payload.iter_mut().enumerate() {
+                *b ^= key[i % 4];
+            }
+            out.push((bytes[0], payload));
+            bytes = &bytes[at + 4 + len..];
+        }
+        assert!(bytes.is_empty(), "no partial client frame");
+        out
+    }
+
+    /// Runs the pump against `stream`, of which the first `read_ahead` bytes came with the
+    /// 101 and the rest arrive in pieces cut at `cuts`; then EOF. Returns what the local side
+    /// got, the pump's result and the client's frames.
+    fn run(
+        stream: &[u8],
+        read_ahead: usize,
+        cuts: &[Index],
+    ) -> (Vec<u8>, Result<(), ConnError>, Vec<ClientFrame>) {
+        let (ahead, rest) = stream.split_at(read_ahead);
+        let mut at: Vec<usize> = cuts.iter().map(|i| i.index(rest.len() + 1)).collect();
+        at.sort_unstable();
+        at.push(rest.len());
+        let mut chunks = Vec::new();
+        let mut start = 0;
+        for end in at {
+            chunks.push(rest[start..end].to_vec());
+            start = end;
+        }
+        let ahead = bytes::BytesMut::from(ahead);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(super::within(10, async move {
+            let (mut app, local) = tokio::io::duplex(64 * 1024);
+            let (client_io, server_io) = tokio::io::duplex(1 << 20);
+            let (mut server_rd, mut server_wr) = tokio::io::split(server_io);
+            let pump = tokio::spawn(async move {
+                let live = Arc::new(Liveness::default());
+                let ws = crate::dial::ServerWs {
+                    io: Metered::new(client_io, live.clone()),
+                    read_ahead: ahead,
+                };
+                let (mut r, mut w) = tokio::io::split(local);
+                let counters = Counters::new(None);
+                let options = Options {
+                    ping_interval: None,
+                    peer_timeout: Some(Duration::from_secs(5)),
+                    close_grace: Duration::from_secs(2),
+                    max_message_size: MAX_FRAME,
+                    ..Options::default()
+                };
+                let cancel = CancellationToken::new();
+                crate::pump::pump(&mut r, &mut w, ws, &options, &counters, &live, &cancel).await
+            });
+            let server = tokio::spawn(async move {
+                for chunk in chunks {
+                    if server_wr.write_all(&chunk).await.is_err() {
+                        break;
+                    }
+                    tokio::task::yield_now().await;
+                }
+                let _ = server_wr.shutdown().await;
+                let mut sent = Vec::new();
+                let _ = server_rd.read_to_end(&mut sent).await;
+                sent
+            });
+            let mut got = Vec::new();
+            app.read_to_end(&mut got).await.expect("local read");
+            drop(app);
+            let result = pump.await.expect("the pump did not panic");
+            let sent = server.await.expect("server");
+            (got, result, client_frames(&sent))
+        }))
+    }
+
+    fn check(stream: &[u8], read_ahead: &Index, cuts: &[Index]) -> Result<(), TestCaseError> {
+        let (want, pings, end) = by_the_book(stream, MAX_FRAME);
+        let (got, result, frames) = run(stream, read_ahead.index(stream.len() + 1), cuts);
+        prop_assert!(
+            got == want,
+            "local side got {} bytes, want {}",
+            got.len(),
+            want.len()
+        );
+        let (closes, pongs): (Vec<_>, Vec<_>) = frames.iter().partition(|(b0, _)| *b0 == 0x88);
+        // Pongs answer pings, in order (a ping not yet answered may be replaced by a newer one).
+        let mut unanswered = pings.iter();
+        for (b0, payload) in &pongs {
+            prop_assert_eq!(*b0, 0x8A, "only pongs and a close are sent");
+            prop_assert!(
+                unanswered.any(|p| p == payload),
+                "a pong for a ping: {:?}",
+                payload
+            );
+        }
+        prop_assert!(closes.len() <= 1, "one close at most");
+        let close = closes.first().map(|(_, p)| p.clone());
+        match end {
+            End::Closed(code) => {
+                let echo = code.filter(|c| matches!(c, 1000..=1003 | 1007..=1014 | 3000..=4999));
+                prop_assert_eq!(
+                    close,
+                    Some(echo.map_or_else(Vec::new, |c| c.to_be_bytes().to_vec()))
+                );
+                let ok = code.is_none_or(|c| matches!(c, 1000 | 1001 | 1005));
+                prop_assert_eq!(result.is_ok(), ok, "{:?}", result);
+            }
+            End::Failed(code) => {
+                let close = close.expect("a close on a protocol error");
+                prop_assert_eq!(&close[..2], &code.to_be_bytes()[..]);
+                prop_assert!(result.is_err());
+            }
+            End::Eof => {
+                prop_assert_eq!(close, None);
+                prop_assert!(result.is_err(), "dropped without a close");
+            }
+        }
+        Ok(())
+    }
+
+    fn config() -> ProptestConfig {
+        ProptestConfig {
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        }
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn only_binary_payloads_reach_the_local_side(
+            pieces in pieces(),
+            read_ahead in any::<Index>(),
+            cuts in prop::collection::vec(any::<Index>(), 0..10),
+        ) {
+            check(&encode(&pieces), &read_ahead, &cuts)?;
+        }
+
+        #[test]
+        fn arbitrary_bytes_from_the_server_end_cleanly(
+            stream in prop::collection::vec(any::<u8>(), 0..300),
+            read_ahead in any::<Index>(),
+            cuts in prop::collection::vec(any::<Index>(), 0..6),
+        ) {
+            check(&stream, &read_ahead, &cuts)?;
+        }
     }
 }

@@ -27,6 +27,10 @@ pub struct SettingsView {
     pub refresh_seconds: i64,
     /// The account inside sessions.
     pub account: String,
+    /// Copied commands pin the session's host key (bai's known_hosts, `HostKeyAlias` = the
+    /// session id, `StrictHostKeyChecking accept-new`) instead of the guide's unchecked form.
+    #[serde(default)]
+    pub pin_host_keys: bool,
 }
 
 impl SettingsView {

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use bai_core::commands::HostKeyPin;
 use bai_core::SshEndpoint;
 use serde::{Deserialize, Serialize};
 use tauri::{AppHandle, Emitter, Runtime, State};
@@ -94,14 +95,19 @@ impl TunnelView {
         user: &str,
         key_path: Option<&Path>,
         has_id_container: bool,
+        pin: Option<HostKeyPin>,
     ) -> TunnelView {
         let key = match key_path {
             Some(p) => Some(p.to_path_buf()),
             None if has_id_container => Some(PathBuf::from("./id_container")),
             None => None,
         };
-        let e = SshEndpoint::loopback(port, user, key);
-        let alias = format!("bai-{session}");
+        let mut e = SshEndpoint::loopback(port, user, key);
+        if let Some(pin) = pin {
+            e = e.with_pin(pin);
+        }
+        // Session names come from the server: the same safe alias as the snippet uses.
+        let alias = bai_core::commands::safe_alias(&format!("bai-{session}"));
         TunnelView {
             session: session.to_owned(),
             port,

@@ -40,8 +40,10 @@ describe('Preferences', () => {
     await fireEvent.input($('#pref-port'), { target: { value: ' 10022 ' } });
     await fireEvent.input($('#pref-refresh'), { target: { value: '15' } });
     await fireEvent.input($('#pref-account'), { target: { value: 'root' } });
+    expect($('#pref-pin').checked).toBe(false);
+    await fireEvent.click($('#pref-pin'));
     await fireEvent.click($('#pref-save'));
-    const expected = { preferredSshPort: 10022, refreshSeconds: 15, account: 'root' };
+    const expected = { preferredSshPort: 10022, refreshSeconds: 15, account: 'root', pinHostKeys: true };
     await waitFor(() => expect(onsaved).toHaveBeenCalledWith(expected));
     expect(calls[0]).toEqual({ cmd: 'set_settings', args: { settings: expected } });
   });

@@ -119,6 +119,8 @@ export interface Settings {
   refreshSeconds: number;
   /** Account inside the container; default "work". */
   account: string;
+  /** Copied commands pin the session's host key (bai's known_hosts, accept-new). */
+  pinHostKeys?: boolean;
 }
 
 export interface TunnelInfo {

@@ -5,7 +5,8 @@
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use bai_core::ssh_config::{self, host_alias, HostEntry, MainChange, SshConfigPaths};
+use bai_core::commands::{ensure_known_hosts, known_hosts_path, validate_account, HostKeyPin};
+use bai_core::ssh_config::{self, host_alias, keys_dir, HostEntry, MainChange, SshConfigPaths};
 use bai_core::{ErrorCode, SSHD_APP};
 
 use crate::context::Ctx;
@@ -54,8 +55,30 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<ExitCode> {
     let exe = std::env::current_exe()
         .and_then(std::fs::canonicalize)
         .context("finding the path of the bai executable")?;
+    let account = conn.profile().account.clone();
+    validate_account(&account)?;
+    let known_hosts = known_hosts_path(&conn.profile().config_dir);
     let mut entries = Vec::new();
     for s in sessions.iter().filter(|s| s.is_running()) {
+        // Names and ids come from the server: only safe ones become ssh_config syntax.
+        let Some(alias) = host_alias(&ctx.profile, &s.name) else {
+            eprintln!(
+                "∙ skipped session \"{}\": only letters, digits, `.`, `_` and `-` can be an ssh alias (use `bai ssh` for it)",
+                bai_core::display::clean_line(&s.name)
+            );
+            continue;
+        };
+        let pin = match HostKeyPin::new(known_hosts.clone(), &s.id) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!(
+                    "∙ skipped session \"{}\": {}",
+                    s.name,
+                    bai_core::display::clean_line(&e.to_string())
+                );
+                continue;
+            }
+        };
         let has_ssh = if s.service_ports.is_empty() {
             conn.session_apps(&s.name)
                 .await
@@ -85,17 +108,21 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<ExitCode> {
         };
         let mut proxy = vec![exe.display().to_string()];
         if ctx.explicit_profile || ctx.profile != bai_core::config::DEFAULT_PROFILE {
-            proxy.push("--profile".into());
-            proxy.push(ctx.profile.clone());
+            // One word, so a profile name starting with `-` is never taken for an option.
+            proxy.push(format!("--profile={}", ctx.profile));
         }
         proxy.extend(["proxy".into(), "--stdio".into(), s.name.clone()]);
         entries.push(HostEntry {
-            alias: host_alias(&ctx.profile, &s.name),
+            alias,
             session: s.name.clone(),
-            account: conn.profile().account.clone(),
+            account: account.clone(),
             identity_file,
             proxy_command: proxy,
+            pin,
         });
+    }
+    if !args.dry_run && !entries.is_empty() {
+        ensure_known_hosts(&known_hosts)?;
     }
     let plan = ssh_config::plan_write(&paths, &ctx.profile, &entries)?;
     if args.dry_run {
@@ -133,7 +160,8 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<ExitCode> {
 
 fn remove(ctx: &Ctx, paths: &SshConfigPaths, dry_run: bool) -> anyhow::Result<ExitCode> {
     let plan = ssh_config::plan_remove(paths)?;
-    let keys = ctx.config.dir().join("keys").join(&ctx.profile);
+    // The profile name is one sanitized path component: `--profile ../x` stays inside.
+    let keys = keys_dir(ctx.config.dir(), &ctx.profile);
     if dry_run {
         match &plan.main {
             MainChange::Unchanged => println!("{}: unchanged", paths.main.display()),

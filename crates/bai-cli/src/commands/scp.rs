@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use bai_core::Operand;
 
-use crate::commands::ssh::{prepare, run_child};
+use crate::commands::ssh::{prepare, run_client};
 use crate::context::Ctx;
 use crate::exit::CliError;
 
@@ -68,7 +68,13 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<ExitCode> {
         extra.push("-r".to_owned());
     }
     extra.extend(args.extra.iter().cloned());
-    let code = run_child("scp", &prepared.endpoint.scp_args(&extra, &operands)).await;
+    let code = run_client(
+        "scp",
+        &prepared.endpoint.scp_args(&extra, &operands),
+        &session,
+        &prepared.endpoint,
+    )
+    .await;
     prepared.finish().await;
     code
 }

@@ -8,10 +8,12 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use bai_core::commands::{ensure_known_hosts, known_hosts_path, validate_account, HostKeyPin};
 use bai_core::{Connection, ErrorCode, OpenTunnel, SshEndpoint, TunnelRequest, SSHD_APP};
 
 use crate::commands::child_exit_code;
 use crate::context::Ctx;
+use crate::exit::CliError;
 
 /// `bai ssh` arguments.
 #[derive(Debug, clap::Args)]
@@ -93,7 +95,15 @@ pub async fn prepare(
             None => temp_key(conn, session).await,
         }
     };
-    let (tunnel, temp) = tokio::try_join!(open, key)?;
+    let pin = async {
+        let pin = host_key_pin(conn, session).await?;
+        ensure_known_hosts(&pin.known_hosts)?;
+        anyhow::Ok(pin)
+    };
+    validate_account(&conn.profile().account)?;
+    // All three, then the errors in this order: the tunnel's says best what is wrong.
+    let (tunnel, temp, pin) = tokio::join!(open, key, pin);
+    let (tunnel, temp, pin) = (tunnel?, temp?, pin?);
     if tunnel.fell_back() {
         eprintln!("∙ {}", tunnel.port_note);
     }
@@ -102,7 +112,9 @@ pub async fn prepare(
         tunnel.local_addr().port(),
         &conn.profile().account,
         key_path,
-    );
+    )
+    .with_pin(pin);
+    endpoint.validate()?;
     tracing::info!(port = endpoint.port, account = %endpoint.account, "SSH tunnel ready");
     Ok(Prepared {
         tunnel,
@@ -111,8 +123,113 @@ pub async fn prepare(
     })
 }
 
-/// Runs `program args`, with Ctrl-C going to the child only, and returns its exit code.
-pub async fn run_child(program: &str, args: &[String]) -> anyhow::Result<ExitCode> {
+/// The host key pin of `session`: bai's `known_hosts`, under the session's id (looked up by
+/// name or id among the active sessions; the id must be a safe name).
+async fn host_key_pin(conn: &Connection, session: &str) -> anyhow::Result<HostKeyPin> {
+    let s = conn.find_session(session).await?;
+    Ok(HostKeyPin::new(
+        known_hosts_path(&conn.profile().config_dir),
+        &s.id,
+    )?)
+}
+
+/// The key blobs (`type base64`) stored for `alias` in a `known_hosts` text (plain, not
+/// hashed, entries; markers and comments skipped).
+pub fn known_keys(known_hosts: &str, alias: &str) -> Vec<String> {
+    known_hosts
+        .lines()
+        .filter(|l| !l.trim_start().starts_with(['#', '@']))
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            let hosts = w.next()?;
+            let (t, k) = (w.next()?, w.next()?);
+            hosts
+                .split(',')
+                .any(|h| h == alias)
+                .then(|| format!("{t} {k}"))
+        })
+        .collect()
+}
+
+/// After ssh failed (status 255) with a pin: whether the session now presents a host key
+/// that differs from the one pinned for it. Scans the key through the still open tunnel.
+pub async fn host_key_changed(endpoint: &SshEndpoint) -> bool {
+    let Some(pin) = &endpoint.pin else {
+        return false;
+    };
+    let Ok(text) = std::fs::read_to_string(&pin.known_hosts) else {
+        return false;
+    };
+    let known = known_keys(&text, &pin.alias);
+    if known.is_empty() {
+        return false;
+    }
+    let scan = tokio::process::Command::new("ssh-keyscan")
+        .args(["-T", "10", "-p", &endpoint.port.to_string(), &endpoint.host])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let Ok(Ok(out)) = tokio::time::timeout(Duration::from_secs(15), scan).await else {
+        return false;
+    };
+    let offered: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let mut w = l.split_whitespace().skip(1);
+            Some(format!("{} {}", w.next()?, w.next()?))
+        })
+        .collect();
+    !offered.is_empty() && !offered.iter().any(|k| known.contains(k))
+}
+
+/// What bai says when ssh refused a changed host key.
+pub fn host_key_changed_error(session: &str, pin: &HostKeyPin) -> anyhow::Error {
+    CliError::with_code(
+        format!(
+            "the SSH host key of session \"{session}\" (id {id}) has changed since bai first \
+             connected to it, so ssh refused the connection.\n\
+             bai trusts a session's host key on first use and pins it, under the session id, in \
+             {file}. A different key for the same session means its sshd was set up again with \
+             new keys, or that someone is intercepting the connection.",
+            id = pin.alias,
+            file = pin.known_hosts.display(),
+        ),
+        HOST_KEY_CHANGED_EXIT,
+        Some(&format!(
+            "if you trust the change, forget the old key and connect again:\n  {}",
+            pin.reset_command()
+        )),
+    )
+}
+
+/// `bai ssh`/`bai scp` exit code when the session's pinned host key changed (ssh's own code
+/// for a refused connection).
+pub const HOST_KEY_CHANGED_EXIT: u8 = 255;
+
+/// Runs an OpenSSH client against `endpoint` (ssh or scp) and turns a refused changed host
+/// key into bai's explanation.
+pub async fn run_client(
+    program: &str,
+    args: &[String],
+    session: &str,
+    endpoint: &SshEndpoint,
+) -> anyhow::Result<ExitCode> {
+    let status = run_child_status(program, args).await?;
+    if status.code() == Some(255) && host_key_changed(endpoint).await {
+        if let Some(pin) = &endpoint.pin {
+            return Err(host_key_changed_error(session, pin));
+        }
+    }
+    Ok(child_exit_code(status))
+}
+
+/// Runs `program args`, with Ctrl-C going to the child only, and returns its exit status.
+async fn run_child_status(
+    program: &str,
+    args: &[String],
+) -> anyhow::Result<std::process::ExitStatus> {
     tracing::debug!(program, ?args, "running");
     // While the child runs, Ctrl-C is the child's business (the terminal sends it to both).
     let swallow = tokio::spawn(async {
@@ -135,7 +252,7 @@ pub async fn run_child(program: &str, args: &[String]) -> anyhow::Result<ExitCod
             Some("install the OpenSSH client (ssh, scp) and make sure it is on PATH"),
         )
     })?;
-    Ok(child_exit_code(status))
+    Ok(status)
 }
 
 /// Runs `bai ssh`.
@@ -146,7 +263,34 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<ExitCode> {
         "∙ running a temporary sshd proxy at 127.0.0.1:{} ...",
         prepared.endpoint.port
     );
-    let code = run_child("ssh", &prepared.endpoint.ssh_args(&args.args)).await;
+    let code = run_client(
+        "ssh",
+        &prepared.endpoint.ssh_args(&args.args),
+        &args.session,
+        &prepared.endpoint,
+    )
+    .await;
     prepared.finish().await;
     code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_keys_of_an_alias() {
+        let text = "# comment\n\
+                    sid-1 ssh-ed25519 AAAAk1\n\
+                    other,sid-1 ssh-rsa AAAAk2 comment\n\
+                    @revoked sid-1 ssh-ed25519 AAAAk3\n\
+                    sid-10 ssh-ed25519 AAAAk4\n\
+                    |1|salt|hash ssh-ed25519 AAAAk5\n\
+                    broken\n";
+        assert_eq!(
+            known_keys(text, "sid-1"),
+            ["ssh-ed25519 AAAAk1", "ssh-rsa AAAAk2"]
+        );
+        assert!(known_keys(text, "sid").is_empty());
+    }
 }
