@@ -44,6 +44,13 @@ const JSON_BODY_LIMIT: u64 = 32 * 1024 * 1024;
 const DOWNLOAD_BODY_LIMIT: u64 = 8 * 1024 * 1024;
 /// The page size of `compute_session_list` (the server's maximum).
 const PAGE_SIZE: usize = 100;
+/// The most sessions [`Client::list_sessions`] accepts. The server's `total_count` is only a
+/// claim: paging stops at the first empty page, and after this many sessions (or as many
+/// pages as that takes) it is an error, whatever the server says, so a hostile or broken
+/// server cannot keep it looping or allocating.
+pub const MAX_LISTED_SESSIONS: usize = 10_000;
+/// The most pages [`Client::list_sessions`] requests (enough for [`MAX_LISTED_SESSIONS`]).
+const MAX_PAGES: usize = MAX_LISTED_SESSIONS / PAGE_SIZE;
 /// The home directory of the container's login account: relative download paths start here.
 pub const CONTAINER_HOME: &str = "/home/work";
 /// The file name of the SSH key the agent writes into [`CONTAINER_HOME`].
@@ -1022,6 +1029,10 @@ impl Client {
     }
 
     /// Lists the caller's compute sessions (`compute_session_list`, 100 per page).
+    ///
+    /// Paging follows `total_count` but never trusts it: it stops at the first page without
+    /// items, and a list that does not end within [`MAX_LISTED_SESSIONS`] sessions' worth of
+    /// pages (or a page with more items than asked for) is an [`ErrorKind::InvalidResponse`].
     #[tracing::instrument(skip(self), err)]
     pub async fn list_sessions(&self, filter: StatusFilter) -> Result<Vec<Session>> {
         const QUERY: &str = "query($limit:Int!, $offset:Int!, $status:String) { \
@@ -1030,7 +1041,7 @@ impl Client {
             total_count } }";
         let status = filter.as_query();
         let mut out = Vec::new();
-        loop {
+        for _ in 0..MAX_PAGES {
             let data = self
                 .graphql(
                     QUERY,
@@ -1043,20 +1054,35 @@ impl Client {
             let items = list
                 .get("items")
                 .and_then(Value::as_array)
-                .cloned()
+                .map(Vec::as_slice)
                 .unwrap_or_default();
+            if items.len() > PAGE_SIZE {
+                return Err(Error::invalid_response(
+                    &self.inner.endpoint,
+                    format!(
+                        "a session list page holds {} items, more than the {PAGE_SIZE} asked for",
+                        items.len()
+                    ),
+                ));
+            }
             let total = list.get("total_count").and_then(Value::as_u64).unwrap_or(0);
-            let n = items.len();
-            for item in &items {
+            for item in items {
                 out.push(parse_session(item).map_err(|e| {
                     Error::invalid_response(&self.inner.endpoint, format!("bad session item: {e}"))
                 })?);
             }
-            if n == 0 || out.len() as u64 >= total {
-                break;
+            if items.is_empty() || u64::try_from(out.len()).map_or(true, |n| n >= total) {
+                return Ok(out);
             }
         }
-        Ok(out)
+        Err(Error::invalid_response(
+            &self.inner.endpoint,
+            format!(
+                "the session list does not end within {MAX_PAGES} pages ({} sessions so far; \
+                 bai lists at most {MAX_LISTED_SESSIONS})",
+                out.len()
+            ),
+        ))
     }
 
     async fn prefix(&self) -> Result<&'static str> {
@@ -1180,8 +1206,16 @@ impl Client {
         let body = self
             .read_limited(resp, &url, DOWNLOAD_BODY_LIMIT, "the download", false)
             .await?;
-        download::decode_download(&content_type, &body)
-            .map_err(|e| Error::invalid_response(&url, e))
+        let got = download::decode_download(&content_type, &body)
+            .map_err(|e| Error::invalid_response(&url, e))?;
+        if got.is_empty() {
+            // A 200 without a single file is no download; never let it pass for success.
+            return Err(Error::invalid_response(
+                &url,
+                "the download answer holds no files",
+            ));
+        }
+        Ok(got)
     }
 
     /// Checks that the session runs and has `app`, and returns a [`TcpproxyTarget`] that makes
@@ -1343,5 +1377,43 @@ mod tests {
         assert!(!s.has_app("ttyd"));
         assert!(s.is_running());
         assert_eq!(s.session_type.as_deref(), Some("INTERACTIVE"));
+    }
+
+    mod props {
+        use proptest::prelude::*;
+        use serde_json::{json, Value};
+
+        use super::*;
+        use crate::model::props::any_json;
+
+        proptest! {
+            #![proptest_config(ProptestConfig {
+                failure_persistence: None,
+                ..ProptestConfig::default()
+            })]
+
+            #[test]
+            fn any_session_item_never_panics(v in any_json()) {
+                let _ = parse_session(&v);
+            }
+
+            #[test]
+            fn junk_service_ports_never_break_a_session_item(
+                ports in any_json(),
+                encode in any::<bool>(),
+                id in any_json(),
+            ) {
+                let ports = if encode { Value::String(ports.to_string()) } else { ports };
+                let item = json!({"id": id, "name": "s", "status": "RUNNING",
+                                  "service_ports": ports});
+                if let Ok(s) = parse_session(&item) {
+                    prop_assert_eq!(s.name, "s");
+                    for p in &s.service_ports {
+                        prop_assert!(!p.name.is_empty());
+                        prop_assert!(p.container_ports.iter().chain(&p.host_ports).all(|&n| n != 0));
+                    }
+                }
+            }
+        }
     }
 }

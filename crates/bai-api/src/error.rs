@@ -11,43 +11,67 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// A Backend.AI `application/problem+json` body (or the webserver's login failure `data`).
 ///
-/// Every field is optional: older managers omit `error_code`, the webserver uses `details`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+/// Every field is optional: older managers omit `error_code`, the webserver uses `details`,
+/// RFC 9457 says `detail` (kept in [`Problem::details`] too).
+///
+/// Parsing is lenient field by field (see [`Problem::from_value`]): a field of the wrong type
+/// is dropped rather than failing the whole body, so one odd field from a server never hides
+/// the others.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Problem {
     /// `https://api.backend.ai/probs/<slug>`.
-    #[serde(rename = "type", default)]
     pub type_: Option<String>,
     /// Short human-readable summary, e.g. "No such session.".
-    #[serde(default)]
     pub title: Option<String>,
     /// Extra message from the manager.
-    #[serde(default)]
     pub msg: Option<String>,
     /// Newer managers: `<domain>_<op>_<detail>`.
-    #[serde(default)]
     pub error_code: Option<String>,
     /// Structured extra data.
-    #[serde(default)]
     pub data: Option<serde_json::Value>,
-    /// The webserver's free-text details.
-    #[serde(default, deserialize_with = "string_or_json")]
+    /// The webserver's free-text `details` (or RFC 9457's `detail`); non-string values are
+    /// kept as their JSON text.
     pub details: Option<String>,
 }
 
-fn string_or_json<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    let v = Option::<serde_json::Value>::deserialize(d)?;
-    Ok(match v {
-        None | Some(serde_json::Value::Null) => None,
-        Some(serde_json::Value::String(s)) => Some(s),
-        Some(other) => Some(other.to_string()),
-    })
+impl<'de> Deserialize<'de> for Problem {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = serde_json::Value::deserialize(d)?;
+        Ok(Problem::from_value(&v))
+    }
 }
 
 impl Problem {
     /// Parses a problem body; `None` unless it is a JSON object with a `type` or `title`.
     pub fn parse(body: &[u8]) -> Option<Problem> {
-        let p: Problem = serde_json::from_slice(body).ok()?;
+        let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+        let p = Problem::from_value(&v);
         (p.type_.is_some() || p.title.is_some()).then_some(p)
+    }
+
+    /// Reads the fields of a problem object, each on its own: `type`, `title` and `error_code`
+    /// only when they are strings, `msg` and `details`/`detail` as text (strings as they are,
+    /// other JSON as its text), `data` unless null. Anything but an object gives the empty
+    /// problem.
+    pub fn from_value(v: &serde_json::Value) -> Problem {
+        use serde_json::Value;
+        let Some(obj) = v.as_object() else {
+            return Problem::default();
+        };
+        let string = |k: &str| obj.get(k).and_then(Value::as_str).map(str::to_owned);
+        let text = |k: &str| match obj.get(k) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(other) => Some(other.to_string()),
+        };
+        Problem {
+            type_: string("type"),
+            title: string("title"),
+            msg: text("msg"),
+            error_code: string("error_code"),
+            data: obj.get("data").filter(|d| !d.is_null()).cloned(),
+            details: text("details").or_else(|| text("detail")),
+        }
     }
 
     /// The slug at the end of `type` (`object-not-found`), if any.
@@ -546,8 +570,131 @@ mod tests {
     }
 
     #[test]
+    fn one_odd_field_does_not_hide_the_others() {
+        // A numeric `msg`, an object `title`, duplicate keys and RFC 9457's `detail`.
+        let p = Problem::parse(
+            br#"{"type":"https://api.backend.ai/probs/x","title":{"a":1},"msg":5,
+                "detail":"d","error_code":"c_1","error_code":"c_2"}"#,
+        )
+        .expect("problem");
+        assert_eq!(p.type_.as_deref(), Some("https://api.backend.ai/probs/x"));
+        assert_eq!(p.title, None);
+        assert_eq!(p.msg.as_deref(), Some("5"));
+        assert_eq!(p.details.as_deref(), Some("d"));
+        assert_eq!(p.error_code.as_deref(), Some("c_2"));
+        // `details` (the webserver's) wins over `detail`.
+        let p = Problem::parse(br#"{"title":"t","details":"a","detail":"b"}"#).expect("p");
+        assert_eq!(p.details.as_deref(), Some("a"));
+        // Deserializing (as the login answer's `data` is) is just as lenient.
+        let p: Problem =
+            serde_json::from_value(serde_json::json!({"title": 1, "type": "t"})).expect("p");
+        assert_eq!(p.type_.as_deref(), Some("t"));
+    }
+
+    #[test]
     fn redact_strips_userinfo() {
         let u = url::Url::parse("https://me:pw@h.example/x").expect("url");
         assert_eq!(redact(&u), "https://h.example/x");
+    }
+}
+
+/// Property tests: problem bodies from any server parse or are refused, never panic, and the
+/// fields a server sends are the fields read.
+#[cfg(test)]
+mod props {
+    use proptest::prelude::*;
+    use serde_json::{json, Value};
+
+    use super::*;
+
+    fn config() -> ProptestConfig {
+        ProptestConfig {
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        }
+    }
+
+    fn any_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            any::<f64>().prop_map(|f| json!(f)),
+            ".{0,12}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                proptest::collection::vec(
+                    (
+                        prop_oneof![
+                            Just("type".to_owned()),
+                            Just("title".to_owned()),
+                            Just("msg".to_owned()),
+                            Just("detail".to_owned()),
+                            Just("details".to_owned()),
+                            Just("error_code".to_owned()),
+                            Just("data".to_owned()),
+                            "[a-z_]{1,8}",
+                        ],
+                        inner
+                    ),
+                    0..6
+                )
+                .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn arbitrary_bytes_never_panic(body in proptest::collection::vec(any::<u8>(), 0..512)) {
+            if let Some(p) = Problem::parse(&body) {
+                prop_assert!(p.type_.is_some() || p.title.is_some());
+                let _ = (p.to_string(), p.slug(), p.text_lower());
+            }
+        }
+
+        #[test]
+        fn arbitrary_json_never_panics(v in any_json()) {
+            if let Some(p) = Problem::parse(v.to_string().as_bytes()) {
+                let _ = (p.to_string(), p.slug(), p.text_lower());
+            }
+            let _ = Problem::from_value(&v).to_string();
+        }
+
+        #[test]
+        fn the_fields_sent_are_the_fields_read(
+            type_ in proptest::option::of(".{0,30}"),
+            title in proptest::option::of(".{0,30}"),
+            detail in proptest::option::of(".{0,30}"),
+            error_code in proptest::option::of("[a-z_-]{0,20}"),
+            msg in proptest::option::of(".{0,30}"),
+            extra in proptest::collection::vec(("[a-z]{1,6}x", any_json()), 0..4),
+        ) {
+            let mut o = serde_json::Map::new();
+            for (k, v) in extra {
+                o.insert(k, v);
+            }
+            for (k, v) in [("type", &type_), ("title", &title), ("detail", &detail),
+                           ("error_code", &error_code), ("msg", &msg)] {
+                if let Some(v) = v {
+                    o.insert(k.to_owned(), json!(v));
+                }
+            }
+            let body = Value::Object(o).to_string();
+            match Problem::parse(body.as_bytes()) {
+                None => prop_assert!(type_.is_none() && title.is_none()),
+                Some(p) => {
+                    prop_assert_eq!(p.type_, type_);
+                    prop_assert_eq!(p.title, title);
+                    prop_assert_eq!(p.details, detail);
+                    prop_assert_eq!(p.error_code, error_code);
+                    prop_assert_eq!(p.msg, msg);
+                }
+            }
+        }
     }
 }

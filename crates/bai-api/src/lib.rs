@@ -22,7 +22,7 @@ mod version;
 
 pub use client::{
     id_container_path, Client, ClientConfig, Mode, ServerInfo, CONTAINER_HOME, ID_CONTAINER,
-    MAX_DOWNLOAD_FILES,
+    MAX_DOWNLOAD_FILES, MAX_LISTED_SESSIONS,
 };
 pub use download::MAX_FILE_SIZE;
 pub use error::{Error, ErrorCode, ErrorKind, Problem, Result};

