@@ -27,11 +27,15 @@ test-rust: deps
 	PROPTEST_RNG_SEED=$(PROPTEST_SEED) PROPTEST_CASES=$(PROPTEST_TEST_CASES) \
 	  $(CARGO) test --workspace --exclude bai-desktop --no-fail-fast
 
-# The property tests only, with many more cases (minutes); a failure prints its seed and input.
+# The property tests with many more cases (minutes): they live in the unit tests of bai-api
+# (decoders, problem+json, session list, key stripping) and bai-tunnel (frames, pump, upgrade
+# response, problem+json), and in bai-core's ssh_props (ssh_config, PPK, copied commands). A
+# failure prints the seed and the minimal input.
 fuzz: deps
 	PROPTEST_CASES=$(FUZZ_CASES) PROPTEST_RNG_SEED=$${PROPTEST_RNG_SEED:-$$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')} \
 	  bash -c 'echo "fuzz: PROPTEST_RNG_SEED=$$PROPTEST_RNG_SEED, $$PROPTEST_CASES cases per property"; \
-	  $(CARGO) test --release --workspace --exclude bai-desktop --no-fail-fast -- prop_'
+	  $(CARGO) test --release -p bai-api -p bai-tunnel -p bai-core --lib --no-fail-fast && \
+	  $(CARGO) test --release -p bai-core --test ssh_props --no-fail-fast'
 
 
 ui/node_modules/.package-lock.json: ui/package-lock.json
