@@ -2,48 +2,23 @@
 //! branches on (see `ui/src/lib/api.ts`); `message` is shown to the user and never holds a
 //! secret.
 
-use bai_core::bai_api;
 use serde::Serialize;
 
-/// The codes the UI knows (`ERROR_CODES` in `ui/src/lib/api.ts`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum ErrorCode {
-    /// Wrong email/password or keypair.
-    AuthFailed,
-    /// The account needs a one-time password (or the one given was wrong).
-    TotpRequired,
-    /// The endpoint is not a usable URL, or does not answer like Backend.AI.
-    BadUrl,
-    /// The server cannot be reached.
-    Unreachable,
-    /// The TLS handshake failed.
-    Tls,
-    /// The server's API version is not supported.
-    UnsupportedVersion,
-    /// Not logged in, or the login expired: back to the login screen.
-    LoginExpired,
-    /// No such compute session.
-    SessionNotFound,
-    /// The session has no such app (no `sshd`).
-    AppNotFound,
-    /// The preferred local port is taken.
-    PortInUse,
-    /// Bad input from the UI.
-    InvalidInput,
-    /// The server failed, timed out or broke the connection.
-    Network,
-    /// Anything else.
-    Unknown,
-}
+/// The codes are bai-core's: the CLI's exit codes and the UI branch on the same vocabulary.
+pub use bai_core::ErrorCode;
 
-/// A failed command, serialized as `{"code": "...", "message": "..."}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+/// A failed command, serialized as `{"code": "...", "message": "...", "hint": "..."}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error, ts_rs::TS)]
 #[error("{message}")]
 pub struct CommandError {
     /// What the UI branches on.
     pub code: ErrorCode,
-    /// What the UI shows.
+    /// What the UI shows (the same wording as the CLI's `error:` line).
     pub message: String,
+    /// The CLI's `hint:` line, when there is an obvious fix.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub hint: Option<String>,
 }
 
 /// What commands return.
@@ -55,6 +30,7 @@ impl CommandError {
         CommandError {
             code,
             message: message.into(),
+            hint: None,
         }
     }
 
@@ -65,50 +41,18 @@ impl CommandError {
 
     /// Not logged in (the UI goes back to the login screen).
     pub fn not_logged_in() -> Self {
-        Self::new(ErrorCode::LoginExpired, "You are not logged in.")
+        Self::new(ErrorCode::LoginRequired, "You are not logged in.")
     }
 }
 
-/// The UI code of an API error.
-pub fn api_error_code(e: &bai_api::Error) -> ErrorCode {
-    use bai_api::ErrorCode as A;
-    match e.code() {
-        A::WrongUrl => ErrorCode::BadUrl,
-        A::Unreachable => ErrorCode::Unreachable,
-        A::Tls => ErrorCode::Tls,
-        A::AuthFailed => ErrorCode::AuthFailed,
-        A::LoginExpired => ErrorCode::LoginExpired,
-        A::TotpRequired => ErrorCode::TotpRequired,
-        A::SessionNotFound => ErrorCode::SessionNotFound,
-        A::AppNotFound => ErrorCode::AppNotFound,
-        A::UnsupportedVersion => ErrorCode::UnsupportedVersion,
-        A::ServerError | A::Timeout => ErrorCode::Network,
-        A::InvalidInput => ErrorCode::InvalidInput,
-        _ => ErrorCode::Unknown,
-    }
-}
-
+/// Every error of the app's logic is a bai-core error: classified there, once.
 impl From<bai_core::Error> for CommandError {
     fn from(e: bai_core::Error) -> Self {
-        use bai_core::Error as E;
-        let code = match &e {
-            E::Api(api) => api_error_code(api),
-            E::NotLoggedIn { .. } | E::LoginExpired { .. } | E::EndpointMismatch { .. } => {
-                ErrorCode::LoginExpired
-            }
-            E::SessionNotFound { .. } => ErrorCode::SessionNotFound,
-            E::NoEndpoint { .. } => ErrorCode::BadUrl,
-            E::PortInUse { .. } => ErrorCode::PortInUse,
-            E::NotReady { network: true, .. } => ErrorCode::Network,
-            E::NotReady { .. } => ErrorCode::AppNotFound,
-            E::InvalidInput(_) | E::Config(_) => ErrorCode::InvalidInput,
-            other => match other.code() {
-                bai_core::ErrorCode::PortInUse => ErrorCode::PortInUse,
-                bai_core::ErrorCode::Network => ErrorCode::Network,
-                _ => ErrorCode::Unknown,
-            },
-        };
-        CommandError::new(code, e.to_string())
+        CommandError {
+            code: e.code(),
+            message: e.to_string(),
+            hint: e.hint(),
+        }
     }
 }
 
@@ -136,7 +80,7 @@ mod tests {
             profile: "default".into(),
         }
         .into();
-        assert_eq!(e.code, ErrorCode::LoginExpired);
+        assert_eq!(e.code, ErrorCode::LoginRequired);
         let e: CommandError = bai_core::Error::PortInUse { port: 10022 }.into();
         assert_eq!(e.code, ErrorCode::PortInUse);
         assert!(e.message.contains("10022"));

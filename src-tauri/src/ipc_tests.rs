@@ -3,9 +3,9 @@
 //! against `bai-sandbox` started in-process on port 0.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use bai_sandbox::{Config as SandboxConfig, Sandbox, SessionSpec, Status};
+use bai_sandbox::{Config as SandboxConfig, Sandbox, SessionSpec};
+use bai_testkit::{free_port, mode, sandbox, within, SshTarget};
 use serde_json::{json, Value};
 use tauri::ipc::{CallbackFn, InvokeBody};
 use tauri::test::{get_ipc_response, mock_builder, MockRuntime, INVOKE_KEY};
@@ -94,21 +94,10 @@ impl Server {
             .enable_all()
             .build()
             .expect("runtime");
-        let sandbox = rt.block_on(async {
-            let s = tokio::time::timeout(Duration::from_secs(30), async {
-                let s = Sandbox::start(SandboxConfig::default())
-                    .await
-                    .expect("sandbox starts");
-                s.create_session(SessionSpec::running("s1"))
-                    .await
-                    .expect("s1");
-                s.create_session(SessionSpec::with_status("prep", Status::Preparing))
-                    .await
-                    .expect("prep");
-                s
-            });
-            s.await.expect("the sandbox starts within 30 s")
-        });
+        let (sandbox, _) = rt.block_on(within(
+            30,
+            sandbox::with_sessions(SandboxConfig::default(), sandbox::desktop_sessions()),
+        ));
         Server {
             rt,
             sandbox: Some(sandbox),
@@ -165,7 +154,7 @@ fn nothing_to_restore_and_not_logged_in() {
     let h = harness();
     assert_eq!(h.ok("restore_login", json!({})), Value::Null);
     let e = h.err("list_sessions", json!({}));
-    assert_eq!(e["code"], "LoginExpired", "{e}");
+    assert_eq!(e["code"], "LoginRequired", "{e}");
     h.ok("logout", json!({}));
 }
 
@@ -247,7 +236,7 @@ fn session_login_lists_sessions_restores_and_logs_out() {
 
     h2.ok("logout", json!({}));
     let e = h2.err("list_sessions", json!({}));
-    assert_eq!(e["code"], "LoginExpired", "{e}");
+    assert_eq!(e["code"], "LoginRequired", "{e}");
     let dir = h2.dir;
     let h3 = harness_with(dir, None);
     assert_eq!(
@@ -384,13 +373,6 @@ fn key_blob(line: &str) -> String {
         .to_owned()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
 #[test]
 fn ssh_tunnels_keys_and_the_tunnel_panel() {
     let server = Server::start();
@@ -403,7 +385,7 @@ fn ssh_tunnels_keys_and_the_tunnel_panel() {
     let h = harness();
     assert_eq!(h.ok("list_tunnels", json!({})), json!([]));
     let e = h.err("open_ssh", json!({"session": "s1"}));
-    assert_eq!(e["code"], "LoginExpired", "{e}");
+    assert_eq!(e["code"], "LoginRequired", "{e}");
     session_login(&h, sb, &sb.user().password, false).expect("login");
 
     // The preferred port is free: it is used.
@@ -467,11 +449,7 @@ fn ssh_tunnels_keys_and_the_tunnel_panel() {
         json!({"session": "s1", "path": key, "format": "openssh"}),
     );
     assert_eq!(saved, json!({"path": key_s}));
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&key).expect("saved").permissions().mode();
-        assert_eq!(mode & 0o777, 0o600);
-    }
+    assert_eq!(mode(&key), 0o600);
     let pubkey = run_tool("ssh-keygen", &["-y", "-f", &key_s]);
     assert!(pubkey.status.success(), "ssh-keygen -y");
     let pubkey = String::from_utf8_lossy(&pubkey.stdout).into_owned();
@@ -482,25 +460,10 @@ fn ssh_tunnels_keys_and_the_tunnel_panel() {
         .is_some_and(|s| s.contains(&format!("-i {key_s}"))));
 
     // A real ssh through the tunnel.
-    let dest = format!("{account}@127.0.0.1");
-    let port_s = port.to_string();
-    let ssh_args = [
-        "-i",
-        &key_s,
-        "-o",
-        "BatchMode=yes",
-        "-o",
-        "StrictHostKeyChecking=no",
-        "-o",
-        "UserKnownHostsFile=/dev/null",
-        "-o",
-        "IdentitiesOnly=yes",
-        "-p",
-        &port_s,
-        &dest,
-        "echo",
-        "ok",
-    ];
+    let ssh_args = SshTarget::new(port, &key, account.clone())
+        .option("IdentitiesOnly=yes")
+        .ssh_args(&["echo", "ok"]);
+    let ssh_args: Vec<&str> = ssh_args.iter().map(String::as_str).collect();
     let out = run_tool("ssh", &ssh_args);
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),

@@ -15,13 +15,14 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use bai_sandbox::{Config as SandboxConfig, Sandbox, SessionSpec, Status};
+use bai_sandbox::{Config as SandboxConfig, Sandbox, SessionSpec};
+use bai_testkit::{free_port, mode, sandbox, within, SshTarget};
 use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
-/// Upper bound for one whole test.
-const TEST_TIMEOUT: Duration = Duration::from_secs(120);
+/// Upper bound for one whole test, in seconds.
+const TEST_SECS: u64 = 120;
 /// How long to wait for something to show up on screen.
 const UI_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -58,10 +59,8 @@ fn screenshot_dir() -> PathBuf {
 }
 
 async fn with_timeout(name: &str, f: impl Future<Output = Res>) {
-    match tokio::time::timeout(TEST_TIMEOUT, f).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => panic!("{name}: {e}"),
-        Err(_) => panic!("{name}: timed out after {TEST_TIMEOUT:?}"),
+    if let Err(e) = within(TEST_SECS, f).await {
+        panic!("{name}: {e}");
     }
 }
 
@@ -249,10 +248,8 @@ fn row(name: &str) -> String {
 }
 
 async fn start_sandbox() -> Res<Sandbox> {
-    let sb = Sandbox::start(SandboxConfig::default()).await?;
-    sb.create_session(SessionSpec::running("s1")).await?;
-    sb.create_session(SessionSpec::with_status("prep", Status::Preparing))
-        .await?;
+    let (sb, _) =
+        sandbox::with_sessions(SandboxConfig::default(), sandbox::desktop_sessions()).await;
     Ok(sb)
 }
 
@@ -504,12 +501,6 @@ async fn a5_cold_start_to_session_list() {
     .await;
 }
 
-/// A port nothing listens on right now (bound, then released).
-fn free_port() -> Res<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(l.local_addr()?.port())
-}
-
 /// Opens the SSH dialog of `session` and returns the port it shows.
 async fn open_ssh_dialog(c: &Client, session: &str) -> Res<u16> {
     el(c, &row(session))
@@ -565,7 +556,7 @@ async fn b1_ssh_dialog_key_and_tunnels() {
                 el(&c, &row("s1")).await?;
                 el(&c, &row("s2")).await?;
 
-                let p = free_port()?;
+                let p = free_port();
                 el(&c, "#prefs-button").await?.click().await?;
                 type_into(&c, "#pref-port", &p.to_string()).await?;
                 el(&c, "#pref-save").await?.click().await?;
@@ -601,11 +592,8 @@ async fn b1_ssh_dialog_key_and_tunnels() {
                     )
                     .await?;
                 assert!(saved.get("err").is_none(), "save_key_to failed: {saved}");
-                {
-                    use std::os::unix::fs::PermissionsExt;
-                    let mode = std::fs::metadata(tmp)?.permissions().mode() & 0o777;
-                    assert_eq!(mode, 0o600, "key file mode {mode:o}");
-                }
+                let key_mode = mode(tmp);
+                assert_eq!(key_mode, 0o600, "key file mode {key_mode:o}");
                 let out = std::process::Command::new("ssh-keygen")
                     .arg("-y")
                     .arg("-f")
@@ -618,26 +606,9 @@ async fn b1_ssh_dialog_key_and_tunnels() {
                 );
                 let ssh = tokio::time::timeout(
                     Duration::from_secs(30),
-                    tokio::process::Command::new("ssh")
-                        .arg("-i")
-                        .arg(tmp)
-                        .args([
-                            "-o",
-                            "BatchMode=yes",
-                            "-o",
-                            "StrictHostKeyChecking=no",
-                            "-o",
-                            "UserKnownHostsFile=/dev/null",
-                            "-o",
-                            "ConnectTimeout=10",
-                            "-p",
-                            &p.to_string(),
-                            &format!("{}@127.0.0.1", s1.account),
-                            "echo",
-                            "ok",
-                        ])
-                        .stdin(std::process::Stdio::null())
-                        .kill_on_drop(true)
+                    SshTarget::new(p, tmp, s1.account.clone())
+                        .option("ConnectTimeout=10")
+                        .ssh(&["echo", "ok"])
                         .output(),
                 )
                 .await??;

@@ -55,7 +55,7 @@ describe('App', () => {
   });
 
   it('goes back to login when the login expired', async () => {
-    installIpc({ ...base, restore_login: { endpoint: 'https://x', mode: 'api', user: 'AK' }, list_sessions: () => fail('LoginExpired', 'session expired') });
+    installIpc({ ...base, restore_login: { endpoint: 'https://x', mode: 'api', user: 'AK' }, list_sessions: () => fail('LoginRequired', 'session expired') });
     const { container } = render(App);
     await waitFor(() => expect(container.querySelector('#login-notice')).toHaveTextContent('Your login has expired'));
   });

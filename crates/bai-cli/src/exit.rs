@@ -27,13 +27,13 @@ BAI_SECRET_STORE (auto|keyring|file), RUST_LOG.";
 /// Maps a core error code to the process exit code.
 pub fn code_for(code: ErrorCode) -> u8 {
     match code {
-        ErrorCode::Config => 3,
+        ErrorCode::Config | ErrorCode::BadUrl | ErrorCode::UnsupportedVersion => 3,
         ErrorCode::AuthFailed | ErrorCode::TotpRequired => 4,
         ErrorCode::LoginRequired => 5,
         ErrorCode::SessionNotFound => 6,
         ErrorCode::AppNotFound => 7,
         ErrorCode::SessionNotRunning => 8,
-        ErrorCode::Network | ErrorCode::Tls => 9,
+        ErrorCode::Network | ErrorCode::Unreachable | ErrorCode::Tls => 9,
         ErrorCode::PortInUse => 10,
         ErrorCode::FileNotFound => 11,
         ErrorCode::InvalidInput => 2,

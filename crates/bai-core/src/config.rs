@@ -40,7 +40,7 @@ pub fn parse_mode(s: &str) -> Result<Mode> {
     match s.trim().to_ascii_lowercase().as_str() {
         "session" => Ok(Mode::Session),
         "api" => Ok(Mode::Api),
-        other => Err(Error::Config(format!(
+        other => Err(Error::InvalidInput(format!(
             "unknown endpoint type {other:?} (expected \"session\" or \"api\")"
         ))),
     }
@@ -305,17 +305,17 @@ pub fn validate_account(account: &str) -> Result<String> {
 
 /// Parses an endpoint URL: `http://` or `https://`, nothing else.
 pub fn parse_endpoint(text: &str) -> Result<Url> {
-    let endpoint = Url::parse(text.trim())
-        .map_err(|e| Error::Config(format!("the endpoint {text:?} is not a URL: {e}")))?;
+    let input = text.trim();
+    let bad = |why: String| Error::BadUrl {
+        input: input.to_owned(),
+        why,
+    };
+    let endpoint = Url::parse(input).map_err(|e| bad(e.to_string()))?;
     if !matches!(endpoint.scheme(), "http" | "https") {
-        return Err(Error::Config(format!(
-            "the endpoint {text:?} must start with http:// or https://"
-        )));
+        return Err(bad("it must start with http:// or https://".into()));
     }
     if endpoint.host_str().is_none_or(str::is_empty) {
-        return Err(Error::Config(format!(
-            "the endpoint {text:?} names no host"
-        )));
+        return Err(bad("no host".into()));
     }
     Ok(endpoint)
 }
@@ -625,7 +625,7 @@ mod tests {
                 &Overrides::default(),
             )
             .expect_err("bad scheme");
-        assert_eq!(e.code(), crate::ErrorCode::Config);
+        assert_eq!(e.code(), crate::ErrorCode::BadUrl);
         assert!(parse_mode("bogus").is_err());
         std::fs::write(dir.path().join(CONFIG_FILE), "profiles = 3").expect("write");
         assert!(matches!(

@@ -1,4 +1,6 @@
-//! The crate's one error type and its stable [`ErrorCode`], which UIs and exit codes branch on.
+//! The crate's one error type and its stable [`ErrorCode`]: the only error vocabulary the CLI
+//! (exit codes, `hint:` lines) and the app (the UI's `{code, message, hint}`) see. Errors of
+//! bai-api and bai-tunnel are classified here, in one place ([`Error::code`], [`api_code`]).
 
 use std::path::PathBuf;
 
@@ -6,8 +8,10 @@ use std::path::PathBuf;
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// A small, stable classification of [`Error`]. It grows only when a caller (the CLI's exit
-/// codes, the app's UI) branches on a new case.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// codes, the app's UI) branches on a new case. Serialized by its variant name
+/// (`"SessionNotFound"`), which is what the UI receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[non_exhaustive]
 pub enum ErrorCode {
     /// Wrong email/password/OTP, or an unknown keypair.
@@ -26,8 +30,14 @@ pub enum ErrorCode {
     AppNotFound,
     /// A file to download does not exist.
     FileNotFound,
-    /// The server cannot be reached, timed out, failed (5xx) or broke the tunnel.
+    /// The server timed out, failed (5xx) or broke the tunnel.
     Network,
+    /// The host cannot be reached at all (DNS, connection refused or reset).
+    Unreachable,
+    /// The endpoint is not a usable URL, or answers but not like Backend.AI.
+    BadUrl,
+    /// The server's API version is not supported.
+    UnsupportedVersion,
     /// The TLS handshake failed.
     Tls,
     /// Missing or invalid configuration (no endpoint, bad profile, bad config file).
@@ -55,6 +65,9 @@ impl ErrorCode {
             ErrorCode::AppNotFound => "app_not_found",
             ErrorCode::FileNotFound => "file_not_found",
             ErrorCode::Network => "network",
+            ErrorCode::Unreachable => "unreachable",
+            ErrorCode::BadUrl => "bad_url",
+            ErrorCode::UnsupportedVersion => "unsupported_version",
             ErrorCode::Tls => "tls",
             ErrorCode::Config => "config",
             ErrorCode::InvalidInput => "invalid_input",
@@ -63,6 +76,30 @@ impl ErrorCode {
             ErrorCode::Unknown => "unknown",
         }
     }
+}
+
+impl ErrorCode {
+    /// Every code, in declaration order (for the generated TypeScript list and tests).
+    pub const ALL: [ErrorCode; 18] = [
+        ErrorCode::AuthFailed,
+        ErrorCode::LoginRequired,
+        ErrorCode::TotpRequired,
+        ErrorCode::PortInUse,
+        ErrorCode::SessionNotFound,
+        ErrorCode::SessionNotRunning,
+        ErrorCode::AppNotFound,
+        ErrorCode::FileNotFound,
+        ErrorCode::Network,
+        ErrorCode::Unreachable,
+        ErrorCode::BadUrl,
+        ErrorCode::UnsupportedVersion,
+        ErrorCode::Tls,
+        ErrorCode::Config,
+        ErrorCode::InvalidInput,
+        ErrorCode::SecretStore,
+        ErrorCode::Io,
+        ErrorCode::Unknown,
+    ];
 }
 
 impl std::fmt::Display for ErrorCode {
@@ -110,7 +147,8 @@ pub enum Error {
         origin: &'static str,
     },
     /// No active session has that name or id.
-    #[error("no active session is named {session:?}")]
+    // The same words as the server's answer (bai-api's `SessionNotFound`).
+    #[error("no such session: {session}")]
     SessionNotFound {
         /// The name or id asked for.
         session: String,
@@ -124,6 +162,14 @@ pub enum Error {
     /// A configuration value is invalid.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// A server address that is not an http(s) URL with a host.
+    #[error("{input:?} is not a server address ({why}); use e.g. https://backend.example.com")]
+    BadUrl {
+        /// What was given.
+        input: String,
+        /// What is wrong with it.
+        why: String,
+    },
     /// The configuration file cannot be parsed.
     #[error("cannot parse {}: {detail}", path.display())]
     ConfigFile {
@@ -202,6 +248,7 @@ impl Error {
             Error::NoEndpoint { .. } | Error::Config(_) | Error::ConfigFile { .. } => {
                 ErrorCode::Config
             }
+            Error::BadUrl { .. } => ErrorCode::BadUrl,
             Error::NotLoggedIn { .. }
             | Error::LoginExpired { .. }
             | Error::EndpointMismatch { .. } => ErrorCode::LoginRequired,
@@ -235,6 +282,9 @@ impl Error {
             }
             Error::NoSessionKey { .. } => "pass your own key with `-i KEY`".into(),
             Error::SessionNotFound { .. } => "run `bai ps` to list your sessions".into(),
+            Error::BadUrl { .. } => {
+                "use the web UI's address (session mode) or the manager's (API mode)".into()
+            }
             Error::NotReady { app, .. } if app == "sshd" => {
                 "the session's SSH daemon may still be starting; retry in a few seconds".into()
             }
@@ -251,47 +301,54 @@ impl Error {
 
 /// The [`ErrorCode`] of a bare API error (for callers that hold one without [`Error`]).
 pub fn api_code(e: &bai_api::Error) -> ErrorCode {
-    use bai_api::ErrorCode as A;
-    match e.code() {
-        A::AuthFailed => ErrorCode::AuthFailed,
-        A::LoginExpired => ErrorCode::LoginRequired,
-        A::TotpRequired => ErrorCode::TotpRequired,
-        A::SessionNotFound => ErrorCode::SessionNotFound,
-        A::AppNotFound => ErrorCode::AppNotFound,
-        A::SessionNotRunning => ErrorCode::SessionNotRunning,
-        A::FileNotFound => ErrorCode::FileNotFound,
-        A::Unreachable | A::ServerError | A::Timeout => ErrorCode::Network,
-        A::Tls => ErrorCode::Tls,
-        A::WrongUrl | A::UnsupportedVersion | A::ClockSkew => ErrorCode::Config,
-        A::InvalidInput => ErrorCode::InvalidInput,
+    use bai_api::ErrorKind as K;
+    match e.kind() {
+        K::AuthFailed { .. } => ErrorCode::AuthFailed,
+        K::LoginExpired | K::NotLoggedIn => ErrorCode::LoginRequired,
+        K::TotpRequired { .. } => ErrorCode::TotpRequired,
+        K::SessionNotFound { .. } => ErrorCode::SessionNotFound,
+        K::AppNotFound { .. } => ErrorCode::AppNotFound,
+        K::SessionNotRunning { .. } => ErrorCode::SessionNotRunning,
+        K::FileNotFound { .. } => ErrorCode::FileNotFound,
+        K::Server { .. } | K::Timeout { .. } => ErrorCode::Network,
+        K::Unreachable { .. } => ErrorCode::Unreachable,
+        K::Tls { .. } => ErrorCode::Tls,
+        K::WrongUrl { .. } => ErrorCode::BadUrl,
+        K::UnsupportedVersion { .. } => ErrorCode::UnsupportedVersion,
+        K::ClockSkew { .. } | K::ServerClockSkew { .. } => ErrorCode::Config,
+        K::InvalidInput(_) => ErrorCode::InvalidInput,
         _ => ErrorCode::Unknown,
     }
 }
 
 /// The hint for a bare API error.
 pub fn api_hint(e: &bai_api::Error) -> Option<String> {
-    use bai_api::ErrorCode as A;
-    Some(match e.code() {
-        A::AuthFailed => {
+    use bai_api::ErrorKind as K;
+    Some(match e.kind() {
+        K::AuthFailed { .. } => {
             "check the email and password (or the access/secret keys) and run `bai login` again"
                 .into()
         }
-        A::LoginExpired => "run `bai login`".into(),
-        A::TotpRequired => "pass the one-time password with `--otp CODE`".into(),
-        A::SessionNotFound => "run `bai ps` to list your sessions".into(),
-        A::AppNotFound => {
+        K::LoginExpired | K::NotLoggedIn => "run `bai login`".into(),
+        K::TotpRequired { .. } => "pass the one-time password with `--otp CODE`".into(),
+        K::SessionNotFound { .. } => "run `bai ps` to list your sessions".into(),
+        K::AppNotFound { .. } => {
             "start the session with SSH enabled, or name another app (`bai ps` shows them)".into()
         }
-        A::SessionNotRunning => "wait until the session is RUNNING (`bai ps`)".into(),
-        A::Unreachable => {
+        K::SessionNotRunning { .. } => "wait until the session is RUNNING (`bai ps`)".into(),
+        K::Unreachable { .. } => {
             "check the endpoint URL and your network (`bai login --endpoint URL` changes it)".into()
         }
-        A::Timeout | A::ServerError => "the server may be overloaded or down; retry later".into(),
-        A::Tls => {
+        K::Timeout { .. } | K::Server { .. } => {
+            "the server may be overloaded or down; retry later".into()
+        }
+        K::Tls { .. } => {
             "pass `--ca-file FILE` for a private CA, or `--insecure` to skip verification".into()
         }
-        A::ClockSkew => "fix the system clock (e.g. enable NTP)".into(),
-        A::WrongUrl => {
+        K::ClockSkew { .. } | K::ServerClockSkew { .. } => {
+            "fix the system clock (e.g. enable NTP)".into()
+        }
+        K::WrongUrl { .. } => {
             "use the same URL as the web UI (session mode) or the manager's (API mode)".into()
         }
         _ => return None,

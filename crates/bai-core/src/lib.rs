@@ -10,7 +10,10 @@
 //!   banner arrives) and the stdio proxy behind `ProxyCommand`.
 //! - [`commands`]: ssh/scp/sftp/rsync command lines and the VS Code snippet.
 //! - [`ssh_config`]: `Host bai-<session>` entries and the `Include` in `~/.ssh/config`.
-//! - [`TunnelRegistry`]: the running tunnels and their stats (for the app).
+//! - [`TunnelRegistry`]: the running tunnels, their stats and dialog data (for the app).
+//! - [`Workspace`]: the app's behaviour without UI — one login at a time, its SSH tunnels, key
+//!   saving and the profile's preferences (the app's commands are one line over it).
+//! - [`display`]: server text made safe for a terminal; [`logging`]: the shared log-filter cap.
 //!
 //! The library never creates a runtime or a tracing subscriber.
 
@@ -29,6 +32,7 @@ pub mod ppk;
 pub mod registry;
 pub mod secrets;
 pub mod ssh_config;
+pub mod workspace;
 
 pub use access::{OpenTunnel, Probe, TcpproxyConnector, TunnelRequest, SSHD_APP};
 pub use commands::{Operand, SshEndpoint};
@@ -36,7 +40,8 @@ pub use config::{Config, EnvOverrides, Overrides, Profile, ResolvedProfile, Sett
 pub use connection::{looks_like_private_key, save_key, write_download, Connection, Credentials};
 pub use error::{api_code, api_hint, Error, ErrorCode, Result};
 pub use fsutil::{write_atomic, write_private};
-pub use registry::{LoginId, TunnelInfo, TunnelKey, TunnelRegistry};
+pub use registry::{LoginId, TunnelInfo, TunnelKey, TunnelMeta, TunnelRegistry};
+pub use workspace::{KeyFormat, LoginForm, ProfilePrefs, SshTunnel, Workspace};
 pub use secrets::{
     open_store, AutoStore, FileStore, KeyringStore, MemoryStore, SecretKind, SecretStore,
 };

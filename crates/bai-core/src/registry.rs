@@ -56,6 +56,22 @@ impl TunnelKey {
     }
 }
 
+/// What a tunnel's connection dialog shows besides its port: kept with the tunnel, so that
+/// there is one map of tunnels and no second one to keep in step.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TunnelMeta {
+    /// The account the commands log in as.
+    pub user: String,
+    /// The preferred port that was asked for.
+    pub preferred: Option<u16>,
+    /// When the preferred port was taken: it, and why another one is used (naming both).
+    pub fallback: Option<(u16, String)>,
+    /// Where the session key was saved (OpenSSH format), once saved.
+    pub key_path: Option<std::path::PathBuf>,
+    /// Whether the session has an `id_container` key.
+    pub has_id_container: bool,
+}
+
 /// A registered tunnel's public state.
 #[derive(Debug, Clone)]
 pub struct TunnelInfo {
@@ -78,7 +94,7 @@ pub struct TunnelInfo {
 /// Running tunnels by (login, session, app).
 #[derive(Debug, Default)]
 pub struct TunnelRegistry {
-    tunnels: Mutex<BTreeMap<TunnelKey, OpenTunnel>>,
+    tunnels: Mutex<BTreeMap<TunnelKey, (OpenTunnel, TunnelMeta)>>,
 }
 
 impl TunnelRegistry {
@@ -87,14 +103,35 @@ impl TunnelRegistry {
         Self::default()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<TunnelKey, OpenTunnel>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<TunnelKey, (OpenTunnel, TunnelMeta)>> {
         self.tunnels.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Registers a tunnel; returns the one it replaces (the caller stops it).
     pub fn insert(&self, tunnel: OpenTunnel) -> Option<OpenTunnel> {
+        self.insert_with(tunnel, TunnelMeta::default())
+    }
+
+    /// Registers a tunnel with its dialog data; returns the one it replaces.
+    pub fn insert_with(&self, tunnel: OpenTunnel, meta: TunnelMeta) -> Option<OpenTunnel> {
         let key = TunnelKey::of(&tunnel);
-        self.lock().insert(key, tunnel)
+        self.lock().insert(key, (tunnel, meta)).map(|(t, _)| t)
+    }
+
+    /// The dialog data of a tunnel.
+    pub fn meta(&self, key: &TunnelKey) -> Option<TunnelMeta> {
+        self.lock().get(key).map(|(_, m)| m.clone())
+    }
+
+    /// Changes the dialog data of a tunnel; `false` when there is no such tunnel.
+    pub fn update_meta(&self, key: &TunnelKey, f: impl FnOnce(&mut TunnelMeta)) -> bool {
+        match self.lock().get_mut(key) {
+            Some((_, m)) => {
+                f(m);
+                true
+            }
+            None => false,
+        }
     }
 
     /// The key of `login`'s running tunnel to `app` of `session` (its id, or the name it was
@@ -102,7 +139,7 @@ impl TunnelRegistry {
     pub fn find(&self, login: &LoginId, session: &str, app: &str) -> Option<TunnelKey> {
         self.lock()
             .iter()
-            .find(|(k, t)| {
+            .find(|(k, (t, _))| {
                 &k.login == login
                     && k.app == app
                     && (k.session == session || t.session == session)
@@ -115,6 +152,7 @@ impl TunnelRegistry {
     pub fn local_addr(&self, key: &TunnelKey) -> Option<SocketAddr> {
         self.lock()
             .get(key)
+            .map(|(t, _)| t)
             .filter(|t| !t.handle.is_finished())
             .map(OpenTunnel::local_addr)
     }
@@ -123,7 +161,7 @@ impl TunnelRegistry {
     pub fn list(&self) -> Vec<TunnelInfo> {
         self.lock()
             .iter()
-            .map(|(k, t)| TunnelInfo {
+            .map(|(k, (t, _))| TunnelInfo {
                 key: k.clone(),
                 session: t.session.clone(),
                 local_addr: t.local_addr(),
@@ -137,7 +175,7 @@ impl TunnelRegistry {
 
     /// Takes a tunnel out of the registry (still running; stop or drop it).
     pub fn remove(&self, key: &TunnelKey) -> Option<OpenTunnel> {
-        self.lock().remove(key)
+        self.lock().remove(key).map(|(t, _)| t)
     }
 
     /// Stops one tunnel gracefully; `false` when there was none.
@@ -156,7 +194,7 @@ impl TunnelRegistry {
         let taken: Vec<OpenTunnel> = {
             let mut map = self.lock();
             let keys: Vec<TunnelKey> = map.keys().filter(|k| pred(k)).cloned().collect();
-            keys.iter().filter_map(|k| map.remove(k)).collect()
+            keys.iter().filter_map(|k| map.remove(k)).map(|(t, _)| t).collect()
         };
         let n = taken.len();
         for t in taken {
@@ -184,7 +222,10 @@ impl TunnelRegistry {
 
     /// Stops everything (app exit).
     pub async fn stop_all(&self) {
-        let taken: Vec<OpenTunnel> = std::mem::take(&mut *self.lock()).into_values().collect();
+        let taken: Vec<OpenTunnel> = std::mem::take(&mut *self.lock())
+            .into_values()
+            .map(|(t, _)| t)
+            .collect();
         for t in taken {
             t.handle.stop().await;
         }

@@ -7,7 +7,7 @@ use crate::error::CommandResult;
 use crate::AppState;
 
 /// The demo server shown on the login screen (no password: it stays on the Rust side).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ts_rs::TS)]
 pub struct SandboxInfo {
     /// The webserver URL.
     pub webserver: String,
@@ -16,7 +16,7 @@ pub struct SandboxInfo {
 }
 
 /// The answer of `app_info`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ts_rs::TS)]
 pub struct AppInfo {
     /// The app's version.
     pub version: String,

@@ -6,24 +6,31 @@ use tauri::State;
 use crate::error::CommandResult;
 use crate::AppState;
 
-/// A login attempt from the login form.
-#[derive(Clone, Default)]
+/// A login attempt from the login form: the `login` command's arguments.
+#[derive(Clone, Default, serde::Deserialize, ts_rs::TS)]
+#[serde(rename_all = "camelCase")]
 pub struct LoginRequest {
     /// The webserver URL (session mode) or the manager URL (API mode).
     pub endpoint: String,
     /// `session` or `api`.
-    pub mode: String,
+    pub mode: LoginMode,
     /// Session mode: email.
+    #[ts(optional)]
     pub email: Option<String>,
     /// Session mode: password.
+    #[ts(optional)]
     pub password: Option<String>,
     /// API mode: access key.
+    #[ts(optional)]
     pub access_key: Option<String>,
     /// API mode: secret key.
+    #[ts(optional)]
     pub secret_key: Option<String>,
     /// One-time password.
+    #[ts(optional)]
     pub otp: Option<String>,
     /// Keep the login for the next start.
+    #[serde(default)]
     pub remember: bool,
 }
 
@@ -40,24 +47,55 @@ impl std::fmt::Debug for LoginRequest {
     }
 }
 
+/// Session mode (email and password through the webserver) or API mode (an access/secret
+/// keypair signed against the manager).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize, ts_rs::TS)]
+#[serde(rename_all = "lowercase")]
+pub enum LoginMode {
+    /// Email and password.
+    #[default]
+    Session,
+    /// Access and secret key.
+    Api,
+}
+
+impl From<LoginMode> for bai_core::bai_api::Mode {
+    fn from(m: LoginMode) -> Self {
+        match m {
+            LoginMode::Session => bai_core::bai_api::Mode::Session,
+            LoginMode::Api => bai_core::bai_api::Mode::Api,
+        }
+    }
+}
+
+impl From<bai_core::bai_api::Mode> for LoginMode {
+    fn from(m: bai_core::bai_api::Mode) -> Self {
+        match m {
+            bai_core::bai_api::Mode::Api => LoginMode::Api,
+            _ => LoginMode::Session,
+        }
+    }
+}
+
 /// Who is logged in where.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ts_rs::TS)]
 pub struct LoginState {
     /// The endpoint URL.
     pub endpoint: String,
     /// `session` or `api`.
-    pub mode: String,
+    pub mode: LoginMode,
     /// The email (session mode) or access key (API mode).
     pub user: String,
     /// The user's role, when known.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
     pub role: Option<String>,
     /// How the connection to the server is protected.
     pub tls: TlsState,
 }
 
 /// The transport security of the login's profile, as the header shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ts_rs::TS)]
 #[serde(rename_all = "camelCase")]
 pub struct TlsState {
     /// `https` (TLS) or `http` (none).
@@ -93,7 +131,9 @@ pub async fn login(
     state
         .login(LoginRequest {
             endpoint,
-            mode,
+            // Parsed here (not by serde) so that a bad mode is an InvalidInput error like the
+            // CLI's, not an argument-decoding failure.
+            mode: bai_core::config::parse_mode(&mode)?.into(),
             email,
             password,
             access_key,

@@ -7,9 +7,10 @@ use tauri::{AppHandle, Runtime, State};
 use crate::error::CommandResult;
 use crate::AppState;
 
-/// One row of the session list.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// One row of the session list (`Session` in TypeScript).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ts_rs::TS)]
 #[serde(rename_all = "camelCase")]
+#[ts(rename = "Session")]
 pub struct SessionView {
     /// UUID.
     pub id: String,
@@ -19,6 +20,7 @@ pub struct SessionView {
     pub status: String,
     /// Extra status information.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
     pub status_info: Option<String>,
     /// Image reference.
     pub image: String,
@@ -28,6 +30,7 @@ pub struct SessionView {
     pub ssh_available: bool,
     /// Why not (the tooltip).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
     pub ssh_reason: Option<String>,
 }
 

@@ -18,8 +18,9 @@ pub const REFRESH_MAX: i64 = 3600;
 
 /// The settings as the UI sees them. Numbers are wide so that out-of-range values arrive
 /// here and get a readable `InvalidInput` instead of a deserialization failure.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "camelCase")]
+#[ts(rename = "Settings")]
 pub struct SettingsView {
     /// `null` = any free port.
     pub preferred_ssh_port: Option<i64>,
@@ -30,6 +31,7 @@ pub struct SettingsView {
     /// Copied commands pin the session's host key (bai's known_hosts, `HostKeyAlias` = the
     /// session id, `StrictHostKeyChecking accept-new`) instead of the guide's unchecked form.
     #[serde(default)]
+    #[ts(optional = nullable)]
     pub pin_host_keys: bool,
 }
 

@@ -16,13 +16,22 @@ use crate::AppState;
 pub const TUNNELS_CHANGED: &str = "tunnels-changed";
 
 /// The key file formats `save_key` writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "lowercase")]
 pub enum KeyFormat {
     /// The key as the session has it (`id_container`, for OpenSSH).
     Openssh,
     /// PuTTY-User-Key-File-2 (PuTTY, FileZilla, WinSCP).
     Ppk,
+}
+
+impl From<KeyFormat> for bai_core::KeyFormat {
+    fn from(f: KeyFormat) -> Self {
+        match f {
+            KeyFormat::Openssh => bai_core::KeyFormat::Openssh,
+            KeyFormat::Ppk => bai_core::KeyFormat::Ppk,
+        }
+    }
 }
 
 impl KeyFormat {
@@ -36,7 +45,7 @@ impl KeyFormat {
 }
 
 /// The preferred port that was taken, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ts_rs::TS)]
 pub struct Fallback {
     /// The port asked for.
     pub preferred: u16,
@@ -45,7 +54,7 @@ pub struct Fallback {
 }
 
 /// The copyable command lines.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ts_rs::TS)]
 pub struct CommandLines {
     /// `ssh …`.
     pub ssh: String,
@@ -57,9 +66,10 @@ pub struct CommandLines {
     pub rsync: String,
 }
 
-/// The connection dialog of one tunnel (`TunnelInfo` in `api.ts`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// The connection dialog of one tunnel (`TunnelInfo` in TypeScript).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ts_rs::TS)]
 #[serde(rename_all = "camelCase")]
+#[ts(rename = "TunnelInfo")]
 pub struct TunnelView {
     /// The session.
     pub session: String,
@@ -133,8 +143,8 @@ impl TunnelView {
     }
 }
 
-/// One row of the active-tunnels panel (`TunnelStatus` in `api.ts`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// One row of the active-tunnels panel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ts_rs::TS)]
 #[serde(rename_all = "camelCase")]
 pub struct TunnelStatus {
     /// The session.
@@ -156,7 +166,7 @@ pub struct TunnelStatus {
 }
 
 /// Where a key was saved.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ts_rs::TS)]
 pub struct SavedKey {
     /// The file.
     pub path: String,
@@ -215,7 +225,7 @@ pub async fn save_key_to(
     path: PathBuf,
     format: KeyFormat,
 ) -> CommandResult<SavedKey> {
-    state.save_key_to(&session, &path, format).await
+    state.save_key_to(&session, &path, format.into()).await
 }
 
 /// `save_key({session, format}) -> {path} | null`: a native save dialog, then
@@ -243,5 +253,8 @@ pub async fn save_key<R: Runtime>(
     let path = picked
         .into_path()
         .map_err(|e| CommandError::invalid(format!("cannot save there: {e}")))?;
-    state.save_key_to(&session, &path, format).await.map(Some)
+    state
+        .save_key_to(&session, &path, format.into())
+        .await
+        .map(Some)
 }

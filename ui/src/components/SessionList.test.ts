@@ -68,7 +68,7 @@ describe('SessionList', () => {
     await waitFor(() => expect(container.querySelector('#sessions-empty')).toBeInTheDocument());
   });
 
-  it('shows errors with retry, and reports LoginExpired', async () => {
+  it('shows errors with retry, and reports LoginRequired', async () => {
     let mode = 'fail';
     const calls = installIpc({
       list_sessions: () => (mode === 'fail' ? fail('Unreachable', 'connection refused') : SESSIONS),
@@ -83,7 +83,7 @@ describe('SessionList', () => {
     expect(container.querySelector('#sessions-error')).toBeNull();
     expect(calls.filter((c) => c.cmd === 'list_sessions')).toHaveLength(2);
 
-    installIpc({ list_sessions: () => fail('LoginExpired', 'token expired') });
+    installIpc({ list_sessions: () => fail('LoginRequired', 'token expired') });
     await fireEvent.click(container.querySelector('#refresh')!);
     await waitFor(() => expect(onexpired).toHaveBeenCalled());
   });

@@ -1,5 +1,9 @@
 /** Pure helpers for display and validation (unit-tested in format.test.ts). */
 import type { ApiError, ErrorCode } from './api';
+import { ACCOUNT_MAX, PORT_MAX, PORT_MIN, REFRESH_MAX, REFRESH_MIN } from './bindings';
+
+// The limits come from the Rust side (bai-core), which checks them again.
+export { ACCOUNT_MAX, PORT_MAX, PORT_MIN, REFRESH_MAX, REFRESH_MIN };
 
 const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
 
@@ -38,8 +42,6 @@ export function absoluteTime(iso: string): string {
   return new Date(t).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
 }
 
-export const PORT_MIN = 1025;
-export const PORT_MAX = 65534;
 export const PORT_RECOMMENDED_MIN = 10000;
 export const PORT_RECOMMENDED_MAX = 65000;
 
@@ -62,8 +64,6 @@ export function parsePreferredPort(raw: string): Parsed<number | null> {
   return { ok: true, value: n };
 }
 
-export const REFRESH_MIN = 5;
-export const REFRESH_MAX = 3600;
 
 /** Auto-refresh interval in seconds: 0 = off, else 5–3600. */
 export function parseRefreshSeconds(raw: string): Parsed<number> {
@@ -80,8 +80,8 @@ export function parseRefreshSeconds(raw: string): Parsed<number> {
 export function parseAccount(raw: string): Parsed<string> {
   const s = raw.trim();
   if (s === '') return { ok: false, error: 'Account must not be empty (the default is "work").' };
-  if (!/^[a-z_][a-z0-9_.-]{0,31}$/i.test(s)) {
-    return { ok: false, error: 'Account must be a user name: letters, digits, "_", "-" or "." (up to 32), starting with a letter or "_".' };
+  if (!new RegExp(`^[a-z_][a-z0-9_.-]{0,${ACCOUNT_MAX - 1}}$`, 'i').test(s)) {
+    return { ok: false, error: `Account must be a user name: letters, digits, "_", "-" or "." (up to ${ACCOUNT_MAX}), starting with a letter or "_".` };
   }
   return { ok: true, value: s };
 }
@@ -110,7 +110,7 @@ const LOGIN_TEXT: Partial<Record<ErrorCode, string>> = {
   AuthFailed: 'Login failed: the credentials were not accepted.',
   TotpRequired: 'This account uses two-factor authentication. Enter the one-time code from your authenticator app.',
   UnsupportedVersion: 'This Backend.AI server version is not supported.',
-  LoginExpired: 'Your login has expired. Please log in again.',
+  LoginRequired: 'Your login has expired. Please log in again.',
   Network: 'A network error occurred while talking to the server.',
 };
 
@@ -131,7 +131,7 @@ const GENERAL_TEXT: Partial<Record<ErrorCode, string>> = {
   Unreachable: 'Could not reach the server.',
   Network: 'Network error.',
   Tls: 'TLS error.',
-  LoginExpired: 'Your login has expired.',
+  LoginRequired: 'Your login has expired.',
 };
 
 /** A short headline for any other failure. */

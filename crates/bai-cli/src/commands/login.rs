@@ -194,16 +194,11 @@ pub async fn run(mut ctx: Ctx, args: Args) -> anyhow::Result<ExitCode> {
             }
         }
     };
-    // Save the non-secret parts of the profile.
+    // Save the non-secret parts of the profile (the app saves its logins the same way), then
+    // this command's own options.
     let p = conn.profile().clone();
     let name = ctx.profile.clone();
     let entry = ctx.config.profile_mut(&name);
-    entry.endpoint = Some(p.endpoint.to_string());
-    entry.mode = Some(mode_name(p.mode).to_owned());
-    match p.mode {
-        Mode::Api => entry.access_key = p.access_key.clone(),
-        _ => entry.email = used_email,
-    }
     if let Some(u) = &ctx.overrides.account {
         entry.account = Some(u.clone());
     }
@@ -222,10 +217,8 @@ pub async fn run(mut ctx: Ctx, args: Args) -> anyhow::Result<ExitCode> {
     if args.no_insecure {
         entry.tls.insecure = false;
     }
-    if ctx.config.settings.default_profile.is_none() {
-        ctx.config.settings.default_profile = Some(name.clone());
-    }
-    ctx.config.save().context("saving the profile")?;
+    bai_core::workspace::save_profile(&mut ctx.config, &name, &p, used_email)
+        .context("saving the profile")?;
     println!(
         "✓ Login succeeded (profile \"{name}\", {} mode, {}).",
         mode_name(p.mode),

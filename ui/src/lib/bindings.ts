@@ -1,0 +1,350 @@
+// Generated from the Rust types (src-tauri/src/bindings.rs); do not edit by hand.
+// `BAI_UPDATE_BINDINGS=1 cargo test -p bai-desktop --lib bindings` rewrites it, and
+// `make test` fails when it is stale.
+
+/**
+ * A small, stable classification of [`Error`]. It grows only when a caller (the CLI's exit
+ * codes, the app's UI) branches on a new case. Serialized by its variant name
+ * (`"SessionNotFound"`), which is what the UI receives.
+ */
+export type ErrorCode = "AuthFailed" | "LoginRequired" | "TotpRequired" | "PortInUse" | "SessionNotFound" | "SessionNotRunning" | "AppNotFound" | "FileNotFound" | "Network" | "Unreachable" | "BadUrl" | "UnsupportedVersion" | "Tls" | "Config" | "InvalidInput" | "SecretStore" | "Io" | "Unknown";
+
+/** Every {@link ErrorCode}, for checking what a rejection carries. */
+export const ERROR_CODES: readonly ErrorCode[] = ['AuthFailed', 'LoginRequired', 'TotpRequired', 'PortInUse', 'SessionNotFound', 'SessionNotRunning', 'AppNotFound', 'FileNotFound', 'Network', 'Unreachable', 'BadUrl', 'UnsupportedVersion', 'Tls', 'Config', 'InvalidInput', 'SecretStore', 'Io', 'Unknown'];
+
+/**
+ * A failed command, serialized as `{"code": "...", "message": "...", "hint": "..."}`.
+ */
+export type CommandError = { 
+/**
+ * What the UI branches on.
+ */
+code: ErrorCode, 
+/**
+ * What the UI shows (the same wording as the CLI's `error:` line).
+ */
+message: string, 
+/**
+ * The CLI's `hint:` line, when there is an obvious fix.
+ */
+hint?: string, };
+
+/**
+ * The demo server shown on the login screen (no password: it stays on the Rust side).
+ */
+export type SandboxInfo = { 
+/**
+ * The webserver URL.
+ */
+webserver: string, 
+/**
+ * The demo user's email.
+ */
+email: string, };
+
+/**
+ * The answer of `app_info`.
+ */
+export type AppInfo = { 
+/**
+ * The app's version.
+ */
+version: string, 
+/**
+ * The demo sandbox, if any.
+ */
+sandbox: SandboxInfo | null, };
+
+/**
+ * Session mode (email and password through the webserver) or API mode (an access/secret
+ * keypair signed against the manager).
+ */
+export type LoginMode = "session" | "api";
+
+/**
+ * A login attempt from the login form: the `login` command's arguments.
+ */
+export type LoginRequest = { 
+/**
+ * The webserver URL (session mode) or the manager URL (API mode).
+ */
+endpoint: string, 
+/**
+ * `session` or `api`.
+ */
+mode: LoginMode, 
+/**
+ * Session mode: email.
+ */
+email?: string, 
+/**
+ * Session mode: password.
+ */
+password?: string, 
+/**
+ * API mode: access key.
+ */
+accessKey?: string, 
+/**
+ * API mode: secret key.
+ */
+secretKey?: string, 
+/**
+ * One-time password.
+ */
+otp?: string, 
+/**
+ * Keep the login for the next start.
+ */
+remember: boolean, };
+
+/**
+ * The transport security of the login's profile, as the header shows it.
+ */
+export type TlsState = { 
+/**
+ * `https` (TLS) or `http` (none).
+ */
+scheme: string, 
+/**
+ * Certificate verification is off (`bai login --insecure`).
+ */
+insecure: boolean, 
+/**
+ * An extra CA file is trusted (`bai login --ca-file`).
+ */
+caFile: string | null, 
+/**
+ * Set when the endpoint is plain http to another machine: why that is dangerous.
+ */
+warning: string | null, };
+
+/**
+ * Who is logged in where.
+ */
+export type LoginState = { 
+/**
+ * The endpoint URL.
+ */
+endpoint: string, 
+/**
+ * `session` or `api`.
+ */
+mode: LoginMode, 
+/**
+ * The email (session mode) or access key (API mode).
+ */
+user: string, 
+/**
+ * The user's role, when known.
+ */
+role?: string, 
+/**
+ * How the connection to the server is protected.
+ */
+tls: TlsState, };
+
+/**
+ * One row of the session list (`Session` in TypeScript).
+ */
+export type Session = { 
+/**
+ * UUID.
+ */
+id: string, 
+/**
+ * Name.
+ */
+name: string, 
+/**
+ * Status, e.g. `RUNNING`.
+ */
+status: string, 
+/**
+ * Extra status information.
+ */
+statusInfo?: string, 
+/**
+ * Image reference.
+ */
+image: string, 
+/**
+ * Creation time (ISO 8601).
+ */
+createdAt: string, 
+/**
+ * Whether SSH/SFTP can be opened now.
+ */
+sshAvailable: boolean, 
+/**
+ * Why not (the tooltip).
+ */
+sshReason?: string, };
+
+/**
+ * The settings as the UI sees them. Numbers are wide so that out-of-range values arrive
+ * here and get a readable `InvalidInput` instead of a deserialization failure.
+ */
+export type Settings = { 
+/**
+ * `null` = any free port.
+ */
+preferredSshPort: number | null, 
+/**
+ * 0 = off.
+ */
+refreshSeconds: number, 
+/**
+ * The account inside sessions.
+ */
+account: string, 
+/**
+ * Copied commands pin the session's host key (bai's known_hosts, `HostKeyAlias` = the
+ * session id, `StrictHostKeyChecking accept-new`) instead of the guide's unchecked form.
+ */
+pinHostKeys?: boolean, };
+
+/**
+ * The preferred port that was taken, and why.
+ */
+export type Fallback = { 
+/**
+ * The port asked for.
+ */
+preferred: number, 
+/**
+ * Why it was not used, naming both ports.
+ */
+reason: string, };
+
+/**
+ * The copyable command lines.
+ */
+export type CommandLines = { 
+/**
+ * `ssh …`.
+ */
+ssh: string, 
+/**
+ * `sftp …`.
+ */
+sftp: string, 
+/**
+ * `scp …`.
+ */
+scp: string, 
+/**
+ * `rsync …`.
+ */
+rsync: string, };
+
+/**
+ * The connection dialog of one tunnel (`TunnelInfo` in TypeScript).
+ */
+export type TunnelInfo = { 
+/**
+ * The session.
+ */
+session: string, 
+/**
+ * The local port.
+ */
+port: number, 
+/**
+ * The preferred port asked for, if any.
+ */
+preferredPort: number | null, 
+/**
+ * Set when the preferred port was taken.
+ */
+fallback: Fallback | null, 
+/**
+ * The account.
+ */
+user: string, 
+/**
+ * `127.0.0.1`.
+ */
+host: string, 
+/**
+ * `sftp://user@127.0.0.1:port`.
+ */
+sftpUrl: string, 
+/**
+ * Where the key was saved (OpenSSH format), once saved.
+ */
+keyPath: string | null, 
+/**
+ * Whether the session has an `id_container` key in its home.
+ */
+hasIdContainer: boolean, 
+/**
+ * The command lines.
+ */
+commands: CommandLines, 
+/**
+ * The `~/.ssh/config` block for VS Code.
+ */
+vscodeConfig: string, 
+/**
+ * `vscode://vscode-remote/ssh-remote+bai-<session>/home/work`.
+ */
+vscodeUrl: string, };
+
+/**
+ * The key file formats `save_key` writes.
+ */
+export type KeyFormat = "openssh" | "ppk";
+
+/**
+ * One row of the active-tunnels panel.
+ */
+export type TunnelStatus = { 
+/**
+ * The session.
+ */
+session: string, 
+/**
+ * The local port.
+ */
+port: number, 
+/**
+ * Connections open now.
+ */
+active: number, 
+/**
+ * Connections since the start.
+ */
+total: number, 
+/**
+ * Bytes to the session.
+ */
+bytesUp: number, 
+/**
+ * Bytes from the session.
+ */
+bytesDown: number, 
+/**
+ * When the tunnel started (ISO 8601).
+ */
+since: string, 
+/**
+ * The last connection error.
+ */
+lastError: string | null, };
+
+/**
+ * Where a key was saved.
+ */
+export type SavedKey = { 
+/**
+ * The file.
+ */
+path: string, };
+
+/** Input limits, checked again by the Rust side (bai-core). */
+export const PORT_MIN = 1025;
+export const PORT_MAX = 65534;
+export const ACCOUNT_MAX = 32;
+export const REFRESH_MIN = 5;
+export const REFRESH_MAX = 3600;
