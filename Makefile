@@ -15,9 +15,13 @@ FUZZ_CASES ?= 20000
 deps:
 	@bash scripts/deps.sh
 
+# Formatting, clippy, rustdoc (broken links and missing docs are errors), and no dependency a
+# crate never uses (scripts/unused-deps.py).
 lint: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --workspace --exclude bai-desktop --quiet
+	python3 scripts/unused-deps.py
 
 # Everything: lints, the Rust crates (real sshd, official Python client), the web UI (Vitest,
 # Playwright in headless Chromium) and the real desktop app through WebDriver under Xvfb.
