@@ -1,18 +1,23 @@
-//! The server side of RFC 6455 as the tcpproxy route needs it: the opening handshake, server
-//! frame headers, and an incremental parser of client frames that unmasks data in place.
+//! The server side of RFC 6455 as the tcpproxy route needs it: the opening handshake
+//! (`handshake`), server frame headers, and an incremental parser of client frames that
+//! unmasks data in place.
 //!
 //! Written from the RFC for this crate alone (it shares no code with the client crates, so a
 //! framing mistake cannot hide on both sides of the wire). No extension is ever negotiated, so
 //! the RSV bits must be clear; subprotocols are echoed (the first one offered).
+//!
+//! Why this file is over ~500 lines: it is one cohesive implementation of RFC 6455 §5 server
+//! framing (frame headers, masking, control frames, fragmentation, close codes; under 480
+//! lines, the parser a single state machine) followed by its unit tests (about 370 lines),
+//! which split streams at every byte boundary and cover each protocol error. Splitting the
+//! parser from the frames it parses, or the tests from the code they check, would only scatter
+//! one state machine.
+
+mod handshake;
 
 use std::ops::Range;
 
-use axum::extract::Request;
-use axum::http::{header, HeaderValue, Method, StatusCode};
-use axum::response::Response;
-use base64::Engine as _;
-use hyper::upgrade::OnUpgrade;
-use sha1::{Digest as _, Sha1};
+pub(crate) use handshake::{accept, Upgrade};
 
 /// Largest frame payload, and largest message, a client may send (the manager's
 /// `max_msg_size`); more gets close 1009.
@@ -46,107 +51,6 @@ pub(crate) mod close {
     pub const INVALID_DATA: u16 = 1007;
     /// Message too big.
     pub const TOO_BIG: u16 = 1009;
-}
-
-const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-
-/// `Sec-WebSocket-Accept` for a `Sec-WebSocket-Key`: base64(SHA-1(key + GUID)).
-pub(crate) fn accept_key(key: &[u8]) -> String {
-    let mut sha = Sha1::new();
-    sha.update(key);
-    sha.update(GUID.as_bytes());
-    base64::engine::general_purpose::STANDARD.encode(sha.finalize())
-}
-
-/// Why a request is not a WebSocket upgrade this server accepts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum HandshakeError {
-    /// Not a GET.
-    #[error("the method is not GET")]
-    NotGet,
-    /// `Upgrade` is not `websocket`.
-    #[error("the Upgrade header is not websocket")]
-    Upgrade,
-    /// `Connection` has no `upgrade` token.
-    #[error("the Connection header has no upgrade token")]
-    Connection,
-    /// `Sec-WebSocket-Version` is not 13.
-    #[error("Sec-WebSocket-Version is not 13")]
-    Version,
-    /// `Sec-WebSocket-Key` is missing or empty.
-    #[error("Sec-WebSocket-Key is missing")]
-    Key,
-    /// The connection cannot be taken over (not HTTP/1.1).
-    #[error("the connection cannot be upgraded")]
-    NotUpgradable,
-}
-
-/// A checked opening handshake: the 101 answer and the connection it hands over.
-#[derive(Debug)]
-pub(crate) struct Upgrade {
-    accept: String,
-    protocol: Option<HeaderValue>,
-    on_upgrade: OnUpgrade,
-}
-
-fn has_token(req: &Request, name: header::HeaderName, token: &str) -> bool {
-    req.headers()
-        .get_all(name)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case(token))
-}
-
-/// Checks the upgrade request (RFC 6455 §4.2.1) and takes over its connection.
-pub(crate) fn accept(req: &mut Request) -> Result<Upgrade, HandshakeError> {
-    if req.method() != Method::GET {
-        return Err(HandshakeError::NotGet);
-    }
-    if !has_token(req, header::UPGRADE, "websocket") {
-        return Err(HandshakeError::Upgrade);
-    }
-    if !has_token(req, header::CONNECTION, "upgrade") {
-        return Err(HandshakeError::Connection);
-    }
-    let version = req.headers().get(header::SEC_WEBSOCKET_VERSION);
-    if version.is_none_or(|v| v.as_bytes().trim_ascii() != b"13") {
-        return Err(HandshakeError::Version);
-    }
-    let key = match req.headers().get(header::SEC_WEBSOCKET_KEY) {
-        Some(k) if !k.as_bytes().trim_ascii().is_empty() => k.as_bytes().trim_ascii(),
-        _ => return Err(HandshakeError::Key),
-    };
-    let accept = accept_key(key);
-    let protocol = crate::manager::offered_protocols(req.headers())
-        .into_iter()
-        .find_map(|p| HeaderValue::from_str(&p).ok());
-    if req.extensions().get::<OnUpgrade>().is_none() {
-        return Err(HandshakeError::NotUpgradable);
-    }
-    Ok(Upgrade {
-        accept,
-        protocol,
-        on_upgrade: hyper::upgrade::on(req),
-    })
-}
-
-impl Upgrade {
-    /// The 101 response, and the future that yields the connection once it has been sent.
-    pub(crate) fn into_parts(self) -> (Response, OnUpgrade) {
-        let mut resp = Response::new(axum::body::Body::empty());
-        *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-        let h = resp.headers_mut();
-        h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-        if let Ok(v) = HeaderValue::from_str(&self.accept) {
-            h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
-        }
-        if let Some(p) = self.protocol {
-            h.insert(header::SEC_WEBSOCKET_PROTOCOL, p);
-        }
-        (resp, self.on_upgrade)
-    }
 }
 
 /// The header of a final, unmasked server frame with `len` payload bytes: the bytes and how
@@ -660,14 +564,6 @@ pub(crate) mod tests {
             assert!(pending.len() < 14, "only a partial header is kept back");
         }
         out
-    }
-
-    #[test]
-    fn accept_key_matches_the_rfc_example() {
-        assert_eq!(
-            accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="),
-            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
-        );
     }
 
     #[test]

@@ -1,0 +1,83 @@
+//! The manager (API mode): HMAC authentication, GraphQL session list, stream apps and tcpproxy,
+//! downloads and session info (protocol.md §2–§5, §7, §9). Responses are never compressed.
+//!
+//! This module holds the router and the root route; the routes live by concern:
+//! - `auth`: the middleware (fail-route fault, version and HMAC checks) and `/auth/*` logins;
+//! - `sessions`: resolving a session for a request, its service ports, and the session routes;
+//! - `graphql`: `/admin/gql` (session lists, keypair) and the refused legacy endpoint;
+//! - `stream`: `/stream/.../apps` and the tcpproxy WebSocket upgrade;
+//! - `downloads`: `download_single` and multi-file `download` (reads confined by
+//!   [`crate::download`]).
+
+mod auth;
+mod downloads;
+mod graphql;
+mod sessions;
+mod stream;
+
+use std::sync::Arc;
+
+use axum::extract::State as AxState;
+use axum::middleware;
+use axum::routing::{any, get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use crate::problem::Problem;
+use crate::{State, MANAGER_VERSION};
+
+pub(crate) use auth::authorize;
+pub(crate) use stream::{prepare_tunnel, upgrade};
+
+type St = Arc<State>;
+
+pub(crate) fn router(state: St) -> Router {
+    let session_routes = |prefix: &str| {
+        Router::new()
+            .route(
+                &format!("/stream/{prefix}/{{s}}/apps"),
+                get(stream::stream_apps),
+            )
+            .route(
+                &format!("/stream/{prefix}/{{s}}/tcpproxy"),
+                get(stream::tcpproxy),
+            )
+            .route(
+                &format!("/stream/{prefix}/{{s}}/httpproxy"),
+                get(stream::tcpproxy),
+            )
+            .route(&format!("/{prefix}/{{s}}"), get(sessions::session_info))
+            .route(
+                &format!("/{prefix}/{{s}}/direct-access-info"),
+                get(sessions::direct_access_info),
+            )
+            .route(
+                &format!("/{prefix}/{{s}}/download_single"),
+                any(downloads::download_single),
+            )
+            .route(
+                &format!("/{prefix}/{{s}}/download"),
+                any(downloads::download),
+            )
+    };
+    Router::new()
+        .route("/", get(root))
+        .route("/auth/authorize", post(auth::authorize_route))
+        .route("/auth/logout", post(|| async { Json(json!({})) }))
+        .route("/admin/gql", post(graphql::gql))
+        .route("/admin/graphql", post(graphql::legacy_graphql))
+        .merge(session_routes("session"))
+        .merge(session_routes("kernel"))
+        .fallback(|| async { Problem::not_found_url() })
+        .layer(middleware::from_fn_with_state(state.clone(), auth::guard))
+        .with_state(state)
+}
+
+/// The manager's root JSON.
+pub(crate) fn root_json(state: &State) -> Value {
+    json!({"version": state.server_version, "manager": MANAGER_VERSION})
+}
+
+async fn root(AxState(state): AxState<St>) -> Json<Value> {
+    Json(root_json(&state))
+}
