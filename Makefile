@@ -38,7 +38,7 @@ test-rust: deps
 fuzz: deps
 	PROPTEST_CASES=$(FUZZ_CASES) PROPTEST_RNG_SEED=$${PROPTEST_RNG_SEED:-$$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')} \
 	  bash -c 'echo "fuzz: PROPTEST_RNG_SEED=$$PROPTEST_RNG_SEED, $$PROPTEST_CASES cases per property"; \
-	  $(CARGO) test --release -p bai-api -p bai-tunnel -p bai-core --lib --no-fail-fast && \
+	  $(CARGO) test --release -p bai-problem -p bai-api -p bai-tunnel -p bai-core --lib --no-fail-fast && \
 	  $(CARGO) test --release -p bai-core --test ssh_props --no-fail-fast'
 
 

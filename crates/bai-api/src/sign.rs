@@ -65,8 +65,9 @@ pub(crate) fn signature(secret_key: &str, i: &SignInput<'_>) -> String {
 
 /// The `Authorization` header value.
 pub(crate) fn authorization(access_key: &str, secret_key: &str, i: &SignInput<'_>) -> String {
+    use bai_problem::header::{AUTH_SCHEME, SIGN_METHOD};
     format!(
-        "BackendAI signMethod=HMAC-SHA256, credential={access_key}:{}",
+        "{AUTH_SCHEME} signMethod={SIGN_METHOD}, credential={access_key}:{}",
         signature(secret_key, i)
     )
 }

@@ -3,19 +3,16 @@
 
 use std::sync::Arc;
 
-use chrono::Utc;
+use bai_problem::header as h;
 use http::HeaderValue;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use url::Url;
 
-use crate::client::{
-    lock_cell, SessionCell, DEFAULT_DOMAIN, DOMAIN_HEADER, SESSION_COOKIE, SESSION_HEADER,
-    USER_AGENT, VERSION_HEADER,
-};
+use crate::credentials::{Credentials, Stamp};
 use crate::error::{redact, Error, Result};
-use crate::sensitive::Sensitive;
 use crate::sign;
 use crate::version::ApiVersion;
+use crate::wire::USER_AGENT;
 
 /// A ready WebSocket handshake request plus the TLS configuration for `wss`.
 ///
@@ -67,20 +64,12 @@ impl std::fmt::Debug for WsRequest {
     }
 }
 
-#[derive(Clone)]
-pub(crate) enum TargetAuth {
-    /// The client's live login id cell: a re-login is seen by the next [`TcpproxyTarget::request`].
-    Session(SessionCell),
-    Api {
-        access_key: Sensitive<String>,
-        secret_key: Sensitive<String>,
-    },
-}
-
 struct Inner {
     url: Url,
     version: ApiVersion,
-    auth: TargetAuth,
+    /// The client's credentials: in session mode its live login id cell, so a re-login is
+    /// seen by the next [`TcpproxyTarget::request`].
+    auth: Credentials,
     tls: Option<Arc<rustls::ClientConfig>>,
     insecure: bool,
 }
@@ -101,21 +90,11 @@ impl std::fmt::Debug for TcpproxyTarget {
     }
 }
 
-fn header(v: &str) -> Result<HeaderValue> {
-    HeaderValue::from_str(v).map_err(|_| Error::invalid_input("invalid characters in a header"))
-}
-
-fn sensitive_header(v: &str) -> Result<HeaderValue> {
-    let mut h = header(v)?;
-    h.set_sensitive(true);
-    Ok(h)
-}
-
 impl TcpproxyTarget {
     pub(crate) fn new(
         url: Url,
         version: ApiVersion,
-        auth: TargetAuth,
+        auth: Credentials,
         tls: Option<Arc<rustls::ClientConfig>>,
         insecure: bool,
     ) -> Self {
@@ -164,47 +143,27 @@ impl TcpproxyTarget {
             .map(str::to_owned)
             .unwrap_or_else(|| sign::host_header(&inner.url));
         let version = inner.version.to_string();
-        let h = request.headers_mut();
-        h.insert(
+        let pq = sign::path_and_query(&inner.url);
+        let headers = request.headers_mut();
+        headers.insert(
             http::header::USER_AGENT,
             HeaderValue::from_static(USER_AGENT),
         );
-        h.insert(VERSION_HEADER, header(&version)?);
-        match &inner.auth {
-            TargetAuth::Session(cell) => {
-                let current = lock_cell(cell).clone();
-                if let Some(id) = current {
-                    h.insert(SESSION_HEADER, sensitive_header(id.expose())?);
-                    h.insert(
-                        http::header::COOKIE,
-                        sensitive_header(&format!("{SESSION_COOKIE}={}", id.expose()))?,
-                    );
-                }
-            }
-            TargetAuth::Api {
-                access_key,
-                secret_key,
-            } => {
-                let now = Utc::now();
-                let date_str = sign::python_iso_date(now);
-                let pq = sign::path_and_query(&inner.url);
-                // As the Python client: signed as application/octet-stream, no Content-Type sent.
-                let input = sign::SignInput {
-                    method: "GET",
-                    path_and_query: &pq,
-                    date_str: &date_str,
-                    date: now,
-                    host: &host,
-                    content_type: "application/octet-stream",
-                    version: &version,
-                };
-                let authz = sign::authorization(access_key.expose(), secret_key.expose(), &input);
-                h.insert(http::header::DATE, header(&date_str)?);
-                h.insert(http::header::AUTHORIZATION, sensitive_header(&authz)?);
-                // Sent, not signed (protocol.md §2).
-                h.insert(DOMAIN_HEADER, HeaderValue::from_static(DEFAULT_DOMAIN));
-            }
-        }
+        headers.insert(
+            h::VERSION,
+            HeaderValue::from_str(&version).expect("BUG: a version is ASCII"),
+        );
+        // As the Python client: signed as application/octet-stream, no Content-Type sent.
+        inner.auth.stamp(
+            headers,
+            &Stamp {
+                method: "GET",
+                path_and_query: &pq,
+                host: &host,
+                content_type: "application/octet-stream",
+                version: &version,
+            },
+        )?;
         Ok(WsRequest {
             request,
             tls: inner.tls.clone(),
@@ -214,9 +173,11 @@ impl TcpproxyTarget {
 
 #[cfg(test)]
 mod tests {
+    use chrono::Utc;
+
     use super::*;
 
-    fn target(auth: TargetAuth) -> TcpproxyTarget {
+    fn target(auth: Credentials) -> TcpproxyTarget {
         TcpproxyTarget::new(
             Url::parse("ws://127.0.0.1:8081/stream/session/mysess/tcpproxy?app=sshd").expect("url"),
             "v9.20250722".parse().expect("version"),
@@ -228,7 +189,7 @@ mod tests {
 
     #[test]
     fn api_request_is_signed_without_content_type() {
-        let t = target(TargetAuth::Api {
+        let t = target(Credentials::Keypair {
             access_key: "AKIAIOSFODNN7EXAMPLE".into(),
             secret_key: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".into(),
         });
@@ -264,13 +225,13 @@ mod tests {
         assert_ne!(h["sec-websocket-key"], r2.headers()["sec-websocket-key"]);
     }
 
-    fn cell(id: Option<&str>) -> SessionCell {
-        std::sync::Arc::new(std::sync::Mutex::new(id.map(Sensitive::from)))
+    fn cell(id: Option<&str>) -> crate::credentials::SessionCell {
+        std::sync::Arc::new(std::sync::Mutex::new(id.map(crate::Sensitive::from)))
     }
 
     #[test]
     fn session_request_carries_id_and_debug_hides_it() {
-        let t = target(TargetAuth::Session(cell(Some("s3cr3t-id"))));
+        let t = target(Credentials::Session(cell(Some("s3cr3t-id"))));
         let r = t.request().expect("request");
         assert_eq!(r.request.headers()["x-backendai-sessionid"], "s3cr3t-id");
         assert_eq!(r.request.headers()["cookie"], "AIOHTTP_SESSION=s3cr3t-id");
@@ -290,11 +251,11 @@ mod tests {
     #[test]
     fn session_request_follows_the_shared_id() {
         let c = cell(Some("first"));
-        let t = target(TargetAuth::Session(c.clone()));
-        *lock_cell(&c) = Some("second".into());
+        let t = target(Credentials::Session(c.clone()));
+        *crate::credentials::lock_cell(&c) = Some("second".into());
         let r = t.request().expect("request").request;
         assert_eq!(r.headers()["x-backendai-sessionid"], "second");
-        *lock_cell(&c) = None;
+        *crate::credentials::lock_cell(&c) = None;
         let r = t.request().expect("request").request;
         assert!(!r.headers().contains_key("x-backendai-sessionid"));
         assert!(!r.headers().contains_key("cookie"));
@@ -302,7 +263,7 @@ mod tests {
 
     #[test]
     fn api_request_debug_hides_the_signature() {
-        let t = target(TargetAuth::Api {
+        let t = target(Credentials::Keypair {
             access_key: "AKIAIOSFODNN7EXAMPLE".into(),
             secret_key: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".into(),
         });

@@ -155,7 +155,7 @@ mod tests {
             insecure: false,
         })
         .expect_err("must fail");
-        assert_eq!(e.code(), crate::ErrorCode::InvalidInput);
+        assert!(matches!(e.kind(), crate::ErrorKind::InvalidInput(_)), "{e}");
         let e = build(&TlsOptions {
             extra_ca: Some(dir.path().join("missing.pem")),
             insecure: false,

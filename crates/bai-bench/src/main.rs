@@ -1,10 +1,13 @@
 //! `make bench`: the same workloads (a) straight to loopback servers, (b) through `bai app` and
-//! the sandbox's tcpproxy, and (c) through the official Python client's `backend.ai app` proxy
-//! and the same sandbox, printed side by side in one run.
+//! the sandbox's tcpproxy, (c) through the plainest tokio-tungstenite proxy (`bai-bench
+//! tt-proxy`, [`tt_proxy`]) and the same sandbox, (d) through the official Python client's
+//! `backend.ai app` proxy, and (e) through two socat relays, printed side by side in one run.
 //!
 //! Every process whose CPU time or memory is measured (the proxies) is a child of its own, read
 //! from `/proc`; the sandbox, the echo and iperf3 servers and the load generators are shared by
-//! all three routes, so they cost each route the same.
+//! all routes, so they cost each route the same.
+//!
+//! (Over 500 lines: one file keeps the workloads, the routes and the table side by side.)
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -12,14 +15,18 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
 
+mod tt_proxy;
+
 #[derive(Parser, Debug)]
 #[command(about = "Benchmarks bai's local proxy against direct loopback and the Python client")]
 struct Args {
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
     /// The `bai` binary (release build).
     #[arg(long, default_value = "target/release/bai")]
     bai: PathBuf,
@@ -49,6 +56,13 @@ struct Args {
     only: Vec<String>,
 }
 
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// The plainest tokio-tungstenite proxy (started by the bench for its column).
+    #[command(hide = true)]
+    TtProxy(tt_proxy::Opts),
+}
+
 impl Args {
     fn wants(&self, workload: &str) -> bool {
         self.only.is_empty() || self.only.iter().any(|w| w == workload)
@@ -71,6 +85,9 @@ struct SandboxInfo {
 enum Route {
     Direct,
     Bai,
+    /// The plainest tokio-tungstenite proxy (`bai-bench tt-proxy`) in bai's place: what
+    /// bai-tunnel's own framing gains over it.
+    TtProxy,
     Python,
     /// Two plain TCP relays (socat) in the places of bai and the sandbox: the same topology
     /// without WebSocket, as a reference for what two userspace hops cost on this machine.
@@ -82,6 +99,7 @@ impl Route {
         match self {
             Route::Direct => "direct",
             Route::Bai => "bai",
+            Route::TtProxy => "tokio-tungstenite proxy",
             Route::Python => "python client",
             Route::Socat => "2 socat relays",
         }
@@ -139,7 +157,10 @@ struct Figures {
 }
 
 fn main() -> Result<()> {
-    let args = Args::parse();
+    let mut args = Args::parse();
+    if let Some(Cmd::TtProxy(opts)) = args.cmd.take() {
+        return tt_proxy::main(opts);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -183,12 +204,12 @@ async fn run(mut args: Args) -> Result<()> {
     let payload = scratch.path().join("payload.bin");
     write_payload(&payload, args.scp_mib)?;
 
-    let mut routes = vec![Route::Direct, Route::Bai];
+    let mut routes = vec![Route::Direct, Route::Bai, Route::TtProxy];
     if args.python.exists() {
         routes.push(Route::Python);
     } else {
         eprintln!(
-            "python client not found at {}: column (c) skipped",
+            "python client not found at {}: its column skipped",
             args.python.display()
         );
     }
@@ -343,7 +364,7 @@ async fn endpoints(
             }
             Ok(Endpoints::from_chains(chains))
         }
-        Route::Bai | Route::Python => {
+        Route::Bai | Route::TtProxy | Route::Python => {
             let mut chains = Vec::new();
             for app in ["echo", "iperf", "sshd"] {
                 let (child, port) = spawn_proxy(route, args, info, scratch, app).await?;
@@ -393,6 +414,13 @@ async fn spawn_proxy(
             c.args(["app", &info.session, app, "-b", &bind])
                 .env("BAI_CONFIG_DIR", home.join("bai"))
                 .env("BAI_SECRET_STORE", "file");
+            c
+        }
+        Route::TtProxy => {
+            let exe = std::env::current_exe().context("finding bai-bench's own binary")?;
+            let mut c = Command::new(exe);
+            c.args(["tt-proxy", "--session", &info.session, "--app", app])
+                .args(["--port", &port.to_string()]);
             c
         }
         _ => {

@@ -2,159 +2,19 @@
 //! sessions) with the real OpenSSH clients. Every test has its own sandbox, HOME, config dir,
 //! working directory and TMPDIR, and runs under a timeout.
 
-use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
-use bai_sandbox::{Config, Sandbox, SessionInfo, SessionSpec, Status};
-use sha2::{Digest as _, Sha256};
+use bai_sandbox::{Config, SessionSpec, Status};
+use bai_testkit::{
+    assert_success as ok, mode, sha256_file, text, within, CliWorld, SshTarget, CMD_TIMEOUT,
+};
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
-use tokio::process::Command;
 
 const BAI: &str = env!("CARGO_BIN_EXE_bai");
-const TEST_TIMEOUT: Duration = Duration::from_secs(90);
-const CMD_TIMEOUT: Duration = Duration::from_secs(40);
+const TEST_SECS: u64 = 90;
 
-async fn within<F: std::future::Future>(f: F) -> F::Output {
-    tokio::time::timeout(TEST_TIMEOUT, f)
-        .await
-        .expect("test timed out")
-}
-
-/// One test's world: a sandbox and private directories.
-struct World {
-    sb: Option<Sandbox>,
-    webserver: String,
-    manager: String,
-    _root: tempfile::TempDir,
-    home: PathBuf,
-    cfg: PathBuf,
-    cwd: PathBuf,
-    tmp: PathBuf,
-}
-
-impl World {
-    async fn start() -> World {
-        Self::start_with(Config::default()).await
-    }
-
-    async fn start_with(config: Config) -> World {
-        let sb = Sandbox::start(config).await.expect("sandbox");
-        let root = tempfile::tempdir().expect("tempdir");
-        let [home, cfg, cwd, tmp] = ["home", "cfg", "cwd", "tmp"].map(|d| root.path().join(d));
-        for d in [&home, &cfg, &cwd, &tmp] {
-            std::fs::create_dir_all(d).expect("mkdir");
-        }
-        World {
-            webserver: sb.webserver_url(),
-            manager: sb.manager_url(),
-            sb: Some(sb),
-            _root: root,
-            home,
-            cfg,
-            cwd,
-            tmp,
-        }
-    }
-
-    fn sb(&self) -> &Sandbox {
-        self.sb.as_ref().expect("sandbox running")
-    }
-
-    async fn session(&self, name: &str) -> SessionInfo {
-        self.sb()
-            .create_session(SessionSpec::running(name))
-            .await
-            .expect("create session")
-    }
-
-    /// A command with this world's environment (nothing inherited that could leak in).
-    fn command(&self, program: &str, args: &[&str]) -> Command {
-        let mut c = Command::new(program);
-        c.args(args)
-            .current_dir(&self.cwd)
-            .env("HOME", &self.home)
-            .env("BAI_CONFIG_DIR", &self.cfg)
-            .env("BAI_SECRET_STORE", "file")
-            .env("TMPDIR", &self.tmp)
-            .env_remove("BAI_PROFILE")
-            .env_remove("RUST_LOG")
-            .kill_on_drop(true);
-        for k in [
-            "BACKEND_ENDPOINT",
-            "BACKEND_ENDPOINT_TYPE",
-            "BACKEND_ACCESS_KEY",
-            "BACKEND_SECRET_KEY",
-        ] {
-            c.env_remove(k);
-        }
-        c
-    }
-
-    fn bai(&self, args: &[&str]) -> Command {
-        self.command(BAI, args)
-    }
-
-    async fn run(&self, mut cmd: Command, stdin: Option<&str>) -> Output {
-        cmd.stdin(if stdin.is_some() {
-            std::process::Stdio::piped()
-        } else {
-            std::process::Stdio::null()
-        })
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-        let mut child = cmd.spawn().expect("spawn");
-        if let Some(input) = stdin {
-            let mut s = child.stdin.take().expect("stdin");
-            s.write_all(input.as_bytes()).await.expect("write stdin");
-            drop(s);
-        }
-        tokio::time::timeout(CMD_TIMEOUT, child.wait_with_output())
-            .await
-            .expect("command timed out")
-            .expect("wait")
-    }
-
-    async fn bai_run(&self, args: &[&str]) -> Output {
-        self.run(self.bai(args), None).await
-    }
-
-    /// Session-mode login with `--user` so the profile knows the session account.
-    async fn login(&self, account: &str) {
-        let user = self.sb().user().clone();
-        let out = self
-            .run(
-                self.bai(&[
-                    "--user",
-                    account,
-                    "login",
-                    "--endpoint",
-                    &self.webserver,
-                    "--email",
-                    &user.email,
-                    "--password-stdin",
-                ]),
-                Some(&format!("{}\n", user.password)),
-            )
-            .await;
-        ok(&out);
-    }
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-#[track_caller]
-fn ok(out: &Output) {
-    assert!(
-        out.status.success(),
-        "failed ({:?})\nstdout: {}\nstderr: {}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-}
+type World = CliWorld;
 
 #[track_caller]
 fn fails_with(out: &Output, code: i32, needle: &str) {
@@ -169,37 +29,10 @@ fn fails_with(out: &Output, code: i32, needle: &str) {
     assert!(err.contains(needle), "{needle:?} not in: {err}");
 }
 
-fn mode(p: &Path) -> u32 {
-    use std::os::unix::fs::PermissionsExt as _;
-    std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777
-}
-
-fn sha256(p: &Path) -> String {
-    hex::encode(Sha256::digest(std::fs::read(p).expect("read")))
-}
-
-fn ssh_opts(key: &Path, port: u16) -> Vec<String> {
-    [
-        "-o",
-        "BatchMode=yes",
-        "-o",
-        "StrictHostKeyChecking=no",
-        "-o",
-        "UserKnownHostsFile=/dev/null",
-        "-o",
-        "LogLevel=ERROR",
-        "-i",
-    ]
-    .map(str::to_owned)
-    .into_iter()
-    .chain([key.display().to_string(), "-p".into(), port.to_string()])
-    .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn session_login_ps_and_logout() {
-    within(async {
-        let w = World::start().await;
+    within(TEST_SECS, async {
+        let w = World::start(BAI).await;
         let s1 = w.session("s1").await;
         w.sb()
             .create_session(SessionSpec::with_status("s2", Status::Preparing))
@@ -268,8 +101,8 @@ async fn session_login_ps_and_logout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_login_says_run_bai_login_unless_the_password_was_saved() {
-    within(async {
-        let w = World::start().await;
+    within(TEST_SECS, async {
+        let w = World::start(BAI).await;
         let user = w.sb().user().clone();
         let secrets = w.cfg.join("secrets.json");
         let expire = || {
@@ -286,7 +119,7 @@ async fn expired_login_says_run_bai_login_unless_the_password_was_saved() {
 
         let out = w
             .run(
-                w.bai(&[
+                w.bai([
                     "login",
                     "--email",
                     &user.email,
@@ -307,8 +140,8 @@ async fn expired_login_says_run_bai_login_unless_the_password_was_saved() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_login_from_dotenv_then_ssh() {
-    within(async {
-        let w = World::start().await;
+    within(TEST_SECS, async {
+        let w = World::start(BAI).await;
         let s1 = w.session("s1").await;
         let user = w.sb().user().clone();
         // The guide's .env, API flavour.
@@ -322,7 +155,7 @@ async fn api_login_from_dotenv_then_ssh() {
         .expect(".env");
         let out = w
             .run(
-                w.bai(&["login", "--password-stdin"]),
+                w.bai(["login", "--password-stdin"]),
                 Some(&format!("{}\n", user.secret_key)),
             )
             .await;
@@ -345,7 +178,7 @@ async fn api_login_from_dotenv_then_ssh() {
         assert_eq!(text(&out.stdout).trim(), "ok");
 
         // Only environment variables, no stored login at all (as the Python client).
-        let mut cmd = w.bai(&["ps", "--json"]);
+        let mut cmd = w.bai(["ps", "--json"]);
         cmd.env("BAI_CONFIG_DIR", w.tmp.join("fresh"))
             .env("BACKEND_ENDPOINT", &w.manager)
             .env("BACKEND_ACCESS_KEY", &user.access_key)
@@ -354,7 +187,7 @@ async fn api_login_from_dotenv_then_ssh() {
 
         // A wrong secret key is an authentication failure.
         let out = w
-            .run(w.bai(&["login", "--password-stdin"]), Some("wrong\n"))
+            .run(w.bai(["login", "--password-stdin"]), Some("wrong\n"))
             .await;
         fails_with(&out, 4, "auth");
     })
@@ -363,12 +196,15 @@ async fn api_login_from_dotenv_then_ssh() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_password_and_totp() {
-    within(async {
+    within(TEST_SECS, async {
         let secret = "JBSWY3DPEHPK3PXP".to_owned();
-        let w = World::start_with(Config {
-            totp_secret: Some(secret.clone()),
-            ..Config::default()
-        })
+        let w = World::start_with(
+            BAI,
+            Config {
+                totp_secret: Some(secret.clone()),
+                ..Config::default()
+            },
+        )
         .await;
         let user = w.sb().user().clone();
         let login = |extra: &[&str]| {
@@ -410,8 +246,8 @@ async fn wrong_password_and_totp() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ssh_runs_commands_and_returns_their_status() {
-    within(async {
-        let w = World::start().await;
+    within(TEST_SECS, async {
+        let w = World::start(BAI).await;
         let s1 = w.session("s1").await;
         w.login(&s1.account).await;
         let out = w.bai_run(&["ssh", "s1", "--", "echo", "ok"]).await;
@@ -428,8 +264,8 @@ async fn ssh_runs_commands_and_returns_their_status() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn app_with_port_fallback_then_plain_ssh_with_downloaded_key() {
-    within(async {
-        let w = World::start().await;
+    within(TEST_SECS, async {
+        let w = World::start(BAI).await;
         let s1 = w.session("s1").await;
         w.login(&s1.account).await;
 
@@ -454,9 +290,8 @@ async fn app_with_port_fallback_then_plain_ssh_with_downloaded_key() {
         );
 
         // A taken preferred port falls back, and says so.
-        let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let taken_port = taken.local_addr().expect("addr").port();
-        let mut cmd = w.bai(&["app", "s1", "-b", &format!("127.0.0.1:{taken_port}")]);
+        let (taken, taken_port) = bai_testkit::taken_port();
+        let mut cmd = w.bai(["app", "s1", "-b", &format!("127.0.0.1:{taken_port}")]);
         cmd.stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .stdin(std::process::Stdio::null());
@@ -474,13 +309,7 @@ async fn app_with_port_fallback_then_plain_ssh_with_downloaded_key() {
             .expect("port");
         assert_ne!(port, taken_port);
 
-        let mut args = ssh_opts(&key, port);
-        args.extend([
-            format!("{}@127.0.0.1", s1.account),
-            "echo".into(),
-            "ok".into(),
-        ]);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let args = SshTarget::new(port, &key, s1.account.clone()).ssh_args(&["echo", "ok"]);
         let out = w.run(w.command("ssh", &args), None).await;
         ok(&out);
         assert_eq!(text(&out.stdout).trim(), "ok");
@@ -513,8 +342,8 @@ async fn app_with_port_fallback_then_plain_ssh_with_downloaded_key() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scp_both_ways_keeps_the_bytes() {
-    within(async {
-        let w = World::start().await;
+    within(TEST_SECS, async {
+        let w = World::start(BAI).await;
         let s1 = w.session("s1").await;
         w.login(&s1.account).await;
         let local = w.cwd.join("up.bin");
@@ -527,12 +356,12 @@ async fn scp_both_ways_keeps_the_bytes() {
             .bai_run(&["scp", "up.bin", &format!("s1:{}", remote.display())])
             .await;
         ok(&out);
-        assert_eq!(sha256(&remote), sha256(&local));
+        assert_eq!(sha256_file(&remote), sha256_file(&local));
         let out = w
             .bai_run(&["scp", &format!("s1:{}", remote.display()), "down.bin"])
             .await;
         ok(&out);
-        assert_eq!(sha256(&w.cwd.join("down.bin")), sha256(&local));
+        assert_eq!(sha256_file(&w.cwd.join("down.bin")), sha256_file(&local));
         // A local-only command line is a usage error.
         fails_with(&w.bai_run(&["scp", "a", "b"]).await, 2, "no remote operand");
     })
@@ -541,8 +370,8 @@ async fn scp_both_ways_keeps_the_bytes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn config_ssh_then_ssh_by_alias_and_remove_restores_the_config() {
-    within(async {
-        let w = World::start().await;
+    within(TEST_SECS, async {
+        let w = World::start(BAI).await;
         let s1 = w.session("s1").await;
         w.login(&s1.account).await;
         let ssh_dir = w.home.join(".ssh");
@@ -584,7 +413,7 @@ async fn config_ssh_then_ssh_by_alias_and_remove_restores_the_config() {
             .run(
                 w.command(
                     "ssh",
-                    &["-F", &main_s, "-o", "BatchMode=yes", "bai-s1", "echo", "ok"],
+                    ["-F", &main_s, "-o", "BatchMode=yes", "bai-s1", "echo", "ok"],
                 ),
                 None,
             )
@@ -602,8 +431,8 @@ async fn config_ssh_then_ssh_by_alias_and_remove_restores_the_config() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_are_clear_with_distinct_exit_codes() {
-    within(async {
-        let mut w = World::start().await;
+    within(TEST_SECS, async {
+        let mut w = World::start(BAI).await;
         let s1 = w.session("s1").await;
         w.sb()
             .create_session(SessionSpec::with_status("booting", Status::Preparing))
@@ -631,8 +460,8 @@ async fn errors_are_clear_with_distinct_exit_codes() {
         let out = w.bai_run(&["ssh", "s1", "--", "true"]).await;
         fails_with(&out, 7, "1013");
         // A port taken with --strict-port.
-        let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let p = taken.local_addr().expect("addr").port().to_string();
+        let (_taken, p) = bai_testkit::taken_port();
+        let p = p.to_string();
         w.sb()
             .session_faults("s1")
             .expect("faults")
@@ -703,14 +532,14 @@ impl Drop for Recorder {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stored_secrets_never_follow_a_dotenv_endpoint() {
-    within(async {
-        let w = World::start().await;
+    within(TEST_SECS, async {
+        let w = World::start(BAI).await;
         w.session("s1").await;
         let user = w.sb().user().clone();
         // Session mode with a saved password (the re-login path sends email and password).
         let out = w
             .run(
-                w.bai(&[
+                w.bai([
                     "login",
                     "--endpoint",
                     &w.webserver,
@@ -726,7 +555,7 @@ async fn stored_secrets_never_follow_a_dotenv_endpoint() {
         // API mode in a second profile.
         let out = w
             .run(
-                w.bai(&[
+                w.bai([
                     "--profile",
                     "api",
                     "login",
@@ -781,7 +610,7 @@ async fn stored_secrets_never_follow_a_dotenv_endpoint() {
 
         // `bai proxy --stdio` (ssh's ProxyCommand, run in ssh's working directory) reads no .env:
         // it reaches the profile's server and the session's sshd.
-        let mut cmd = w.bai(&["proxy", "--stdio", "s1"]);
+        let mut cmd = w.bai(["proxy", "--stdio", "s1"]);
         cmd.stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
@@ -804,8 +633,8 @@ async fn stored_secrets_never_follow_a_dotenv_endpoint() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_text_reaches_the_terminal_without_control_characters() {
-    within(async {
-        let w = World::start().await;
+    within(TEST_SECS, async {
+        let w = World::start(BAI).await;
         w.session("evil\u{1b}]0;owned\u{7}\u{1b}[2J").await;
         w.login("work").await;
         let out = w.bai_run(&["ps"]).await;
@@ -826,7 +655,7 @@ async fn server_text_reaches_the_terminal_without_control_characters() {
         // Preferred ports and accounts follow the app's rules.
         let out = w
             .run(
-                w.bai(&[
+                w.bai([
                     "login",
                     "--preferred-port",
                     "80",

@@ -3,154 +3,13 @@
 //! names never reach `ssh_config`, host keys are pinned per session on first use, and odd
 //! profile names cannot make `config-ssh --remove` delete anything outside bai's folders.
 
-use std::path::{Path, PathBuf};
-use std::process::Output;
-use std::time::Duration;
-
-use bai_sandbox::{Config, Sandbox, SessionInfo, SessionSpec, SshServer};
-use tokio::io::AsyncWriteExt as _;
-use tokio::process::Command;
+use bai_sandbox::{SessionSpec, SshServer};
+use bai_testkit::{assert_success as ok, mode, text, within, CliWorld};
 
 const BAI: &str = env!("CARGO_BIN_EXE_bai");
-const TEST_TIMEOUT: Duration = Duration::from_secs(120);
-const CMD_TIMEOUT: Duration = Duration::from_secs(40);
+const TEST_SECS: u64 = 120;
 
-async fn within<F: std::future::Future>(f: F) -> F::Output {
-    tokio::time::timeout(TEST_TIMEOUT, f)
-        .await
-        .expect("test timed out")
-}
-
-struct World {
-    sb: Sandbox,
-    webserver: String,
-    root: tempfile::TempDir,
-    home: PathBuf,
-    cfg: PathBuf,
-    cwd: PathBuf,
-    tmp: PathBuf,
-}
-
-impl World {
-    async fn start() -> World {
-        let sb = Sandbox::start(Config::default()).await.expect("sandbox");
-        let root = tempfile::tempdir().expect("tempdir");
-        let [home, cfg, cwd, tmp] = ["home", "cfg", "cwd", "tmp"].map(|d| root.path().join(d));
-        for d in [&home, &cfg, &cwd, &tmp] {
-            std::fs::create_dir_all(d).expect("mkdir");
-        }
-        World {
-            webserver: sb.webserver_url(),
-            sb,
-            root,
-            home,
-            cfg,
-            cwd,
-            tmp,
-        }
-    }
-
-    async fn session(&self, name: &str) -> SessionInfo {
-        self.sb
-            .create_session(SessionSpec::running(name))
-            .await
-            .expect("create session")
-    }
-
-    fn command(&self, program: &str, args: &[&str]) -> Command {
-        let mut c = Command::new(program);
-        c.args(args)
-            .current_dir(&self.cwd)
-            .env("HOME", &self.home)
-            .env("BAI_CONFIG_DIR", &self.cfg)
-            .env("BAI_SECRET_STORE", "file")
-            .env("TMPDIR", &self.tmp)
-            .env_remove("BAI_PROFILE")
-            .env_remove("RUST_LOG")
-            .kill_on_drop(true);
-        for k in [
-            "BACKEND_ENDPOINT",
-            "BACKEND_ENDPOINT_TYPE",
-            "BACKEND_ACCESS_KEY",
-            "BACKEND_SECRET_KEY",
-        ] {
-            c.env_remove(k);
-        }
-        c
-    }
-
-    async fn run(&self, mut cmd: Command, stdin: Option<&str>) -> Output {
-        cmd.stdin(if stdin.is_some() {
-            std::process::Stdio::piped()
-        } else {
-            std::process::Stdio::null()
-        })
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-        let mut child = cmd.spawn().expect("spawn");
-        if let Some(input) = stdin {
-            let mut s = child.stdin.take().expect("stdin");
-            s.write_all(input.as_bytes()).await.expect("write stdin");
-            drop(s);
-        }
-        tokio::time::timeout(CMD_TIMEOUT, child.wait_with_output())
-            .await
-            .expect("command timed out")
-            .expect("wait")
-    }
-
-    async fn bai(&self, args: &[&str]) -> Output {
-        self.run(self.command(BAI, args), None).await
-    }
-
-    async fn login(&self, account: &str) {
-        let user = self.sb.user().clone();
-        let cmd = self.command(
-            BAI,
-            &[
-                "--user",
-                account,
-                "login",
-                "--endpoint",
-                &self.webserver,
-                "--email",
-                &user.email,
-                "--password-stdin",
-            ],
-        );
-        ok(&self.run(cmd, Some(&format!("{}\n", user.password))).await);
-    }
-
-    /// `ssh -G host -F config`: the effective configuration, without connecting.
-    async fn ssh_g(&self, host: &str, config: &Path) -> String {
-        let config = config.display().to_string();
-        let out = self
-            .run(self.command("ssh", &["-G", host, "-F", &config]), None)
-            .await;
-        ok(&out);
-        text(&out.stdout)
-    }
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-#[track_caller]
-fn ok(out: &Output) {
-    assert!(
-        out.status.success(),
-        "failed ({:?})\nstdout: {}\nstderr: {}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-}
-
-fn mode(p: &Path) -> u32 {
-    use std::os::unix::fs::PermissionsExt as _;
-    std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777
-}
+type World = CliWorld;
 
 /// Session names a hostile server could send.
 const HOSTILE: &[&str] = &[
@@ -164,12 +23,13 @@ const HOSTILE: &[&str] = &[
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_session_names_never_reach_ssh_config() {
-    within(async {
-        let w = World::start().await;
+    within(TEST_SECS, async {
+        let w = World::start(BAI).await;
         let s1 = w.session("s1").await;
         for name in HOSTILE {
             // Dropbear takes its paths as arguments (sshd's config file cannot hold these).
-            w.sb.create_session(SessionSpec::running(*name).ssh_server(SshServer::Dropbear))
+            w.sb()
+                .create_session(SessionSpec::running(*name).ssh_server(SshServer::Dropbear))
                 .await
                 .expect("create session");
         }
@@ -181,7 +41,7 @@ async fn hostile_session_names_never_reach_ssh_config() {
         let before_github = w.ssh_g("github.com", &main).await;
         let before_other = w.ssh_g("other.example", &main).await;
 
-        let out = w.bai(&["config-ssh", "--dry-run"]).await;
+        let out = w.bai_run(&["config-ssh", "--dry-run"]).await;
         ok(&out);
         let shown = text(&out.stdout);
         assert!(shown.contains("+ Host bai-s1"), "{shown}");
@@ -197,7 +57,7 @@ async fn hostile_session_names_never_reach_ssh_config() {
         assert!(err.contains("skipped session"), "{err}");
         assert!(!err.contains('\x1b'), "raw ESC on stderr: {err:?}");
 
-        ok(&w.bai(&["config-ssh"]).await);
+        ok(&w.bai_run(&["config-ssh"]).await);
         let include = std::fs::read_to_string(ssh_dir.join("bai/config")).expect("include");
         assert!(
             !include.chars().any(|c| c.is_control() && c != '\n'),
@@ -224,8 +84,8 @@ fn known_hosts_lines(w: &World, id: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn host_keys_are_pinned_per_session_on_first_use() {
-    within(async {
-        let w = World::start().await;
+    within(TEST_SECS, async {
+        let w = World::start(BAI).await;
         let s1 = w.session("s1").await;
         let s2 = w.session("s2").await;
         w.login(&s1.account).await;
@@ -233,7 +93,7 @@ async fn host_keys_are_pinned_per_session_on_first_use() {
         let known_hosts = w.cfg.join("known_hosts");
 
         // First use: accepted silently and recorded under the session id.
-        let out = w.bai(&["ssh", "s1", "--", "echo", "ok"]).await;
+        let out = w.bai_run(&["ssh", "s1", "--", "echo", "ok"]).await;
         ok(&out);
         assert_eq!(text(&out.stdout).trim(), "ok");
         assert!(
@@ -245,7 +105,7 @@ async fn host_keys_are_pinned_per_session_on_first_use() {
         let pinned = known_hosts_lines(&w, &id);
         assert_eq!(pinned.len(), 1, "{pinned:?}");
         // Again: the same key, fine.
-        let out = w.bai(&["ssh", "s1", "--", "echo", "ok"]).await;
+        let out = w.bai_run(&["ssh", "s1", "--", "echo", "ok"]).await;
         ok(&out);
         assert_eq!(known_hosts_lines(&w, &id), pinned);
 
@@ -255,7 +115,7 @@ async fn host_keys_are_pinned_per_session_on_first_use() {
             .run(
                 w.command(
                     "ssh-keygen",
-                    &[
+                    [
                         "-q",
                         "-t",
                         "ed25519",
@@ -286,7 +146,7 @@ async fn host_keys_are_pinned_per_session_on_first_use() {
         std::fs::write(&known_hosts, tampered).expect("tamper");
         std::fs::remove_file(&other).expect("rm");
         std::fs::remove_file(other.with_extension("pub")).expect("rm");
-        let out = w.bai(&["ssh", "s1", "--", "echo", "ok"]).await;
+        let out = w.bai_run(&["ssh", "s1", "--", "echo", "ok"]).await;
         let err = text(&out.stderr);
         assert!(!out.status.success(), "{err}");
         assert!(text(&out.stdout).trim().is_empty());
@@ -301,7 +161,7 @@ async fn host_keys_are_pinned_per_session_on_first_use() {
         );
         // scp through the same pin is refused too.
         std::fs::write(w.cwd.join("f"), "x").expect("write");
-        let out = w.bai(&["scp", "f", "s1:"]).await;
+        let out = w.bai_run(&["scp", "f", "s1:"]).await;
         assert!(!out.status.success());
         assert!(
             text(&out.stderr).contains("has changed since"),
@@ -309,22 +169,22 @@ async fn host_keys_are_pinned_per_session_on_first_use() {
             text(&out.stderr)
         );
         // Another session is unaffected, and the reset command works.
-        ok(&w.bai(&["ssh", "s2", "--", "true"]).await);
+        ok(&w.bai_run(&["ssh", "s2", "--", "true"]).await);
         let out = w
             .run(
                 w.command(
                     "ssh-keygen",
-                    &["-R", &id, "-f", known_hosts.to_str().expect("utf8")],
+                    ["-R", &id, "-f", known_hosts.to_str().expect("utf8")],
                 ),
                 None,
             )
             .await;
         ok(&out);
-        ok(&w.bai(&["ssh", "s1", "--", "true"]).await);
+        ok(&w.bai_run(&["ssh", "s1", "--", "true"]).await);
         assert_eq!(known_hosts_lines(&w, &id), pinned);
 
         // config-ssh entries pin the same way, and `ssh bai-<session>` works through them.
-        let out = w.bai(&["config-ssh"]).await;
+        let out = w.bai_run(&["config-ssh"]).await;
         ok(&out);
         let main = w.home.join(".ssh/config");
         let entries = std::fs::read_to_string(w.home.join(".ssh/bai/config")).expect("include");
@@ -342,7 +202,7 @@ async fn host_keys_are_pinned_per_session_on_first_use() {
             .run(
                 w.command(
                     "ssh",
-                    &["-F", &main_s, "-o", "BatchMode=yes", "bai-s2", "echo", "ok"],
+                    ["-F", &main_s, "-o", "BatchMode=yes", "bai-s2", "echo", "ok"],
                 ),
                 None,
             )
@@ -362,7 +222,7 @@ async fn host_keys_are_pinned_per_session_on_first_use() {
             .run(
                 w.command(
                     "ssh",
-                    &["-F", &main_s, "-o", "BatchMode=yes", "bai-s1", "true"],
+                    ["-F", &main_s, "-o", "BatchMode=yes", "bai-s1", "true"],
                 ),
                 None,
             )
@@ -374,11 +234,11 @@ async fn host_keys_are_pinned_per_session_on_first_use() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn remove_with_odd_profile_names_stays_inside_bai_folders() {
-    within(async {
-        let w = World::start().await;
+    within(TEST_SECS, async {
+        let w = World::start(BAI).await;
         // <root>/cfg/keys/../../victim is <root>/victim.
-        let victim = w.root.path().join("victim");
-        let abs_victim = w.root.path().join("abs-victim");
+        let victim = w.root().join("victim");
+        let abs_victim = w.root().join("abs-victim");
         for d in [&victim, &abs_victim, &w.cfg.join("victim")] {
             std::fs::create_dir_all(d).expect("mkdir");
             std::fs::write(d.join("keep"), "precious").expect("write");
@@ -399,7 +259,7 @@ async fn remove_with_odd_profile_names_stays_inside_bai_folders() {
                 if dry {
                     args.push("--dry-run");
                 }
-                let out = w.bai(&args).await;
+                let out = w.bai_run(&args).await;
                 ok(&out);
             }
         }
@@ -413,8 +273,8 @@ async fn remove_with_odd_profile_names_stays_inside_bai_folders() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn remove_keeps_a_symlinked_ssh_config_a_symlink() {
-    within(async {
-        let w = World::start().await;
+    within(TEST_SECS, async {
+        let w = World::start(BAI).await;
         let ssh_dir = w.home.join(".ssh");
         let dotfiles = w.home.join("dotfiles");
         std::fs::create_dir_all(&ssh_dir).expect("mkdir");
@@ -431,7 +291,7 @@ async fn remove_keeps_a_symlinked_ssh_config_a_symlink() {
         .expect("write");
         let main = ssh_dir.join("config");
         std::os::unix::fs::symlink("../dotfiles/ssh_config", &main).expect("symlink");
-        ok(&w.bai(&["config-ssh", "--remove"]).await);
+        ok(&w.bai_run(&["config-ssh", "--remove"]).await);
         assert!(
             std::fs::symlink_metadata(&main)
                 .expect("meta")

@@ -1,6 +1,8 @@
 //! Login and restore: a [`Connection`] is a `bai_api::Client` built from a
 //! [`ResolvedProfile`] plus its stored secrets, whose errors name the profile and say
 //! "run bai login" when the login is missing or expired.
+//!
+//! Length: under 500 lines of code; the rest are its unit tests, kept beside it.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -170,8 +172,10 @@ impl Connection {
                 Ok(_) => {}
                 Err(e)
                     if matches!(
-                        e.code(),
-                        bai_api::ErrorCode::LoginExpired | bai_api::ErrorCode::AuthFailed
+                        e.kind(),
+                        bai_api::ErrorKind::LoginExpired
+                            | bai_api::ErrorKind::NotLoggedIn
+                            | bai_api::ErrorKind::AuthFailed { .. }
                     ) => {}
                 Err(e) => return Err(conn.map_err(e)),
             }
@@ -393,7 +397,7 @@ pub fn looks_like_private_key(name: &str, data: &[u8]) -> bool {
 ///   [`Error::InvalidInput`] (one would overwrite the other);
 /// - the server's entry for a request is the first one named like the request's base name;
 ///   entries nobody asked for (and repeats) are ignored with a warning;
-/// - a requested file missing from the answer is [`bai_api::ErrorCode::FileNotFound`], so an
+/// - a requested file missing from the answer is [`bai_api::ErrorKind::FileNotFound`], so an
 ///   answer without any file is an error too.
 ///
 /// Nothing is written unless every requested file is there.

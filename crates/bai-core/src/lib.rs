@@ -32,6 +32,7 @@ pub mod ppk;
 pub mod registry;
 pub mod secrets;
 pub mod ssh_config;
+pub mod validate;
 pub mod workspace;
 
 pub use access::{OpenTunnel, Probe, TcpproxyConnector, TunnelRequest, SSHD_APP};

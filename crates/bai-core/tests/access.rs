@@ -3,30 +3,21 @@
 //! stdio proxy.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use bai_core::{
     Config, Connection, Credentials, EnvOverrides, ErrorCode, MemoryStore, Overrides, SecretKind,
     SecretStore, TunnelRegistry, TunnelRequest,
 };
-use bai_sandbox::{Sandbox, SessionSpec};
+use bai_sandbox::SessionSpec;
+use bai_testkit::{sandbox, taken_port, within, TEST_SECS};
 use tokio::io::AsyncReadExt as _;
-
-async fn within<F: std::future::Future>(f: F) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(60), f)
-        .await
-        .expect("test timed out")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_restore_tunnel_registry_and_stdio() {
-    within(async {
-        let sb = Sandbox::start(bai_sandbox::Config::default())
-            .await
-            .expect("sandbox");
-        sb.create_session(SessionSpec::running("s1"))
-            .await
-            .expect("s1");
+    within(TEST_SECS, async {
+        let (sb, _) =
+            sandbox::with_sessions(bai_sandbox::Config::default(), [SessionSpec::running("s1")])
+                .await;
         let dir = tempfile::tempdir().expect("tempdir");
         let mut config = Config::load_from(dir.path()).expect("config");
         let p = config.profile_mut("default");
@@ -74,8 +65,7 @@ async fn login_restore_tunnel_registry_and_stdio() {
         assert_eq!(e.code(), ErrorCode::SessionNotFound);
 
         // Preferred port taken: fallback, reported, and ready only after the banner.
-        let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = taken.local_addr().expect("addr").port();
+        let (taken, port) = taken_port();
         let t = conn
             .open_tunnel(TunnelRequest::new(&conn, "s1", "sshd", Some(port)))
             .await

@@ -13,6 +13,7 @@ use bai_core::ssh_config::{
     host_alias, keys_dir, plan_remove, plan_write, render_include_file, HostEntry, SshConfigPaths,
 };
 use bai_core::SshEndpoint;
+use bai_testkit::ssh_g;
 
 /// Names a hostile server could give its sessions.
 const HOSTILE: &[&str] = &[
@@ -56,23 +57,6 @@ fn entry(session: &str, dir: &Path) -> HostEntry {
             &dir.join("known_hosts"),
         ),
     }
-}
-
-/// `ssh -G host -F config`: the effective configuration, without connecting.
-fn ssh_g(host: &str, config: &Path, home: &Path) -> String {
-    let out = Command::new("ssh")
-        .args(["-G", host, "-F"])
-        .arg(config)
-        .env("HOME", home)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("ssh -G");
-    assert!(
-        out.status.success(),
-        "ssh -G {host}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn g_value(g: &str, key: &str) -> Vec<String> {

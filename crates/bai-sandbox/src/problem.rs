@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 /// One problem+json answer.
 #[derive(Debug, Clone)]
-pub(crate) struct Problem {
+pub(crate) struct ProblemReply {
     pub status: StatusCode,
     pub slug: &'static str,
     pub title: String,
@@ -16,9 +16,9 @@ pub(crate) struct Problem {
     pub data: Option<Box<Value>>,
 }
 
-impl Problem {
+impl ProblemReply {
     pub fn new(status: u16, slug: &'static str, title: impl Into<String>) -> Self {
-        Problem {
+        ProblemReply {
             status: StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             slug,
             title: title.into(),
@@ -64,7 +64,7 @@ impl Problem {
 
     // Constructors for the table in protocol.md §7.
     pub fn invalid_auth(msg: &str) -> Self {
-        Problem::new(
+        ProblemReply::new(
             400,
             "invalid-auth-params",
             "Missing or invalid authorization parameters.",
@@ -73,23 +73,23 @@ impl Problem {
         .msg(msg)
     }
     pub fn auth_failed(msg: &str) -> Self {
-        Problem::new(401, "auth-failed", "Credential/signature mismatch.")
+        ProblemReply::new(401, "auth-failed", "Credential/signature mismatch.")
             .code("user_auth_unauthorized")
             .msg(msg)
     }
     pub fn bad_version(msg: &str) -> Self {
-        Problem::new(400, "generic-bad-request", "Bad request.").msg(msg)
+        ProblemReply::new(400, "generic-bad-request", "Bad request.").msg(msg)
     }
     pub fn no_session() -> Self {
-        Problem::new(404, "object-not-found", "No such session.").code("session_read_not-found")
+        ProblemReply::new(404, "object-not-found", "No such session.").code("session_read_not-found")
     }
     pub fn no_app(s: &str, app: &str) -> Self {
-        Problem::new(404, "object-not-found", "No such app service.")
+        ProblemReply::new(404, "object-not-found", "No such app service.")
             .code("backendai_read_not-found")
             .msg(format!("{s}:{app}"))
     }
     pub fn invalid_params(msg: impl Into<String>) -> Self {
-        Problem::new(
+        ProblemReply::new(
             400,
             "invalid-api-params",
             "Missing or invalid API parameters.",
@@ -97,13 +97,13 @@ impl Problem {
         .msg(msg)
     }
     pub fn not_found_url() -> Self {
-        Problem::new(404, "url-not-found", "Unknown URL path.")
+        ProblemReply::new(404, "url-not-found", "Unknown URL path.")
     }
     pub fn internal(msg: impl Into<String>) -> Self {
-        Problem::new(500, "internal-server-error", "Internal server error.").msg(msg)
+        ProblemReply::new(500, "internal-server-error", "Internal server error.").msg(msg)
     }
     pub fn bad_gateway(details: impl Into<String>) -> Self {
-        Problem::new(502, "bad-gateway", "Bad gateway").details(details)
+        ProblemReply::new(502, "bad-gateway", "Bad gateway").details(details)
     }
     /// The answer of the fail-route fault.
     pub fn injected(status: u16) -> Self {
@@ -112,11 +112,11 @@ impl Problem {
             503 => "service-unavailable",
             _ => "internal-server-error",
         };
-        Problem::new(status, slug, "Injected failure (bai-sandbox fault knob).")
+        ProblemReply::new(status, slug, "Injected failure (bai-sandbox fault knob).")
     }
 }
 
-impl IntoResponse for Problem {
+impl IntoResponse for ProblemReply {
     fn into_response(self) -> Response {
         (
             self.status,

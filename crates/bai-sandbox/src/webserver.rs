@@ -23,7 +23,7 @@ use tower::ServiceExt as _;
 use uuid::Uuid;
 
 use crate::manager;
-use crate::problem::Problem;
+use crate::problem::ProblemReply;
 use crate::sign::{self, SignInput};
 use crate::{lock, State, WebSession};
 
@@ -56,14 +56,14 @@ pub(crate) fn router(state: Arc<State>, manager: Router, manager_addr: SocketAdd
         .route("/func", any(func_root))
         .route("/func/", any(func_root))
         .route("/func/{*path}", any(func))
-        .fallback(|| async { Problem::not_found_url() })
+        .fallback(|| async { ProblemReply::not_found_url() })
         .layer(middleware::from_fn_with_state(state, fail_route))
         .with_state(web)
 }
 
 async fn fail_route(AxState(state): AxState<Arc<State>>, req: Request, next: Next) -> Response {
     if let Some(status) = state.faults.failing_status(req.uri().path()) {
-        return Problem::injected(status).into_response();
+        return ProblemReply::injected(status).into_response();
     }
     next.run(req).await
 }
@@ -134,7 +134,7 @@ fn user_data(state: &State) -> Value {
 }
 
 fn problem(status: u16, slug: &'static str, title: &str) -> Response {
-    Problem::new(status, slug, title).into_response()
+    ProblemReply::new(status, slug, title).into_response()
 }
 
 async fn login(AxState(web): AxState<Web>, headers: HeaderMap, body: Bytes) -> Response {
@@ -325,7 +325,7 @@ async fn func_websocket(web: Web, mut req: Request) -> Response {
     let state = &web.state;
     let mgr_path = req.uri().path().trim_start_matches("/func").to_owned();
     let segs: Vec<&str> = mgr_path.trim_start_matches('/').split('/').collect();
-    let bad_gateway = |why: &str| Problem::bad_gateway(why.to_owned()).into_response();
+    let bad_gateway = |why: &str| ProblemReply::bad_gateway(why.to_owned()).into_response();
     if let Some(status) = state.faults.failing_status(&mgr_path) {
         return bad_gateway(&format!("manager answered {status}"));
     }
@@ -435,7 +435,7 @@ async fn forward(web: Web, access_key: String, req: Request) -> Response {
     }
     let mgr_req = match builder.body(Body::new(body)) {
         Ok(r) => r,
-        Err(e) => return Problem::bad_gateway(e.to_string()).into_response(),
+        Err(e) => return ProblemReply::bad_gateway(e.to_string()).into_response(),
     };
     let mut resp = match web.manager.clone().oneshot(mgr_req).await {
         Ok(r) => r,

@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use bai_sandbox::{Config, Sandbox, SessionInfo, SessionSpec, SshServer, Status};
+use bai_sandbox::{Config, Sandbox, SessionSpec, SshServer, Status};
+use bai_testkit::process::descendants;
+use bai_testkit::{run_ok, SshTarget};
 use common::*;
 use serde_json::Value;
 use tokio::io::AsyncBufReadExt as _;
@@ -24,118 +26,6 @@ async fn dropbear_sandbox(demo: usize) -> Sandbox {
     })
     .await
     .unwrap()
-}
-
-const SSH_OPTS: [&str; 8] = [
-    "-o",
-    "BatchMode=yes",
-    "-o",
-    "StrictHostKeyChecking=no",
-    "-o",
-    "UserKnownHostsFile=/dev/null",
-    "-o",
-    "LogLevel=ERROR",
-];
-
-/// Where a client connects: a port (dropbear's own, or a tcpproxy bridge), a key, an account.
-#[derive(Debug, Clone)]
-struct Target {
-    port: u16,
-    key: PathBuf,
-    account: String,
-}
-
-impl Target {
-    fn direct(s: &SessionInfo) -> Target {
-        Target {
-            port: s.sshd_port.unwrap(),
-            key: s.id_container.clone().unwrap(),
-            account: s.account.clone(),
-        }
-    }
-
-    fn remote(&self, path: &str) -> String {
-        format!("{}@127.0.0.1:{path}", self.account)
-    }
-
-    fn ssh(&self, args: &[&str]) -> tokio::process::Command {
-        let mut c = tokio::process::Command::new("ssh");
-        c.arg("-i")
-            .arg(&self.key)
-            .args(SSH_OPTS)
-            .args(["-p", &self.port.to_string()])
-            .arg(format!("{}@127.0.0.1", self.account))
-            .args(args)
-            .stdin(Stdio::null())
-            .kill_on_drop(true);
-        c
-    }
-
-    fn scp(&self, legacy: bool, from: &str, to: &str) -> tokio::process::Command {
-        let mut c = tokio::process::Command::new("scp");
-        c.arg("-i")
-            .arg(&self.key)
-            .args(SSH_OPTS)
-            .args(["-P", &self.port.to_string()]);
-        if legacy {
-            c.arg("-O");
-        }
-        c.args([from, to]).stdin(Stdio::null()).kill_on_drop(true);
-        c
-    }
-
-    fn rsync(&self, from: &str, to: &str) -> tokio::process::Command {
-        let mut c = tokio::process::Command::new("rsync");
-        c.arg("-e")
-            .arg(format!(
-                "ssh -i {} -p {} {}",
-                self.key.display(),
-                self.port,
-                SSH_OPTS.join(" ")
-            ))
-            .args([from, to])
-            .stdin(Stdio::null())
-            .kill_on_drop(true);
-        c
-    }
-
-    /// Runs an sftp batch; returns its stdout.
-    async fn sftp(&self, batch: &str) -> String {
-        use tokio::io::AsyncWriteExt as _;
-        let mut c = tokio::process::Command::new("sftp");
-        c.arg("-i")
-            .arg(&self.key)
-            .args(SSH_OPTS)
-            .args(["-P", &self.port.to_string(), "-b", "-"])
-            .arg(format!("{}@127.0.0.1", self.account))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let mut child = c.spawn().unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(batch.as_bytes()).await.unwrap();
-        drop(stdin);
-        let out = child.wait_with_output().await.unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "sftp {batch:?}: {stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        stdout
-    }
-}
-
-async fn run_ok(mut c: tokio::process::Command) -> String {
-    let out = c.output().await.unwrap();
-    assert!(
-        out.status.success(),
-        "{c:?}: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// The first bytes a server sends.
@@ -161,7 +51,7 @@ fn passwd_home(account: &str) -> PathBuf {
 
 /// ssh, sftp, scp (SFTP and legacy modes) and rsync, both ways, with hashes compared; every
 /// relative remote path lands in the session home.
-async fn exercise(t: &Target, home: &Path, tag: &str) {
+async fn exercise(t: &SshTarget, home: &Path, tag: &str) {
     let canonical = std::fs::canonicalize(home).unwrap();
     assert_eq!(run_ok(t.ssh(&["echo", "ok"])).await.trim(), "ok");
     assert_eq!(
@@ -184,7 +74,7 @@ async fn exercise(t: &Target, home: &Path, tag: &str) {
     // sftp: put, get, and pwd in the home.
     let name = format!("{tag}-sftp.bin");
     let out = t
-        .sftp(&format!(
+        .sftp_batch(&format!(
             "pwd\nput {src_s} {name}\nget {name} {}\n",
             back(&name).display()
         ))
@@ -199,10 +89,10 @@ async fn exercise(t: &Target, home: &Path, tag: &str) {
     // scp both ways, in SFTP mode (the default) and the legacy protocol (`scp -t` / `-f`).
     for legacy in [false, true] {
         let name = format!("{tag}-scp-{}.bin", if legacy { "legacy" } else { "sftp" });
-        run_ok(t.scp(legacy, src_s, &t.remote(&name))).await;
+        run_ok(t.scp(legacy, src_s, t.remote(&name))).await;
         assert_eq!(sha256_file(&home.join(&name)), want, "{name} uploaded");
         let to = back(&name);
-        run_ok(t.scp(legacy, &t.remote(&name), to.to_str().unwrap())).await;
+        run_ok(t.scp(legacy, t.remote(&name), to.to_str().unwrap())).await;
         assert_eq!(sha256_file(&to), want, "{name} downloaded");
     }
 
@@ -228,10 +118,10 @@ async fn ssh_sftp_scp_and_rsync_work_directly_and_through_the_tcpproxy() {
         let b = banner(s.sshd_port.unwrap()).await;
         assert!(b.starts_with("SSH-2.0-dropbear"), "{b:?}");
 
-        let direct = Target::direct(&s);
+        let direct = SshTarget::direct(&s);
         exercise(&direct, &s.home, "direct").await;
         let (port, bridge) = sshd_bridge(&sb, "db").await;
-        let tunneled = Target {
+        let tunneled = SshTarget {
             port,
             ..direct.clone()
         };
@@ -287,38 +177,36 @@ async fn each_session_has_its_own_keys_and_one_sandbox_runs_both_servers() {
         assert!(b.starts_with("SSH-2.0-dropbear"), "{b:?}");
 
         // The user's own key opens their session, through the tunnel too.
-        let mine = Target {
-            port: own.sshd_port.unwrap(),
-            key: key.clone(),
-            account: own.account.clone(),
-        };
+        let mine = SshTarget::new(own.sshd_port.unwrap(), key.clone(), own.account.clone());
         let pwd = run_ok(mine.ssh(&["pwd"])).await;
         assert_eq!(
             Path::new(pwd.trim()),
             std::fs::canonicalize(&own.home).unwrap()
         );
         let (port, bridge) = sshd_bridge(&sb, "own").await;
-        let via = Target { port, ..mine };
+        let via = SshTarget { port, ..mine };
         assert_eq!(run_ok(via.ssh(&["echo", "ok"])).await.trim(), "ok");
         bridge.abort();
 
         // Another session's key does not, and nobody logs in as root (-w).
-        let theirs = Target {
+        let theirs = SshTarget {
             port: own.sshd_port.unwrap(),
-            ..Target::direct(&other)
+            ..SshTarget::direct(&other)
         };
         let out = theirs.ssh(&["true"]).output().await.unwrap();
         assert!(!out.status.success(), "another session's key opened 'own'");
-        let root = Target {
+        let root = SshTarget {
             account: "root".into(),
-            ..Target::direct(&other)
+            ..SshTarget::direct(&other)
         };
         let out = root.ssh(&["true"]).output().await.unwrap();
         assert!(!out.status.success(), "root logged in");
         // Both servers answer their own keys.
         for s in [&other, &openssh] {
             assert_eq!(
-                run_ok(Target::direct(s).ssh(&["echo", "ok"])).await.trim(),
+                run_ok(SshTarget::direct(s).ssh(&["echo", "ok"]))
+                    .await
+                    .trim(),
                 "ok",
                 "{}",
                 s.name
@@ -346,7 +234,7 @@ type Held = (
     tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
 );
 
-async fn hold(t: &Target) -> Held {
+async fn hold(t: &SshTarget) -> Held {
     let mut child = t
         .ssh(&["echo", "up;", "sleep", "60"])
         .stdout(Stdio::piped())
@@ -382,7 +270,7 @@ async fn no_dropbear_process_survives_stop_terminate_or_drop() {
         let mut held = Vec::new();
         for name in ["demo-1", "demo-2", "demo-3"] {
             let s = sb.session(name).unwrap();
-            held.push(hold(&Target::direct(&s)).await);
+            held.push(hold(&SshTarget::direct(&s)).await);
             let t = tree(sb.session_sshd_pid(name).unwrap());
             // unshare, dropbear, its per-connection child, the wrapper's shell (and sleep).
             assert!(t.len() >= 4, "{name}: {t:?}");
@@ -405,7 +293,9 @@ async fn no_dropbear_process_survives_stop_terminate_or_drop() {
         sb.set_status("demo-1", Status::Running).await.unwrap();
         let s = sb.session("demo-1").unwrap();
         assert_eq!(
-            run_ok(Target::direct(&s).ssh(&["echo", "ok"])).await.trim(),
+            run_ok(SshTarget::direct(&s).ssh(&["echo", "ok"]))
+                .await
+                .trim(),
             "ok"
         );
         let mut restarted = tree(sb.session_sshd_pid("demo-1").unwrap());
@@ -469,11 +359,11 @@ async fn binary_runs_dropbear_which_dies_with_a_sigkilled_sandbox() {
         let mut held = Vec::new();
         for s in running {
             assert_eq!(s["ssh_server"], "dropbear", "{s}");
-            let t = Target {
-                port: s["sshd_port"].as_u64().unwrap() as u16,
-                key: PathBuf::from(s["id_container"].as_str().unwrap()),
-                account: s["account"].as_str().unwrap().to_owned(),
-            };
+            let t = SshTarget::new(
+                s["sshd_port"].as_u64().unwrap() as u16,
+                PathBuf::from(s["id_container"].as_str().unwrap()),
+                s["account"].as_str().unwrap(),
+            );
             held.push(hold(&t).await);
             ports.push(t.port);
             pids.extend(tree(s["sshd_pid"].as_u64().unwrap() as u32));

@@ -6,11 +6,12 @@
 
 mod common;
 
-use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 use std::time::Duration;
 
 use bai_sandbox::{Config, Sandbox, SessionInfo, SessionSpec};
+use bai_testkit::sandbox::demo as sandbox;
+use bai_testkit::{free_addr, mode, run_ok, SshTarget};
 use common::*;
 use futures_util::SinkExt as _;
 use serde_json::{json, Value};
@@ -19,60 +20,8 @@ use tokio_tungstenite::tungstenite::Message;
 /// The login account's home in a real container (protocol.md §6).
 const CONTAINER_HOME: &str = "/home/work";
 
-async fn sandbox(demo: usize) -> Sandbox {
-    Sandbox::start(Config {
-        demo_sessions: demo,
-        ..Config::default()
-    })
-    .await
-    .unwrap()
-}
-
-async fn login_sid(sb: &Sandbox) -> String {
-    let r = reqwest::Client::new()
-        .post(format!("{}/server/login", sb.webserver_url()))
-        .json(&json!({"username": sb.user().email, "password": sb.user().password}))
-        .send()
-        .await
-        .unwrap();
-    r.headers()["x-backendai-sessionid"]
-        .to_str()
-        .unwrap()
-        .to_owned()
-}
-
-const SSH_OPTS: [&str; 8] = [
-    "-o",
-    "BatchMode=yes",
-    "-o",
-    "StrictHostKeyChecking=no",
-    "-o",
-    "UserKnownHostsFile=/dev/null",
-    "-o",
-    "LogLevel=ERROR",
-];
-
 fn ssh_cmd(s: &SessionInfo, args: &[&str]) -> tokio::process::Command {
-    let mut c = tokio::process::Command::new("ssh");
-    c.args(["-i", s.id_container.as_ref().unwrap().to_str().unwrap()])
-        .args(SSH_OPTS)
-        .args(["-p", &s.sshd_port.unwrap().to_string()])
-        .arg(format!("{}@127.0.0.1", s.account))
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true);
-    c
-}
-
-async fn run_ok(mut c: tokio::process::Command) -> String {
-    let out = c.output().await.unwrap();
-    assert!(
-        out.status.success(),
-        "{c:?}: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    SshTarget::direct(s).ssh(args)
 }
 
 /// Whether nothing arrives on `ws` for a while.
@@ -82,10 +31,6 @@ async fn silent(ws: &mut Ws) -> Result<Got, tokio::time::error::Elapsed> {
 
 fn config_path(s: &SessionInfo) -> std::path::PathBuf {
     s.home.parent().unwrap().join("sshd_config")
-}
-
-fn mode(p: &Path) -> u32 {
-    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -118,19 +63,11 @@ async fn random_password_no_root_login_and_private_modes() {
         assert_eq!(mode(&s.home.join(".ssh/authorized_keys")), 0o600);
 
         // Logging in as root is refused even with the session's key.
-        let out = tokio::process::Command::new("ssh")
-            .args(["-i", s.id_container.as_ref().unwrap().to_str().unwrap()])
-            .args(SSH_OPTS)
-            .args([
-                "-p",
-                &s.sshd_port.unwrap().to_string(),
-                "root@127.0.0.1",
-                "true",
-            ])
-            .stdin(std::process::Stdio::null())
-            .output()
-            .await
-            .unwrap();
+        let root = SshTarget {
+            account: "root".into(),
+            ..SshTarget::direct(&s)
+        };
+        let out = root.ssh(&["true"]).output().await.unwrap();
         assert!(!out.status.success());
         for sb in [a, b, fixed] {
             sb.shutdown().await;
@@ -274,17 +211,7 @@ async fn downloads_racing_a_symlink_swap_never_leak_outside_files() {
 
 /// The peak resident set of this process since [`reset_peak_rss`], in bytes.
 fn peak_rss() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .unwrap()
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .unwrap();
-    kb * 1024
+    bai_testkit::process::self_status_kib("VmHWM").unwrap() * 1024
 }
 
 fn reset_peak_rss() -> u64 {
@@ -438,10 +365,7 @@ async fn tcpproxy_closes_1011_when_connect_fails_otherwise_than_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn swallow_close_keeps_the_webserver_websocket_open() {
     within(40, async {
-        let closed = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap()
-        };
+        let closed = free_addr();
         let hello = greeter(b"hello").await;
         let sb = sandbox(0).await;
         sb.create_session(
@@ -522,24 +446,10 @@ async fn ssh_scp_sftp_and_rsync_start_in_the_session_home() {
         let src = tempfile::tempdir().unwrap();
         let file = src.path().join("up.txt");
         std::fs::write(&file, b"payload").unwrap();
-        let key = s
-            .id_container
-            .as_ref()
-            .unwrap()
-            .to_str()
-            .unwrap()
-            .to_owned();
-        let port = s.sshd_port.unwrap().to_string();
-        let dest = |name: &str| format!("{}@127.0.0.1:{name}", s.account);
+        let t = SshTarget::direct(&s);
         // scp in SFTP mode (the default) and the legacy protocol.
-        for (extra, name) in [(None, "sftp-mode.txt"), (Some("-O"), "legacy.txt")] {
-            let mut c = tokio::process::Command::new("scp");
-            c.args(["-i", &key]).args(SSH_OPTS).args(["-P", &port]);
-            if let Some(x) = extra {
-                c.arg(x);
-            }
-            c.arg(&file).arg(dest(name));
-            run_ok(c).await;
+        for (legacy, name) in [(false, "sftp-mode.txt"), (true, "legacy.txt")] {
+            run_ok(t.scp(legacy, &file, t.remote(name))).await;
             assert_eq!(
                 std::fs::read(s.home.join(name)).unwrap(),
                 b"payload",
@@ -547,37 +457,13 @@ async fn ssh_scp_sftp_and_rsync_start_in_the_session_home() {
             );
         }
         // sftp: relative paths resolve in the home.
-        let mut c = tokio::process::Command::new("sftp");
-        c.args(["-i", &key])
-            .args(SSH_OPTS)
-            .args(["-P", &port, "-b", "-"]);
-        c.arg(format!("{}@127.0.0.1", s.account));
-        c.stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped());
-        let mut child = c.spawn().unwrap();
-        {
-            use tokio::io::AsyncWriteExt as _;
-            let mut stdin = child.stdin.take().unwrap();
-            stdin
-                .write_all(format!("pwd\nput {} via-sftp.txt\n", file.display()).as_bytes())
-                .await
-                .unwrap();
-        }
-        let out = child.wait_with_output().await.unwrap();
-        assert!(out.status.success());
-        assert!(
-            String::from_utf8_lossy(&out.stdout).contains(&home.display().to_string()),
-            "{}",
-            String::from_utf8_lossy(&out.stdout)
-        );
+        let out = t
+            .sftp_batch(&format!("pwd\nput {} via-sftp.txt\n", file.display()))
+            .await;
+        assert!(out.contains(&home.display().to_string()), "{out}");
         assert!(s.home.join("via-sftp.txt").exists());
         // rsync (runs `rsync --server` through the shell).
-        let mut c = tokio::process::Command::new("rsync");
-        c.arg("-e")
-            .arg(format!("ssh -i {key} -p {port} {}", SSH_OPTS.join(" ")))
-            .arg(&file)
-            .arg(dest("via-rsync.txt"));
-        run_ok(c).await;
+        run_ok(t.rsync(file.to_str().unwrap(), &t.remote("via-rsync.txt"))).await;
         assert_eq!(
             std::fs::read(s.home.join("via-rsync.txt")).unwrap(),
             b"payload"

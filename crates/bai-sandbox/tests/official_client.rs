@@ -7,14 +7,13 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::Duration;
 
 use bai_sandbox::{Config, Sandbox, SessionSpec};
-use sha2::{Digest, Sha256};
+use bai_testkit::{free_port, sha256_file, within, SshTarget};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 
-const TEST_TIMEOUT: Duration = Duration::from_secs(180);
+const TEST_SECS: u64 = 180;
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -99,35 +98,6 @@ impl PyEnv {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind port 0")
-        .port()
-}
-
-fn ssh_opts(key: &Path) -> Vec<String> {
-    [
-        "-i",
-        &key.to_string_lossy(),
-        "-o",
-        "BatchMode=yes",
-        "-o",
-        "StrictHostKeyChecking=no",
-        "-o",
-        "UserKnownHostsFile=/dev/null",
-        "-o",
-        "LogLevel=ERROR",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
-}
-
-fn sha256_file(path: &Path) -> String {
-    hex::encode(Sha256::digest(std::fs::read(path).expect("read file")))
-}
-
 /// The flow after authentication, identical in both modes: ps, download the key, run the
 /// official proxy, then ssh and scp through it.
 async fn ps_download_proxy_ssh_scp(env: &PyEnv, session: &str, account: &str) {
@@ -171,14 +141,8 @@ async fn ps_download_proxy_ssh_scp(env: &PyEnv, session: &str, account: &str) {
     // Keep draining so the proxy never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
 
-    let target = format!("{account}@127.0.0.1");
-    let out = Command::new("ssh")
-        .args(ssh_opts(&key))
-        .args(["-p", &port.to_string(), &target, "echo ok"])
-        .kill_on_drop(true)
-        .output()
-        .await
-        .expect("run ssh");
+    let ssh = SshTarget::new(port, &key, account);
+    let out = ssh.ssh(&["echo ok"]).output().await.expect("run ssh");
     assert!(
         out.status.success(),
         "ssh through the official proxy: {}",
@@ -192,7 +156,7 @@ async fn ps_download_proxy_ssh_scp(env: &PyEnv, session: &str, account: &str) {
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect();
     std::fs::write(&src, &data).expect("write payload");
-    let remote = format!("{target}:payload-{session}.bin");
+    let remote = ssh.remote(&format!("payload-{session}.bin"));
     for (from, to) in [
         (src.to_string_lossy().into_owned(), remote.clone()),
         (
@@ -204,13 +168,7 @@ async fn ps_download_proxy_ssh_scp(env: &PyEnv, session: &str, account: &str) {
                 .into_owned(),
         ),
     ] {
-        let out = Command::new("scp")
-            .args(ssh_opts(&key))
-            .args(["-P", &port.to_string(), &from, &to])
-            .kill_on_drop(true)
-            .output()
-            .await
-            .expect("run scp");
+        let out = ssh.scp(false, &from, &to).output().await.expect("run scp");
         assert!(
             out.status.success(),
             "scp {from} {to}: {}",
@@ -228,18 +186,16 @@ async fn ps_download_proxy_ssh_scp(env: &PyEnv, session: &str, account: &str) {
 }
 
 async fn start_sandbox(session: &str) -> (Sandbox, String) {
-    let sandbox = Sandbox::start(Config::default()).await.expect("sandbox");
-    let info = sandbox
-        .create_session(SessionSpec::running(session))
-        .await
-        .expect("create session");
-    (sandbox, info.account)
+    let (sandbox, infos) =
+        bai_testkit::sandbox::with_sessions(Config::default(), [SessionSpec::running(session)])
+            .await;
+    (sandbox, infos[0].account.clone())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn official_client_session_mode() {
     let Some(exe) = official_client() else { return };
-    tokio::time::timeout(TEST_TIMEOUT, async {
+    within(TEST_SECS, async {
         let (sandbox, account) = start_sandbox("py-session").await;
         // `localhost`, not 127.0.0.1: aiohttp's cookie jar drops cookies set by an IP host
         // (protocol.md §9), which breaks the official client on IP endpoints.
@@ -261,14 +217,13 @@ async fn official_client_session_mode() {
         assert!(out.contains("Logout done"), "logout output: {out}");
         sandbox.shutdown().await;
     })
-    .await
-    .expect("session-mode flow finished in time");
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn official_client_api_mode() {
     let Some(exe) = official_client() else { return };
-    tokio::time::timeout(TEST_TIMEOUT, async {
+    within(TEST_SECS, async {
         let (sandbox, account) = start_sandbox("py-api").await;
         let user = sandbox.user().clone();
         let endpoint = sandbox.manager_url();
@@ -284,6 +239,5 @@ async fn official_client_api_mode() {
         ps_download_proxy_ssh_scp(&env, "py-api", &account).await;
         sandbox.shutdown().await;
     })
-    .await
-    .expect("API-mode flow finished in time");
+    .await;
 }

@@ -8,19 +8,12 @@ mod common;
 use std::time::{Duration, Instant};
 
 use bai_sandbox::{Config, Sandbox, SessionSpec, Status};
+use bai_testkit::sandbox::demo as sandbox;
+use bai_testkit::{free_addr, SshTarget};
 use common::*;
 use futures_util::SinkExt as _;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
-
-async fn sandbox(demo: usize) -> Sandbox {
-    Sandbox::start(Config {
-        demo_sessions: demo,
-        ..Config::default()
-    })
-    .await
-    .unwrap()
-}
 
 async fn problem(r: reqwest::Response) -> (u16, Value) {
     let status = r.status().as_u16();
@@ -370,19 +363,6 @@ async fn webserver_totp_login() {
     .await
 }
 
-async fn login_sid(sb: &Sandbox) -> String {
-    let r = reqwest::Client::new()
-        .post(format!("{}/server/login", sb.webserver_url()))
-        .json(&json!({"username": sb.user().email, "password": sb.user().password}))
-        .send()
-        .await
-        .unwrap();
-    r.headers()["x-backendai-sessionid"]
-        .to_str()
-        .unwrap()
-        .to_owned()
-}
-
 async fn expect_banner(ws: &mut Ws) {
     match next(ws).await {
         Got::Data(d) => assert!(
@@ -489,10 +469,7 @@ async fn tcpproxy_echo_sshd_and_webserver_websockets() {
 async fn fault_knobs() {
     within(40, async {
         let echo = echo_server().await;
-        let closed = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap()
-        };
+        let closed = free_addr();
         let sb = sandbox(0).await;
         sb.create_session(
             SessionSpec::running("f")
@@ -654,10 +631,8 @@ async fn real_ssh_login_and_status_changes() {
         assert_eq!(s.status, Status::Running);
         assert_eq!(s.status.to_string(), "RUNNING");
         let port = s.sshd_port.unwrap();
-        let out = tokio::process::Command::new("ssh")
-            .args(["-i", s.id_container.as_ref().unwrap().to_str().unwrap()])
-            .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"])
-            .args(["-p", &port.to_string(), &format!("{}@127.0.0.1", s.account), "echo", "ok"])
+        let out = SshTarget::new(port, s.id_container.as_ref().unwrap(), s.account.clone())
+            .ssh(&["echo", "ok"])
             .output()
             .await
             .unwrap();

@@ -13,6 +13,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bai_sandbox::{Config, Sandbox, SessionSpec};
+use bai_testkit::process::cpu_secs;
+use bai_testkit::sandbox;
 use common::*;
 use futures_util::{SinkExt as _, StreamExt as _};
 use rand::{Rng as _, SeedableRng as _};
@@ -28,24 +30,12 @@ use tokio_tungstenite::tungstenite::Message;
 
 async fn sandbox_with_echo() -> (Sandbox, SocketAddr) {
     let echo = echo_server().await;
-    let sb = Sandbox::start(Config::default()).await.unwrap();
-    sb.create_session(SessionSpec::running("s").app("echo", echo))
-        .await
-        .unwrap();
+    let (sb, _) = sandbox::with_sessions(
+        Config::default(),
+        [SessionSpec::running("s").app("echo", echo)],
+    )
+    .await;
     (sb, echo)
-}
-
-async fn login_sid(sb: &Sandbox) -> String {
-    let r = reqwest::Client::new()
-        .post(format!("{}/server/login", sb.webserver_url()))
-        .json(&serde_json::json!({"username": sb.user().email, "password": sb.user().password}))
-        .send()
-        .await
-        .unwrap();
-    r.headers()["x-backendai-sessionid"]
-        .to_str()
-        .unwrap()
-        .to_owned()
 }
 
 /// Sends `sizes` random messages while reading the echo concurrently; compares SHA-256.
@@ -607,16 +597,6 @@ async fn measure_bulk_throughput() {
         "tcpproxy bulk: down {down:.0} MB/s ({down_cpu:.2} CPU s/GiB), \
          up {up:.0} MB/s ({up_cpu:.2} CPU s/GiB)"
     );
-}
-
-/// User + system CPU seconds of a process so far (from `/proc`).
-fn cpu_secs(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let after = &stat[stat.rfind(')').unwrap() + 2..];
-    let f: Vec<&str> = after.split_whitespace().collect();
-    // Fields 14 and 15 (utime, stime), counted from the state (field 3) here.
-    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
-    ticks / 100.0
 }
 
 enum Guard {

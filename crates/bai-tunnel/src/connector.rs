@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 /// A boxed error from a [`Connector`].
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -21,7 +22,27 @@ pub struct Target {
     pub request: http::Request<()>,
     /// The TLS connector for `wss`: `Rustls` with the caller's configuration, `Plain` for no TLS.
     /// `None` uses the platform's root certificates (loaded once per process).
-    pub tls: Option<tokio_tungstenite::Connector>,
+    pub tls: Option<TlsConnector>,
+}
+
+/// How a `wss` target does TLS.
+#[derive(Clone)]
+#[non_exhaustive]
+pub enum TlsConnector {
+    /// No TLS even for `wss` (a TLS-terminating proxy in front, tests).
+    Plain,
+    /// TLS with this rustls configuration (the caller's roots, client certificates, or no
+    /// verification).
+    Rustls(Arc<rustls::ClientConfig>),
+}
+
+impl std::fmt::Debug for TlsConnector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TlsConnector::Plain => f.write_str("Plain"),
+            TlsConnector::Rustls(_) => f.write_str("Rustls(..)"),
+        }
+    }
 }
 
 impl std::fmt::Debug for Target {

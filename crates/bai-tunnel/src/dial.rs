@@ -20,9 +20,8 @@ use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
-use tokio_tungstenite::tungstenite::handshake::client::generate_key;
 
-use crate::handshake::{handshake, Answer, MAX_BODY};
+use crate::handshake::{generate_key, handshake, Answer, MAX_BODY};
 use crate::live::{Liveness, Metered};
 use crate::{BoxFuture, ConnError, Connector, Options, Problem, TlsConnector};
 
@@ -320,11 +319,6 @@ impl Dialer {
             (false, _) | (true, Some(TlsConnector::Plain)) => None,
             (true, Some(TlsConnector::Rustls(config))) => Some(config),
             (true, None) => Some(default_tls().await?),
-            (true, Some(_)) => {
-                return Err(ConnError::Handshake(
-                    "this TLS connector kind is not supported".to_owned(),
-                ))
-            }
         };
         let mut io = match tls {
             None => ServerIo::Plain(tcp),
@@ -612,7 +606,7 @@ fn redacted_uri(uri: &http::Uri) -> String {
 
 /// A refused upgrade: the status, the problem+json when the body is one, and the body's text.
 fn rejected(status: u16, raw: &[u8]) -> ConnError {
-    let problem = Problem::parse(raw).map(Box::new);
+    let problem = Problem::parse_any(raw).map(Box::new);
     let body = if raw.is_empty() {
         None
     } else {

@@ -1,10 +1,11 @@
 //! Errors: [`Error`] for the tunnel as a whole (binding, stdio mode) and [`ConnError`] for one
 //! connection, which is `Clone` so it can travel in [`crate::Event::Failed`].
 
-use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
+
+use bai_problem::Problem;
 
 /// An error of the tunnel as a whole.
 #[derive(Debug, thiserror::Error)]
@@ -124,7 +125,7 @@ fn rejected_message(status: u16, problem: Option<&Problem>, body: Option<&str>) 
     let out_trimmed_len = out.trim_end().len();
     out.truncate(out_trimmed_len);
     if let Some(problem) = problem {
-        let text = problem.to_string();
+        let text = problem_text(problem);
         if !text.is_empty() {
             out.push_str(": ");
             out.push_str(&text);
@@ -158,65 +159,19 @@ fn closed_message(code: u16, reason: &str) -> String {
     }
 }
 
-/// Backend.AI's `application/problem+json` error body (also the webserver's
-/// `{"type","title","details"}` shape).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Problem {
-    /// `type`, a URL such as `https://api.backend.ai/probs/object-not-found`.
-    pub type_: Option<String>,
-    /// `title`, e.g. "No such session.".
-    pub title: Option<String>,
-    /// `msg` (or the webserver's `details`), e.g. "mysess:sshd".
-    pub msg: Option<String>,
-    /// `error_code` (newer managers), e.g. `session_read_not-found`.
-    pub error_code: Option<String>,
-}
-
-impl Problem {
-    /// Parses a problem+json body; `None` when the body is not a JSON object with any of the
-    /// known keys.
-    pub fn parse(body: &[u8]) -> Option<Problem> {
-        let value: serde_json::Value = serde_json::from_slice(body).ok()?;
-        let object = value.as_object()?;
-        // The webserver's login errors nest the problem under `data`.
-        let object = match object.get("data").and_then(|d| d.as_object()) {
-            Some(inner) if !object.contains_key("title") => inner,
-            _ => object,
-        };
-        let text = |key: &str| -> Option<String> {
-            match object.get(key)? {
-                serde_json::Value::String(s) if !s.is_empty() => Some(s.clone()),
-                serde_json::Value::Null => None,
-                serde_json::Value::String(_) => None,
-                other => Some(other.to_string()),
-            }
-        };
-        let problem = Problem {
-            type_: text("type"),
-            title: text("title"),
-            msg: text("msg").or_else(|| text("details")),
-            error_code: text("error_code"),
-        };
-        if problem == Problem::default() {
-            None
-        } else {
-            Some(problem)
-        }
+/// A problem in a refusal message: `title (msg)`, or whichever of the two exists, or the slug of
+/// its type. Empty fields count as missing.
+fn problem_text(problem: &Problem) -> String {
+    fn nonempty(s: &Option<String>) -> Option<&str> {
+        s.as_deref().filter(|s| !s.is_empty())
     }
-}
-
-impl fmt::Display for Problem {
-    /// `title (msg)`, or whichever of the two exists, or the type's last path segment.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (&self.title, &self.msg) {
-            (Some(title), Some(msg)) if title != msg => write!(f, "{title} ({msg})"),
-            (Some(title), _) => f.write_str(title),
-            (None, Some(msg)) => f.write_str(msg),
-            (None, None) => match &self.type_ {
-                Some(type_) => f.write_str(type_.rsplit('/').next().unwrap_or(type_)),
-                None => Ok(()),
-            },
-        }
+    let title = nonempty(&problem.title);
+    let msg = nonempty(&problem.msg).or(nonempty(&problem.details));
+    match (title, msg) {
+        (Some(title), Some(msg)) if title != msg => format!("{title} ({msg})"),
+        (Some(title), _) => title.to_owned(),
+        (None, Some(msg)) => msg.to_owned(),
+        (None, None) => problem.slug().unwrap_or_default().to_owned(),
     }
 }
 
@@ -227,10 +182,10 @@ mod tests {
     #[test]
     fn parses_manager_problem_json() {
         let body = br#"{"type":"https://api.backend.ai/probs/object-not-found","title":"No such app service.","msg":"mysess:sshd","error_code":"backendai_read_not-found"}"#;
-        let p = Problem::parse(body).expect("valid problem");
+        let p = Problem::parse_any(body).expect("valid problem");
         assert_eq!(p.title.as_deref(), Some("No such app service."));
         assert_eq!(p.msg.as_deref(), Some("mysess:sshd"));
-        assert_eq!(p.to_string(), "No such app service. (mysess:sshd)");
+        assert_eq!(problem_text(&p), "No such app service. (mysess:sshd)");
         let e = ConnError::Rejected {
             status: 404,
             problem: Some(Box::new(p)),
@@ -246,10 +201,10 @@ mod tests {
     #[test]
     fn parses_webserver_nested_problem_and_rejects_non_json() {
         let body = br#"{"authenticated":false,"data":{"type":"x/auth-failed","title":"Unauthorized","details":"bad password"}}"#;
-        let p = Problem::parse(body).expect("nested problem");
-        assert_eq!(p.to_string(), "Unauthorized (bad password)");
-        assert!(Problem::parse(b"<html>nope</html>").is_none());
-        assert!(Problem::parse(b"{}").is_none());
+        let p = Problem::parse_any(body).expect("nested problem");
+        assert_eq!(problem_text(&p), "Unauthorized (bad password)");
+        assert!(Problem::parse_any(b"<html>nope</html>").is_none());
+        assert!(Problem::parse_any(b"{}").is_none());
         let e = ConnError::Rejected {
             status: 502,
             problem: None,
@@ -327,9 +282,9 @@ mod props {
 
         #[test]
         fn arbitrary_bodies_never_panic(body in prop::collection::vec(any::<u8>(), 0..200)) {
-            if let Some(problem) = Problem::parse(&body) {
+            if let Some(problem) = Problem::parse_any(&body) {
                 prop_assert_ne!(&problem, &Problem::default());
-                let _ = problem.to_string();
+                let _ = problem_text(&problem);
             }
         }
 
@@ -339,7 +294,7 @@ mod props {
             status in any::<u16>(),
         ) {
             let body = serde_json::to_vec(&fields).expect("json");
-            let problem = Problem::parse(&body);
+            let problem = Problem::parse_any(&body);
             let has_known = ["type", "title", "msg", "details", "error_code", "data"]
                 .iter()
                 .any(|k| fields.contains_key(*k));

@@ -1,13 +1,15 @@
 //! The client side of the WebSocket opening handshake (RFC 6455 §4.1) over an established
 //! stream: send the upgrade request, read the answer, and hand back the bytes the server sent
 //! after its `101` (the first frames may arrive in the same read as the headers).
+//!
+//! Over 500 lines on purpose: the handshake is about 260; the rest are its unit and property
+//! tests (answers cut at every byte, hostile headers, chunked refusals).
 
 use std::time::Duration;
 
 use bytes::BytesMut;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
-use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 use crate::ConnError;
 
@@ -56,6 +58,26 @@ fn request_bytes(request: &http::Request<()>) -> Vec<u8> {
 
 fn failed(message: impl Into<String>) -> ConnError {
     ConnError::Handshake(message.into())
+}
+
+/// The GUID every `Sec-WebSocket-Accept` is derived with (RFC 6455 §1.3).
+const ACCEPT_GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+/// A fresh `Sec-WebSocket-Key`: 16 random bytes, base64 (RFC 6455 §4.1).
+pub(crate) fn generate_key() -> String {
+    use base64::Engine as _;
+    let key: [u8; 16] = rand::random();
+    base64::engine::general_purpose::STANDARD.encode(key)
+}
+
+/// The `Sec-WebSocket-Accept` a server must answer `key` with: base64(SHA-1(key + GUID)).
+pub(crate) fn derive_accept_key(key: &[u8]) -> String {
+    use base64::Engine as _;
+    use sha1::Digest as _;
+    let mut sha = sha1::Sha1::new();
+    sha.update(key);
+    sha.update(ACCEPT_GUID);
+    base64::engine::general_purpose::STANDARD.encode(sha.finalize())
 }
 
 /// Sends `request` on `io` and reads the server's answer.
@@ -244,6 +266,24 @@ fn dechunk(mut raw: &[u8]) -> (Vec<u8>, bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_match_rfc_6455_and_tungstenite() {
+        // The example of RFC 6455 §1.3.
+        assert_eq!(
+            derive_accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="),
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        );
+        for _ in 0..8 {
+            let key = generate_key();
+            assert_eq!(key.len(), 24, "{key}");
+            assert_ne!(key, generate_key());
+            assert_eq!(
+                derive_accept_key(key.as_bytes()),
+                tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes())
+            );
+        }
+    }
 
     #[test]
     fn requests_are_serialised_with_path_query_and_headers() {

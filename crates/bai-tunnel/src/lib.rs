@@ -49,14 +49,12 @@ mod tunnel;
 #[cfg(test)]
 mod tests;
 
+pub use bai_problem::Problem;
 pub use bind::{bind, BindOptions, Bound, FallbackReason, PortChoice};
-pub use connector::{BoxError, BoxFuture, Connector, Target};
+pub use connector::{BoxError, BoxFuture, Connector, Target, TlsConnector};
 pub use dial::Resolver;
-pub use error::{ConnError, Error, Problem};
+pub use error::{ConnError, Error};
 pub use options::Options;
 pub use stats::{Event, Stats, StatsSnapshot};
 pub use stdio::{run_stdio, Summary};
 pub use tunnel::{Tunnel, TunnelHandle};
-
-/// Re-exported so callers can build [`Target::tls`] without naming the crate themselves.
-pub use tokio_tungstenite::Connector as TlsConnector;

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bai_testkit::{noise, within};
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
@@ -22,27 +23,6 @@ use crate::live::{Liveness, Metered};
 use crate::pump::pump;
 use crate::stats::Counters;
 use crate::{run_stdio, ConnError, Error, Event, Options, Stats, Target, Tunnel};
-
-/// Every async test runs under this.
-async fn within<T>(secs: u64, fut: impl Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(secs), fut)
-        .await
-        .expect("test timed out")
-}
-
-/// Deterministic pseudo-random bytes (xorshift64*).
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        out.extend_from_slice(&x.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
 
 fn test_options() -> Options {
     Options {
@@ -801,15 +781,7 @@ async fn spawn_tunnel(
 
 /// Events up to and including the `Closed` of one connection.
 async fn events_until_closed(events: &mut broadcast::Receiver<Event>) -> Vec<Event> {
-    let mut out = Vec::new();
-    loop {
-        let event = events.recv().await.unwrap();
-        let done = matches!(event, Event::Closed { .. });
-        out.push(event);
-        if done {
-            return out;
-        }
-    }
+    bai_testkit::recv_until(events, |e| matches!(e, Event::Closed { .. })).await
 }
 
 #[tokio::test]
@@ -1203,9 +1175,7 @@ async fn dropping_the_serve_future_cancels_its_connections() {
 
 /// Resident memory of this process, from /proc (Linux only).
 fn vm_rss_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
+    bai_testkit::process::self_status_kib("VmRSS")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,9 +4,9 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use bai_testkit::run_ok;
 use bai_tunnel::{Options, TunnelHandle};
 use common::*;
 use tokio::process::Command;
@@ -53,7 +53,10 @@ impl Rig {
         self.env.session.home.join(name)
     }
     fn login(&self) -> String {
-        format!("{}@127.0.0.1", self.env.session.account)
+        self.target().login()
+    }
+    fn target(&self) -> SshTarget {
+        self.env.target(self.port())
     }
     fn local(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
@@ -78,21 +81,6 @@ impl Rig {
     }
 }
 
-async fn run(mut cmd: Command, what: &str) {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let out = cmd.output().await.expect(what);
-    assert!(
-        out.status.success(),
-        "{what} failed ({}): {}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sftp_put_and_get_keep_the_hash() {
     within(600, async {
@@ -111,14 +99,7 @@ async fn sftp_put_and_get_keep_the_hash() {
         )
         .expect("batch file");
         let started = Instant::now();
-        let mut cmd = Command::new("sftp");
-        cmd.args(ssh_options(&rig.env.session))
-            .arg("-P")
-            .arg(rig.port().to_string())
-            .arg("-b")
-            .arg(&batch)
-            .arg(rig.login());
-        run(cmd, "sftp").await;
+        run_ok(rig.target().sftp(&batch)).await;
         rig.report("sftp put+get", started);
         rig.check(&rig.remote("sftp.bin")).await;
         rig.check(&back).await;
@@ -134,20 +115,8 @@ async fn scp_up_and_down_keep_the_hash() {
         let back = rig.local("back.bin");
         let remote = format!("{}:{}", rig.login(), rig.remote("scp.bin").display());
         let started = Instant::now();
-        let mut up = Command::new("scp");
-        up.args(ssh_options(&rig.env.session))
-            .arg("-P")
-            .arg(rig.port().to_string())
-            .arg(&rig.source)
-            .arg(&remote);
-        run(up, "scp up").await;
-        let mut down = Command::new("scp");
-        down.args(ssh_options(&rig.env.session))
-            .arg("-P")
-            .arg(rig.port().to_string())
-            .arg(&remote)
-            .arg(&back);
-        run(down, "scp down").await;
+        run_ok(rig.target().scp(false, &rig.source, &remote)).await;
+        run_ok(rig.target().scp(false, &remote, &back)).await;
         rig.report("scp up+down", started);
         rig.check(&rig.remote("scp.bin")).await;
         rig.check(&back).await;
@@ -162,11 +131,7 @@ async fn rsync_up_and_down_keep_the_hash() {
         let rig = rig(3).await;
         let back = rig.local("back.bin");
         let remote = format!("{}:{}", rig.login(), rig.remote("rsync.bin").display());
-        let shell = format!(
-            "ssh {} -p {}",
-            ssh_options(&rig.env.session).join(" "),
-            rig.port()
-        );
+        let shell = rig.target().rsync_shell();
         let started = Instant::now();
         let mut up = Command::new("rsync");
         up.arg("-a")
@@ -174,10 +139,10 @@ async fn rsync_up_and_down_keep_the_hash() {
             .arg(&shell)
             .arg(&rig.source)
             .arg(&remote);
-        run(up, "rsync up").await;
+        run_ok(up).await;
         let mut down = Command::new("rsync");
         down.arg("-a").arg("-e").arg(&shell).arg(&remote).arg(&back);
-        run(down, "rsync down").await;
+        run_ok(down).await;
         rig.report("rsync up+down", started);
         rig.check(&rig.remote("rsync.bin")).await;
         rig.check(&back).await;

@@ -481,7 +481,7 @@ async fn ssh_proxycommand_through_stdio_with_nc_style_relay() {
             run_stdio(&connector, r, w, &quick_options(), CancellationToken::new()).await
         });
         let mut cmd = Command::new("ssh");
-        cmd.args(ssh_options(&env.session))
+        cmd.args(env.target(port).options())
             .arg("-o")
             .arg(format!("ProxyCommand={nc} 127.0.0.1 {port}"))
             .arg(format!("{}@bai-session", env.session.account))

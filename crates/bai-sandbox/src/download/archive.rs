@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{AtFlags, FileType};
 
 use super::{exact, file_not_found, open_beneath, open_confined, too_large};
-use crate::problem::Problem;
+use crate::problem::ProblemReply;
 
 enum Kind {
     /// The requested regular file itself, read from the descriptor opened at planning.
@@ -69,7 +69,7 @@ fn padded(size: u64) -> u64 {
 /// `home`). Symlinks below a directory are stored as links, never followed; sockets, FIFOs and
 /// devices are left out. Fails with [`too_large`] when the tar would exceed `limit` bytes,
 /// before any file content is read.
-pub(crate) fn plan_part(home: &Path, path: &Path, limit: u64) -> Result<Part, Problem> {
+pub(crate) fn plan_part(home: &Path, path: &Path, limit: u64) -> Result<Part, ProblemReply> {
     let (fd, st, is_home) = open_confined(home, path)?;
     let name = match path.file_name() {
         Some(n) if !is_home => PathBuf::from(n),
@@ -140,7 +140,7 @@ fn walk(
     entries: &mut Vec<Entry>,
     estimate: &mut u64,
     limit: u64,
-) -> Result<(), Problem> {
+) -> Result<(), ProblemReply> {
     let list = rustix::fs::Dir::read_from(dir).map_err(|_| file_not_found())?;
     let mut names = Vec::new();
     for e in list {

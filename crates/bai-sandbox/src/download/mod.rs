@@ -27,25 +27,25 @@ use std::path::{Component, Path, PathBuf};
 
 use rustix::fs::{FileType, Mode, OFlags};
 
-use crate::problem::Problem;
+use crate::problem::ProblemReply;
 
 pub(crate) use archive::{plan_part, write_part};
 pub(crate) use body::streamed_body;
 
-pub(crate) fn file_not_found() -> Problem {
-    Problem::new(400, "invalid-api-params", "The file is not found.").msg("The file is not found.")
+pub(crate) fn file_not_found() -> ProblemReply {
+    ProblemReply::new(400, "invalid-api-params", "The file is not found.").msg("The file is not found.")
 }
 
-pub(crate) fn outside_home() -> Problem {
-    Problem::internal("The path is outside /home/work.")
+pub(crate) fn outside_home() -> ProblemReply {
+    ProblemReply::internal("The path is outside /home/work.")
 }
 
-fn is_directory() -> Problem {
-    Problem::invalid_params("The path is a directory.")
+fn is_directory() -> ProblemReply {
+    ProblemReply::invalid_params("The path is a directory.")
 }
 
 /// The refusal of a file (or a part's tar) larger than `limit` bytes.
-pub(crate) fn too_large(limit: u64) -> Problem {
+pub(crate) fn too_large(limit: u64) -> ProblemReply {
     let size = if limit >= 1 << 20 && limit & ((1 << 20) - 1) == 0 {
         format!("{} MiB", limit >> 20)
     } else if limit >= 1 << 10 && limit & ((1 << 10) - 1) == 0 {
@@ -53,11 +53,11 @@ pub(crate) fn too_large(limit: u64) -> Problem {
     } else {
         format!("{limit} bytes")
     };
-    Problem::invalid_params(format!("The file is larger than {size}."))
+    ProblemReply::invalid_params(format!("The file is larger than {size}."))
 }
 
 /// A symlink met where none may be (it was swapped in after the check) means "outside".
-fn open_problem(e: io::Error) -> Problem {
+fn open_problem(e: io::Error) -> ProblemReply {
     if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
         outside_home()
     } else {
@@ -125,7 +125,7 @@ fn open_beneath(dir: BorrowedFd<'_>, rel: &Path) -> io::Result<OwnedFd> {
 }
 
 /// The home's descriptor and canonical path.
-fn open_home(home: &Path) -> Result<(OwnedFd, PathBuf), Problem> {
+fn open_home(home: &Path) -> Result<(OwnedFd, PathBuf), ProblemReply> {
     let canon = std::fs::canonicalize(home).map_err(|_| file_not_found())?;
     let fd = rustix::fs::open(
         &canon,
@@ -139,7 +139,7 @@ fn open_home(home: &Path) -> Result<(OwnedFd, PathBuf), Problem> {
 /// Opens `path` (a path inside `home`) with every symlink resolved, refusing anything that
 /// resolves outside the home or changes between the check and the open. Returns the opened
 /// descriptor, its `fstat` and whether the path names the home itself.
-fn open_confined(home: &Path, path: &Path) -> Result<(OwnedFd, rustix::fs::Stat, bool), Problem> {
+fn open_confined(home: &Path, path: &Path) -> Result<(OwnedFd, rustix::fs::Stat, bool), ProblemReply> {
     let (home_fd, home_canon) = open_home(home)?;
     let real = std::fs::canonicalize(path).map_err(|_| file_not_found())?;
     let rel = real
@@ -153,7 +153,7 @@ fn open_confined(home: &Path, path: &Path) -> Result<(OwnedFd, rustix::fs::Stat,
 }
 
 /// Opens one regular file of the home for `download_single`: returns it and its size.
-pub(crate) fn open_single(home: &Path, path: &Path, limit: u64) -> Result<(File, u64), Problem> {
+pub(crate) fn open_single(home: &Path, path: &Path, limit: u64) -> Result<(File, u64), ProblemReply> {
     let (fd, st, _) = open_confined(home, path)?;
     match FileType::from_raw_mode(st.st_mode) {
         FileType::RegularFile => {}

@@ -11,7 +11,7 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::St;
-use crate::problem::Problem;
+use crate::problem::ProblemReply;
 use crate::sign::{self, SignInput};
 use crate::State;
 
@@ -32,7 +32,7 @@ fn is_anonymous(method: &Method, path: &str) -> bool {
 pub(super) async fn guard(AxState(state): AxState<St>, mut req: Request, next: Next) -> Response {
     let path = req.uri().path().to_owned();
     if let Some(status) = state.faults.failing_status(&path) {
-        return Problem::injected(status).into_response();
+        return ProblemReply::injected(status).into_response();
     }
     if !is_anonymous(req.method(), &path) {
         match authenticate(&state, req.method(), req.uri(), req.headers()) {
@@ -55,28 +55,28 @@ pub(crate) fn authenticate(
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
-) -> Result<Identity, Problem> {
+) -> Result<Identity, ProblemReply> {
     let version = header_str(headers, "x-backendai-version")
-        .ok_or_else(|| Problem::invalid_auth("API version missing in request headers"))?;
+        .ok_or_else(|| ProblemReply::invalid_auth("API version missing in request headers"))?;
     if !sign::version_supported(version) {
-        return Err(Problem::bad_version("Unsupported API version."));
+        return Err(ProblemReply::bad_version("Unsupported API version."));
     }
     let auth = header_str(headers, "authorization")
-        .ok_or_else(|| Problem::auth_failed("Unauthorized access"))?;
+        .ok_or_else(|| ProblemReply::auth_failed("Unauthorized access"))?;
     let cred = sign::parse_authorization(auth)
-        .ok_or_else(|| Problem::invalid_auth("Malformed authorization header"))?;
+        .ok_or_else(|| ProblemReply::invalid_auth("Malformed authorization header"))?;
     let raw_date = header_str(headers, "date")
         .or_else(|| header_str(headers, "x-backendai-date"))
         .or_else(|| header_str(headers, "x-sorna-date"))
-        .ok_or_else(|| Problem::invalid_auth("Date/time sync error"))?;
+        .ok_or_else(|| ProblemReply::invalid_auth("Date/time sync error"))?;
     let date =
-        sign::parse_date(raw_date).ok_or_else(|| Problem::invalid_auth("Date/time sync error"))?;
+        sign::parse_date(raw_date).ok_or_else(|| ProblemReply::invalid_auth("Date/time sync error"))?;
     let drift = (state.manager_now() - date.instant).num_seconds().abs();
     if drift > 15 * 60 {
-        return Err(Problem::invalid_auth("Date/time sync error"));
+        return Err(ProblemReply::invalid_auth("Date/time sync error"));
     }
     if cred.access_key != state.user.access_key {
-        return Err(Problem::auth_failed("Access key not found in HMAC"));
+        return Err(ProblemReply::auth_failed("Access key not found in HMAC"));
     }
     let host = header_str(headers, "host")
         .map(str::to_owned)
@@ -93,7 +93,7 @@ pub(crate) fn authenticate(
         version,
     };
     if !sign::verify(&state.user.secret_key, &date.ymd, &input, &cred.signature) {
-        return Err(Problem::auth_failed("HMAC signature mismatch"));
+        return Err(ProblemReply::auth_failed("HMAC signature mismatch"));
     }
     Ok(Identity {
         access_key: cred.access_key,
@@ -155,14 +155,14 @@ pub(crate) fn authorize(
 
 pub(super) async fn authorize_route(AxState(state): AxState<St>, body: Bytes) -> Response {
     let Ok(v) = serde_json::from_slice::<Value>(&body) else {
-        return Problem::invalid_params("Malformed JSON body").into_response();
+        return ProblemReply::invalid_params("Malformed JSON body").into_response();
     };
     let field = |k: &str| v.get(k).and_then(Value::as_str);
     let (Some(username), Some(password)) = (field("username"), field("password")) else {
-        return Problem::invalid_params("username and password are required").into_response();
+        return ProblemReply::invalid_params("username and password are required").into_response();
     };
     if field("type").is_some_and(|t| t != "keypair") {
-        return Problem::invalid_params("Unsupported authorization type").into_response();
+        return ProblemReply::invalid_params("Unsupported authorization type").into_response();
     }
     match authorize(&state, username, password, field("otp")) {
         Ok(()) => Json(json!({"data": {
@@ -173,7 +173,7 @@ pub(super) async fn authorize_route(AxState(state): AxState<St>, body: Bytes) ->
         }}))
         .into_response(),
         Err(f) => {
-            let mut p = Problem::new(f.status, f.slug, f.title).details(f.details);
+            let mut p = ProblemReply::new(f.status, f.slug, f.title).details(f.details);
             p.msg = Some(f.details.to_owned());
             p.into_response()
         }

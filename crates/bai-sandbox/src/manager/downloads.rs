@@ -14,17 +14,17 @@ use uuid::Uuid;
 use super::sessions::{first, query_pairs, resolve};
 use super::St;
 use crate::download::{self, file_not_found};
-use crate::problem::Problem;
+use crate::problem::ProblemReply;
 
 /// Maps a container path (absolute under `/home/work`, or relative to it) into the session home.
-fn container_path(home: &Path, p: &str) -> Result<PathBuf, Problem> {
+fn container_path(home: &Path, p: &str) -> Result<PathBuf, ProblemReply> {
     let rel = if let Some(r) = p.strip_prefix("/home/work") {
         if !(r.is_empty() || r.starts_with('/')) {
-            return Err(Problem::internal("The path is outside /home/work."));
+            return Err(ProblemReply::internal("The path is outside /home/work."));
         }
         r.trim_start_matches('/')
     } else if p.starts_with('/') {
-        return Err(Problem::internal("The path is outside /home/work."));
+        return Err(ProblemReply::internal("The path is outside /home/work."));
     } else {
         p
     };
@@ -33,7 +33,7 @@ fn container_path(home: &Path, p: &str) -> Result<PathBuf, Problem> {
         .components()
         .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
     {
-        return Err(Problem::internal("The path is outside /home/work."));
+        return Err(ProblemReply::internal("The path is outside /home/work."));
     }
     Ok(home.join(rel))
 }
@@ -61,7 +61,7 @@ pub(super) async fn download_single(
         .map(str::to_owned)
         .or_else(|| json_body.as_ref()?.get("file")?.as_str().map(str::to_owned));
     let Some(file) = file else {
-        return Problem::invalid_params("Missing parameter: file").into_response();
+        return ProblemReply::invalid_params("Missing parameter: file").into_response();
     };
     let path = match container_path(&r.home, &file) {
         Ok(p) => p,
@@ -111,10 +111,10 @@ pub(super) async fn download(
         }
     }
     if files.is_empty() {
-        return Problem::invalid_params("Missing parameter: files").into_response();
+        return ProblemReply::invalid_params("Missing parameter: files").into_response();
     }
     if files.len() > 5 {
-        return Problem::invalid_params("Too many files (at most 5).").into_response();
+        return ProblemReply::invalid_params("Too many files (at most 5).").into_response();
     }
     let mut paths = Vec::with_capacity(files.len());
     for f in &files {

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::sessions::{resolve, services, Resolved, IMAGE};
 use super::St;
-use crate::problem::Problem;
+use crate::problem::ProblemReply;
 use crate::session::Status;
 use crate::{lock, State};
 
@@ -36,7 +36,7 @@ fn service_ports_json(r: &Resolved) -> Value {
 }
 
 pub(super) async fn legacy_graphql() -> Response {
-    Problem::invalid_params("The legacy GraphQL endpoint is not supported; use /admin/gql.")
+    ProblemReply::invalid_params("The legacy GraphQL endpoint is not supported; use /admin/gql.")
         .into_response()
 }
 

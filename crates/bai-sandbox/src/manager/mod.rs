@@ -23,7 +23,7 @@ use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use crate::problem::Problem;
+use crate::problem::ProblemReply;
 use crate::{State, MANAGER_VERSION};
 
 pub(crate) use auth::authorize;
@@ -68,7 +68,7 @@ pub(crate) fn router(state: St) -> Router {
         .route("/admin/graphql", post(graphql::legacy_graphql))
         .merge(session_routes("session"))
         .merge(session_routes("kernel"))
-        .fallback(|| async { Problem::not_found_url() })
+        .fallback(|| async { ProblemReply::not_found_url() })
         .layer(middleware::from_fn_with_state(state.clone(), auth::guard))
         .with_state(state)
 }

@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::St;
 use crate::faults::Faults;
-use crate::problem::Problem;
+use crate::problem::ProblemReply;
 use crate::session::Status;
 use crate::{lock, State};
 
@@ -41,7 +41,7 @@ pub(crate) struct Resolved {
 
 /// Resolves `s` by UUID, or by exact name among non-terminal sessions; applies the session's
 /// fail-route fault to `path`.
-pub(crate) fn resolve(state: &State, s: &str, path: &str) -> Result<Resolved, Problem> {
+pub(crate) fn resolve(state: &State, s: &str, path: &str) -> Result<Resolved, ProblemReply> {
     let sessions = lock(&state.sessions);
     let by_id = Uuid::parse_str(s).ok();
     let e = sessions
@@ -52,9 +52,9 @@ pub(crate) fn resolve(state: &State, s: &str, path: &str) -> Result<Resolved, Pr
                 .iter()
                 .find(|e| e.name == s && !e.status.is_terminal())
         })
-        .ok_or_else(Problem::no_session)?;
+        .ok_or_else(ProblemReply::no_session)?;
     if let Some(status) = e.faults.failing_status(path) {
-        return Err(Problem::injected(status));
+        return Err(ProblemReply::injected(status));
     }
     Ok(Resolved {
         id: e.id,

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use super::sessions::{first, query_pairs, resolve, services};
 use super::St;
 use crate::faults::TunnelFaults;
-use crate::problem::Problem;
+use crate::problem::ProblemReply;
 use crate::tunnel::{self, Target};
 use crate::ws;
 use crate::State;
@@ -38,19 +38,19 @@ pub(crate) fn prepare_tunnel(
     s: &str,
     raw_query: Option<&str>,
     path: &str,
-) -> Result<Target, Problem> {
+) -> Result<Target, ProblemReply> {
     let q = query_pairs(raw_query);
     let app = first(&q, "app")
         .or_else(|| first(&q, "service"))
         .filter(|a| !a.is_empty())
-        .ok_or_else(|| Problem::invalid_params("Missing parameter: app"))?
+        .ok_or_else(|| ProblemReply::invalid_params("Missing parameter: app"))?
         .to_owned();
     let port = match first(&q, "port").filter(|p| !p.is_empty()) {
         None => None,
         Some(p) => match p.parse::<u16>() {
             Ok(p) if p >= 1024 => Some(p),
             _ => {
-                return Err(Problem::invalid_params(
+                return Err(ProblemReply::invalid_params(
                     "port must be between 1024 and 65535",
                 ))
             }
@@ -60,10 +60,10 @@ pub(crate) fn prepare_tunnel(
     let svc = services(&r)
         .into_iter()
         .find(|sv| sv.name == app)
-        .ok_or_else(|| Problem::no_app(s, &app))?;
+        .ok_or_else(|| ProblemReply::no_app(s, &app))?;
     if let Some(p) = port {
         if p != svc.container_port {
-            return Err(Problem::invalid_params(format!(
+            return Err(ProblemReply::invalid_params(format!(
                 "Port {p} is not one of the service's container ports"
             )));
         }
@@ -107,7 +107,7 @@ pub(super) async fn tcpproxy(
         Ok(up) => upgrade(up, target).await,
         Err(e) => {
             tracing::debug!(error = %e, "tcpproxy: not a WebSocket upgrade");
-            Problem::invalid_params("Expected a WebSocket upgrade request").into_response()
+            ProblemReply::invalid_params("Expected a WebSocket upgrade request").into_response()
         }
     }
 }

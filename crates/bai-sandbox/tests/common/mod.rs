@@ -1,14 +1,16 @@
-//! Shared helpers: a tiny HMAC signer (independent of the crate's own), echo servers, WebSockets.
-#![allow(dead_code, clippy::unwrap_used, clippy::too_many_arguments)]
+//! Shared helpers of the sandbox's tests: signed manager requests and WebSockets (with
+//! bai-testkit's signer, independent of the crate's own), a tcpproxy bridge, and re-exports of
+//! the kit's timeouts, servers, hashes and process checks.
+#![allow(dead_code, unused_imports, clippy::unwrap_used)] // each test binary uses a part
 
-use std::future::Future;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
 
 use bai_sandbox::Sandbox;
+pub use bai_testkit::process::{all_gone, descendants, live_with_cmdline, pid_gone};
+pub use bai_testkit::sandbox::login_sid;
+pub use bai_testkit::sign::{now_date, sign_at, API_VERSION as VERSION};
+pub use bai_testkit::{echo_server, greeter, noise, sha256_file, within};
 use futures_util::{SinkExt as _, StreamExt as _};
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
@@ -16,50 +18,6 @@ use tokio_tungstenite::tungstenite::Message;
 
 pub type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-pub const VERSION: &str = "v9.20250722";
-
-/// Runs a test body under a timeout.
-pub async fn within<F: Future>(secs: u64, f: F) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(secs), f)
-        .await
-        .expect("test timed out")
-}
-
-fn mac(key: &[u8], data: &str) -> Vec<u8> {
-    let mut m = Hmac::<Sha256>::new_from_slice(key).unwrap();
-    m.update(data.as_bytes());
-    m.finalize().into_bytes().to_vec()
-}
-
-/// Signs like the Python client: returns (Date, Authorization).
-pub fn sign_at(
-    ak: &str,
-    sk: &str,
-    method: &str,
-    path_q: &str,
-    host: &str,
-    ct: &str,
-    version: &str,
-    date: &str,
-) -> String {
-    let ymd: String = date[..10].chars().filter(|c| *c != '-').collect();
-    let k1 = mac(sk.as_bytes(), &ymd);
-    let k2 = mac(&k1, host);
-    let s = format!(
-        "{method}\n{path_q}\n{date}\nhost:{host}\ncontent-type:{ct}\nx-backendai-version:{version}\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-    );
-    format!(
-        "BackendAI signMethod=HMAC-SHA256, credential={ak}:{}",
-        hex::encode(mac(&k2, &s))
-    )
-}
-
-pub fn now_date(offset_secs: i64) -> String {
-    (chrono::Utc::now() + chrono::Duration::seconds(offset_secs))
-        .format("%Y-%m-%dT%H:%M:%S%.6f+00:00")
-        .to_string()
-}
 
 /// A signed manager request.
 pub async fn api(
@@ -186,36 +144,6 @@ pub fn handshake_status(e: &tokio_tungstenite::tungstenite::Error) -> u16 {
     }
 }
 
-/// A TCP echo server; returns its address.
-pub async fn echo_server() -> SocketAddr {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = l.accept().await {
-            tokio::spawn(async move {
-                let (mut r, mut w) = s.split();
-                let _ = tokio::io::copy(&mut r, &mut w).await;
-            });
-        }
-    });
-    addr
-}
-
-/// A server that writes `msg` and closes.
-pub async fn greeter(msg: &'static [u8]) -> SocketAddr {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = l.accept().await {
-            let _ = s.write_all(msg).await;
-            let _ = s.shutdown().await;
-            let mut sink = [0u8; 64];
-            let _ = s.read(&mut sink).await;
-        }
-    });
-    addr
-}
-
 /// What the server sent next, skipping pings/pongs.
 #[derive(Debug)]
 pub enum Got {
@@ -251,17 +179,6 @@ pub async fn echo_round_trip(ws: &mut Ws, data: &[u8]) {
         }
     }
     assert_eq!(got, data);
-}
-
-/// Whether a process is gone (absent, or a zombie waiting to be reaped by someone else).
-pub fn pid_gone(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(s) => s
-            .rfind(')')
-            .and_then(|i| s[i + 1..].split_whitespace().next())
-            .is_some_and(|st| st == "Z" || st == "X"),
-    }
 }
 
 /// A local TCP listener whose every connection is bridged through its own signed
@@ -324,88 +241,4 @@ async fn pump(tcp: tokio::net::TcpStream, ws: Ws) {
         let _ = tcp_w.shutdown().await;
     };
     tokio::join!(up, down);
-}
-
-/// The hex SHA-256 of a file.
-pub fn sha256_file(path: &std::path::Path) -> String {
-    use sha2::Digest as _;
-    hex::encode(Sha256::digest(std::fs::read(path).unwrap()))
-}
-
-/// `len` pseudo-random bytes (xorshift; incompressible enough for transfer tests).
-pub fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
-/// `(pid, ppid)` of every process.
-pub fn process_table() -> Vec<(u32, u32)> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
-            continue;
-        };
-        if let Some(ppid) = stat
-            .rfind(')')
-            .and_then(|i| stat[i + 1..].split_whitespace().nth(1))
-            .and_then(|s| s.parse().ok())
-        {
-            out.push((pid, ppid));
-        }
-    }
-    out
-}
-
-/// Every descendant of `root` (not `root` itself).
-pub fn descendants(root: u32) -> Vec<u32> {
-    let table = process_table();
-    let mut out = Vec::new();
-    let mut frontier = vec![root];
-    while let Some(p) = frontier.pop() {
-        for (pid, _) in table.iter().filter(|(_, pp)| *pp == p) {
-            if !out.contains(pid) {
-                out.push(*pid);
-                frontier.push(*pid);
-            }
-        }
-    }
-    out
-}
-
-/// Live (non-zombie) processes whose command line mentions `needle`.
-pub fn live_with_cmdline(needle: &str) -> Vec<u32> {
-    process_table()
-        .into_iter()
-        .map(|(pid, _)| pid)
-        .filter(|pid| !pid_gone(*pid))
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|c| String::from_utf8_lossy(&c).contains(needle))
-                .unwrap_or(false)
-        })
-        .collect()
-}
-
-/// Whether every one of `pids` is gone within `within_secs`.
-pub async fn all_gone(pids: &[u32], within_secs: u64) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(within_secs);
-    loop {
-        if pids.iter().all(|p| pid_gone(*p)) {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
