@@ -9,7 +9,9 @@ use crate::commands::app::{AppInfo, SandboxInfo};
 use crate::commands::auth::{LoginMode, LoginRequest, LoginState, TlsState};
 use crate::commands::sessions::SessionView;
 use crate::commands::settings::{SettingsView, REFRESH_MAX, REFRESH_MIN};
-use crate::commands::tunnels::{CommandLines, Fallback, KeyFormat, SavedKey, TunnelStatus, TunnelView};
+use crate::commands::tunnels::{
+    CommandLines, Fallback, KeyFormat, SavedKey, TunnelStatus, TunnelView,
+};
 use crate::error::CommandError;
 use bai_core::ErrorCode;
 
@@ -35,10 +37,7 @@ pub fn typescript() -> String {
          // `make test` fails when it is stale.\n",
     );
     decl::<ErrorCode>(&cfg, &mut out);
-    let codes: Vec<String> = ErrorCode::ALL
-        .iter()
-        .map(|c| format!("'{c:?}'"))
-        .collect();
+    let codes: Vec<String> = ErrorCode::ALL.iter().map(|c| format!("'{c:?}'")).collect();
     out.push_str(&format!(
         "\n/** Every {{@link ErrorCode}}, for checking what a rejection carries. */\nexport const ERROR_CODES: readonly ErrorCode[] = [{}];\n",
         codes.join(", ")

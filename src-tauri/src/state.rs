@@ -98,7 +98,10 @@ impl AppState {
     /// flag says whether any stopped).
     pub async fn refresh_sessions(&self) -> CommandResult<(Vec<SessionView>, bool)> {
         let (sessions, stopped) = self.ws.refresh_sessions().await?;
-        Ok((sessions.iter().map(SessionView::from_session).collect(), stopped))
+        Ok((
+            sessions.iter().map(SessionView::from_session).collect(),
+            stopped,
+        ))
     }
 
     /// Opens (or returns) the SSH tunnel of `session`, as the connection dialog shows it.
@@ -130,10 +133,10 @@ impl AppState {
             pin,
         );
         v.preferred_port = m.preferred;
-        v.fallback = m.fallback.clone().map(|(preferred, reason)| Fallback {
-            preferred,
-            reason,
-        });
+        v.fallback = m
+            .fallback
+            .clone()
+            .map(|(preferred, reason)| Fallback { preferred, reason });
         Ok(v)
     }
 

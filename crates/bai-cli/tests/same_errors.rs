@@ -44,7 +44,10 @@ fn same(fault: &str, cli: &std::process::Output, app: &bai_core::Error, code: Er
         "{fault}: the CLI says what the app says\n  app: {message}\n  cli: {err}"
     );
     if let Some(hint) = app.hint() {
-        assert!(err.contains(&format!("hint: {hint}")), "{fault}: same hint\n{err}");
+        assert!(
+            err.contains(&format!("hint: {hint}")),
+            "{fault}: same hint\n{err}"
+        );
     }
 }
 
@@ -84,13 +87,19 @@ async fn the_cli_and_the_app_report_the_same_failures_alike() {
         // A server address that is not a URL.
         let (cmd, input) = cli_login("bai.example.com", "x");
         let cli = w.run(cmd, Some(&input)).await;
-        let app = ws.login(form("bai.example.com", "x")).await.expect_err("bad url");
+        let app = ws
+            .login(form("bai.example.com", "x"))
+            .await
+            .expect_err("bad url");
         same("bad URL", &cli, &app, ErrorCode::BadUrl);
 
         // Nothing listens there (port 9 is closed on loopback).
         let (cmd, input) = cli_login("http://127.0.0.1:9", "x");
         let cli = w.run(cmd, Some(&input)).await;
-        let app = ws.login(form("http://127.0.0.1:9", "x")).await.expect_err("unreachable");
+        let app = ws
+            .login(form("http://127.0.0.1:9", "x"))
+            .await
+            .expect_err("unreachable");
         same("unreachable", &cli, &app, ErrorCode::Unreachable);
 
         // A wrong password.
@@ -116,15 +125,25 @@ async fn the_cli_and_the_app_report_the_same_failures_alike() {
             .await
             .expect("the app logs in");
         let cli = w.bai_run(["ssh", "nope", "--", "true"]).await;
-        let app = ws.open_ssh("nope", None).await.expect_err("no such session");
+        let app = ws
+            .open_ssh("nope", None)
+            .await
+            .expect_err("no such session");
         same("unknown session", &cli, &app, ErrorCode::SessionNotFound);
 
         let cli = w.bai_run(["ssh", "prep", "--", "true"]).await;
         let app = ws.open_ssh("prep", None).await.expect_err("not running");
-        same("session not running", &cli, &app, ErrorCode::SessionNotRunning);
+        same(
+            "session not running",
+            &cli,
+            &app,
+            ErrorCode::SessionNotRunning,
+        );
 
         // An account that is not a user name.
-        let cli = w.bai_run(["--user", "a b", "ssh", "s1", "--", "true"]).await;
+        let cli = w
+            .bai_run(["--user", "a b", "ssh", "s1", "--", "true"])
+            .await;
         let app = ws
             .open_ssh("s1", Some("a b".into()))
             .await

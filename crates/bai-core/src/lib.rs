@@ -42,10 +42,10 @@ pub use connection::{looks_like_private_key, save_key, write_download, Connectio
 pub use error::{api_code, api_hint, Error, ErrorCode, Result};
 pub use fsutil::{write_atomic, write_private};
 pub use registry::{LoginId, TunnelInfo, TunnelKey, TunnelMeta, TunnelRegistry};
-pub use workspace::{KeyFormat, LoginForm, ProfilePrefs, SshTunnel, Workspace};
 pub use secrets::{
     open_store, AutoStore, FileStore, KeyringStore, MemoryStore, SecretKind, SecretStore,
 };
+pub use workspace::{KeyFormat, LoginForm, ProfilePrefs, SshTunnel, Workspace};
 
 /// The Backend.AI client crate, re-exported so callers share its types (`Mode`, `Session`,
 /// `Sensitive`, …).

@@ -194,7 +194,10 @@ impl TunnelRegistry {
         let taken: Vec<OpenTunnel> = {
             let mut map = self.lock();
             let keys: Vec<TunnelKey> = map.keys().filter(|k| pred(k)).cloned().collect();
-            keys.iter().filter_map(|k| map.remove(k)).map(|(t, _)| t).collect()
+            keys.iter()
+                .filter_map(|k| map.remove(k))
+                .map(|(t, _)| t)
+                .collect()
         };
         let n = taken.len();
         for t in taken {

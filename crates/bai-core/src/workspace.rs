@@ -169,8 +169,7 @@ impl Workspace {
         }
         let config = self.load_config()?;
         let name = config.profile_name(None);
-        let profile = match config.resolve(&name, &EnvOverrides::default(), &Overrides::default())
-        {
+        let profile = match config.resolve(&name, &EnvOverrides::default(), &Overrides::default()) {
             Ok(p) => p,
             Err(Error::NoEndpoint { .. }) => return Ok(None),
             Err(e) => return Err(e),

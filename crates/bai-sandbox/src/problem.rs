@@ -81,7 +81,8 @@ impl ProblemReply {
         ProblemReply::new(400, "generic-bad-request", "Bad request.").msg(msg)
     }
     pub fn no_session() -> Self {
-        ProblemReply::new(404, "object-not-found", "No such session.").code("session_read_not-found")
+        ProblemReply::new(404, "object-not-found", "No such session.")
+            .code("session_read_not-found")
     }
     pub fn no_app(s: &str, app: &str) -> Self {
         ProblemReply::new(404, "object-not-found", "No such app service.")

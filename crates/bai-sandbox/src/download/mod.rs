@@ -33,7 +33,8 @@ pub(crate) use archive::{plan_part, write_part};
 pub(crate) use body::streamed_body;
 
 pub(crate) fn file_not_found() -> ProblemReply {
-    ProblemReply::new(400, "invalid-api-params", "The file is not found.").msg("The file is not found.")
+    ProblemReply::new(400, "invalid-api-params", "The file is not found.")
+        .msg("The file is not found.")
 }
 
 pub(crate) fn outside_home() -> ProblemReply {
@@ -139,7 +140,10 @@ fn open_home(home: &Path) -> Result<(OwnedFd, PathBuf), ProblemReply> {
 /// Opens `path` (a path inside `home`) with every symlink resolved, refusing anything that
 /// resolves outside the home or changes between the check and the open. Returns the opened
 /// descriptor, its `fstat` and whether the path names the home itself.
-fn open_confined(home: &Path, path: &Path) -> Result<(OwnedFd, rustix::fs::Stat, bool), ProblemReply> {
+fn open_confined(
+    home: &Path,
+    path: &Path,
+) -> Result<(OwnedFd, rustix::fs::Stat, bool), ProblemReply> {
     let (home_fd, home_canon) = open_home(home)?;
     let real = std::fs::canonicalize(path).map_err(|_| file_not_found())?;
     let rel = real
@@ -153,7 +157,11 @@ fn open_confined(home: &Path, path: &Path) -> Result<(OwnedFd, rustix::fs::Stat,
 }
 
 /// Opens one regular file of the home for `download_single`: returns it and its size.
-pub(crate) fn open_single(home: &Path, path: &Path, limit: u64) -> Result<(File, u64), ProblemReply> {
+pub(crate) fn open_single(
+    home: &Path,
+    path: &Path,
+    limit: u64,
+) -> Result<(File, u64), ProblemReply> {
     let (fd, st, _) = open_confined(home, path)?;
     match FileType::from_raw_mode(st.st_mode) {
         FileType::RegularFile => {}

@@ -69,8 +69,8 @@ pub(crate) fn authenticate(
         .or_else(|| header_str(headers, "x-backendai-date"))
         .or_else(|| header_str(headers, "x-sorna-date"))
         .ok_or_else(|| ProblemReply::invalid_auth("Date/time sync error"))?;
-    let date =
-        sign::parse_date(raw_date).ok_or_else(|| ProblemReply::invalid_auth("Date/time sync error"))?;
+    let date = sign::parse_date(raw_date)
+        .ok_or_else(|| ProblemReply::invalid_auth("Date/time sync error"))?;
     let drift = (state.manager_now() - date.instant).num_seconds().abs();
     if drift > 15 * 60 {
         return Err(ProblemReply::invalid_auth("Date/time sync error"));
