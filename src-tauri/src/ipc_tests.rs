@@ -1,6 +1,8 @@
 //! The commands through Tauri's mock runtime (`mock_builder` + `get_ipc_response`): the real
 //! IPC path (argument names, serialization, `{code, message}` errors) without a webview,
 //! against `bai-sandbox` started in-process on port 0.
+//!
+//! Length: tests only; one file so that every test shares the harness and the sandbox server.
 
 use std::sync::Arc;
 

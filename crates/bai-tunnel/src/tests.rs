@@ -1,5 +1,7 @@
 //! Unit tests of the data path over in-memory pipes (`tokio::io::duplex`, the server end as a
 //! `Role::Server` WebSocket) and of the tunnel over loopback sockets with tiny fake servers.
+//!
+//! Length: tests only; one file so that every test shares the in-process rig above.
 
 use std::future::Future;
 use std::net::SocketAddr;
