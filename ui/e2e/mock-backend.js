@@ -60,7 +60,7 @@ function emitTunnelsChanged() {
 }
 
 function requireLogin() {
-  if (!state.loggedIn) throw err('LoginExpired', 'not logged in');
+  if (!state.loggedIn) throw err('LoginRequired', 'not logged in');
 }
 
 const handlers = {
