@@ -652,3 +652,32 @@ fn tunnels_belong_to_one_login() {
     assert!(vscode.contains(&format!("HostKeyAlias {id}")), "{vscode}");
     h.ok("logout", json!({}));
 }
+
+#[test]
+fn the_tunnel_never_depends_on_the_key() {
+    // Seen against a real manager: a session whose key file holds no key made the whole dialog
+    // fail although its sshd was reachable.
+    let server = Server::start();
+    let sb = server.sb();
+    let s = server
+        .rt
+        .block_on(sb.create_session(SessionSpec::running("badkey")))
+        .expect("badkey");
+    let key = s.id_container.expect("the session has a key file");
+    std::fs::write(&key, "this is not a key\n").expect("spoil the key");
+    let h = harness();
+    session_login(&h, sb, &sb.user().password, false).expect("login");
+    let t = h.ok("open_ssh", json!({"session": "badkey"}));
+    assert_eq!(t["hasIdContainer"], false, "{t}");
+    assert!(
+        t["keyProblem"].as_str().is_some_and(|p| !p.is_empty()),
+        "the key section says why: {t}"
+    );
+    let mut banner = String::new();
+    let tcp = std::net::TcpStream::connect(("127.0.0.1", port_of(&t))).expect("the tunnel");
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .expect("timeout");
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(tcp), &mut banner).expect("banner");
+    assert!(banner.starts_with("SSH-2.0-"), "{banner:?}");
+    h.ok("logout", json!({}));
+}

@@ -133,6 +133,7 @@ impl AppState {
             pin,
         );
         v.preferred_port = m.preferred;
+        v.key_problem = m.key_problem.clone();
         v.fallback = m
             .fallback
             .clone()

@@ -68,8 +68,10 @@ pub struct TunnelMeta {
     pub fallback: Option<(u16, String)>,
     /// Where the session key was saved (OpenSSH format), once saved.
     pub key_path: Option<std::path::PathBuf>,
-    /// Whether the session has an `id_container` key.
+    /// Whether the session has a usable `id_container` key.
     pub has_id_container: bool,
+    /// Why the session's `id_container` could not be used, when it exists but failed.
+    pub key_problem: Option<String>,
 }
 
 /// A registered tunnel's public state.

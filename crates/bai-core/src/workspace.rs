@@ -326,12 +326,14 @@ impl Workspace {
         req.session_id = Some(found.id.clone());
         req.bind.fallback = true;
         let tunnel = conn.open_tunnel(req).await?;
-        let has_id_container = match conn.fetch_ssh_key(session).await {
-            Ok(_) => true,
-            Err(Error::NoSessionKey { .. }) => false,
+        // The tunnel never depends on the key: sshd answered through it, so the dialog opens
+        // whatever the key download says, and an unusable key is one line in the key section.
+        let (has_id_container, key_problem) = match conn.fetch_ssh_key(session).await {
+            Ok(_) => (true, None),
+            Err(Error::NoSessionKey { .. }) => (false, None),
             Err(e) => {
-                tunnel.handle.stop().await;
-                return Err(e);
+                tracing::warn!(session, error = %e, "the session's id_container cannot be used");
+                (false, Some(e.to_string()))
             }
         };
         let port = tunnel.local_addr().port();
@@ -364,6 +366,7 @@ impl Workspace {
             fallback,
             key_path: None,
             has_id_container,
+            key_problem,
         };
         if let Some(old) = self.tunnels.insert_with(tunnel, meta) {
             old.handle.stop().await;

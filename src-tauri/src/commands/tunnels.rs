@@ -89,6 +89,8 @@ pub struct TunnelView {
     pub key_path: Option<String>,
     /// Whether the session has an `id_container` key in its home.
     pub has_id_container: bool,
+    /// Why the session's `id_container` could not be used, when downloading it failed.
+    pub key_problem: Option<String>,
     /// The command lines.
     pub commands: CommandLines,
     /// The `~/.ssh/config` block for VS Code.
@@ -128,6 +130,7 @@ impl TunnelView {
             sftp_url: format!("sftp://{user}@{}:{port}", e.host),
             key_path: key_path.map(|p| p.display().to_string()),
             has_id_container,
+            key_problem: None,
             commands: CommandLines {
                 ssh: e.ssh_command_line(),
                 sftp: e.sftp_command_line(),

@@ -279,6 +279,10 @@ keyPath: string | null,
  */
 hasIdContainer: boolean, 
 /**
+ * Why the session's `id_container` could not be used, when downloading it failed.
+ */
+keyProblem: string | null, 
+/**
  * The command lines.
  */
 commands: CommandLines, 
