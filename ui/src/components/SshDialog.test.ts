@@ -101,6 +101,15 @@ describe('SshDialog', () => {
     expect(container.querySelector('#save-ppk')).toBeNull();
   });
 
+  it('keeps the dialog when the session key is unusable, with one line saying why', async () => {
+    installIpc({ open_ssh: tunnel({ hasIdContainer: false, keyProblem: 'the key file holds no PEM/OpenSSH key' }) });
+    const { container } = render(SshDialog, { session: 'train-gpu', onclose: vi.fn() });
+    await waitFor(() => expect(container.querySelector('#key-problem')).toBeInTheDocument());
+    expect(container.querySelector('#key-problem')).toHaveTextContent('holds no PEM/OpenSSH key');
+    expect(container.querySelector('#cmd-ssh')).toBeInTheDocument();
+    expect(container.querySelector('#ssh-error')).toBeNull();
+  });
+
   it('saves the key, then shows commands using the saved path', async () => {
     const calls = installIpc({
       open_ssh: tunnel(),
