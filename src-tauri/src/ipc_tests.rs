@@ -681,3 +681,53 @@ fn the_tunnel_never_depends_on_the_key() {
     assert!(banner.starts_with("SSH-2.0-"), "{banner:?}");
     h.ok("logout", json!({}));
 }
+
+#[test]
+fn a_session_recreated_under_the_same_name_gets_its_own_tunnel() {
+    let server = Server::start();
+    let sb = server.sb();
+    let h = harness();
+    session_login(&h, sb, &sb.user().password, false).expect("login");
+    // With pinned commands the dialog names the session id it is for.
+    h.ok(
+        "set_settings",
+        json!({"settings": {"preferredSshPort": null, "refreshSeconds": 0, "account": "work", "pinHostKeys": true}}),
+    );
+    let first = h.ok("open_ssh", json!({"session": "s1"}));
+    let old = port_of(&first);
+    let old_id = sb.session("s1").expect("s1").id.to_string();
+    assert!(first["commands"]["ssh"]
+        .as_str()
+        .is_some_and(|c| c.contains(&old_id)));
+    let again = server
+        .rt
+        .block_on(async {
+            sb.terminate("s1").await?;
+            sb.create_session(SessionSpec::running("s1")).await
+        })
+        .expect("s1 again");
+    let new = h.ok("open_ssh", json!({"session": "s1"}));
+    let ssh = new["commands"]["ssh"].as_str().expect("ssh");
+    assert!(
+        ssh.contains(&again.id.to_string()) && !ssh.contains(&old_id),
+        "the dialog is the new session's: {ssh}"
+    );
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", old)).is_err() || port_of(&new) == old,
+        "the old session's tunnel is gone"
+    );
+    let mut banner = String::new();
+    let tcp = std::net::TcpStream::connect(("127.0.0.1", port_of(&new))).expect("the tunnel");
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .expect("timeout");
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(tcp), &mut banner).expect("banner");
+    assert!(
+        banner.starts_with("SSH-2.0-"),
+        "the new session answers: {banner:?}"
+    );
+    assert_eq!(
+        h.ok("list_tunnels", json!({})).as_array().map(Vec::len),
+        Some(1)
+    );
+    h.ok("logout", json!({}));
+}

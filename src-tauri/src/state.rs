@@ -117,12 +117,16 @@ impl AppState {
     /// The connection dialog of the open tunnel of `session`.
     pub fn tunnel_info(&self, session: &str) -> CommandResult<TunnelView> {
         let t = self.ws.ssh_tunnel(session)?;
-        // The pinned form when the user opted into it (Preferences); a session id that cannot
-        // be a HostKeyAlias leaves the guide's form.
-        let pin = read_desktop_settings(self.ws.config_dir())
-            .pin_host_keys
-            .then(|| HostKeyPin::new(known_hosts_path(self.ws.config_dir()), &t.session_id).ok())
-            .flatten();
+        // The pinned form when the user opted into it (Preferences).
+        let pin = if read_desktop_settings(self.ws.config_dir()).pin_host_keys {
+            // Fails closed: a session id that cannot be a HostKeyAlias is an error, never the
+            // unchecked form. bai's known_hosts is created 0600 before ssh writes to it.
+            let path = known_hosts_path(self.ws.config_dir());
+            bai_core::commands::ensure_known_hosts(&path)?;
+            Some(HostKeyPin::new(path, &t.session_id)?)
+        } else {
+            None
+        };
         let m = &t.meta;
         let mut v = TunnelView::build(
             session,

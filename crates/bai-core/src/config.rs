@@ -48,7 +48,7 @@ pub fn parse_mode(s: &str) -> Result<Mode> {
     match s.trim().to_ascii_lowercase().as_str() {
         "session" => Ok(Mode::Session),
         "api" => Ok(Mode::Api),
-        other => Err(Error::InvalidInput(format!(
+        other => Err(Error::Config(format!(
             "unknown endpoint type {other:?} (expected \"session\" or \"api\")"
         ))),
     }
@@ -244,7 +244,6 @@ impl Config {
             .clone()
             .or(p.account.clone())
             .unwrap_or_else(|| DEFAULT_ACCOUNT.to_owned());
-        let account = validate_account(&account)?;
         let mut tls = TlsOptions::default();
         tls.extra_ca = overrides.ca_file.clone().or(p.tls.ca_file.clone());
         tls.insecure = overrides.insecure.unwrap_or(p.tls.insecure);

@@ -20,6 +20,24 @@ pub struct Connection {
     client: Client,
     profile: ResolvedProfile,
     store: Arc<dyn SecretStore>,
+    // Tells logins apart even when they are the same account on the same server: a tunnel
+    // belongs to one login, and a re-login is another login.
+    generation: u64,
+}
+
+/// The next login's generation (see [`Connection::login_id`]).
+fn next_generation() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Forgets every stored secret of `profile`: a new login replaces all of them, so nothing of
+/// an earlier login (another server, another mode) can be sent along with the new one.
+fn forget_all(store: &dyn SecretStore, profile: &str) -> Result<()> {
+    for kind in SecretKind::ALL {
+        store.delete(profile, kind)?;
+    }
+    Ok(())
 }
 
 /// How to log in.
@@ -73,16 +91,21 @@ impl Connection {
                 let id = client.session_id().ok_or_else(|| {
                     Error::Config("the server accepted the login but sent no session id".into())
                 })?;
+                forget_all(store.as_ref(), &name)?;
                 store.set(&name, SecretKind::LoginSession, &id)?;
                 if save_password {
                     store.set(&name, SecretKind::Password, &password)?;
-                } else {
-                    store.delete(&name, SecretKind::Password)?;
                 }
+                let mut profile = profile;
+                profile.mode = Mode::Session;
+                profile.access_key = None;
+                // The secrets just stored were issued by this endpoint.
+                profile.login_endpoint = Some(profile.endpoint.clone());
                 Ok(Connection {
                     client,
                     profile,
                     store,
+                    generation: next_generation(),
                 })
             }
             Credentials::Keypair {
@@ -96,14 +119,18 @@ impl Connection {
                 let client = Client::new(cfg)?;
                 // One signed call proves the pair (a wrong one is AuthFailed).
                 client.list_sessions(bai_api::StatusFilter::Running).await?;
+                forget_all(store.as_ref(), &name)?;
                 store.set(&name, SecretKind::SecretKey, &secret_key)?;
                 let mut profile = profile;
                 profile.access_key = Some(access_key);
+                profile.email = None;
                 profile.mode = Mode::Api;
+                profile.login_endpoint = Some(profile.endpoint.clone());
                 Ok(Connection {
                     client,
                     profile,
                     store,
+                    generation: next_generation(),
                 })
             }
         }
@@ -147,6 +174,7 @@ impl Connection {
             client,
             profile,
             store,
+            generation: next_generation(),
         })
     }
 
@@ -227,6 +255,7 @@ impl Connection {
             crate::config::mode_name(p.mode),
             user.unwrap_or(""),
         )
+        .of_generation(self.generation)
     }
 
     /// The session named `name_or_id` among the caller's active sessions: an exact id match,

@@ -25,6 +25,11 @@ impl LoginId {
         ))
     }
 
+    /// The same account on the same server, as one particular login (a re-login is another).
+    pub fn of_generation(self, generation: u64) -> Self {
+        LoginId(format!("{}#{generation}", self.0))
+    }
+
     /// The id as text (for logs).
     pub fn as_str(&self) -> &str {
         &self.0

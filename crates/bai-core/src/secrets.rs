@@ -148,13 +148,32 @@ impl FileStore {
 struct ProcessLock(std::fs::File);
 
 impl ProcessLock {
+    /// The lock for a write (exclusive; the config directory is created 0700 when missing).
+    fn exclusive(secrets: &Path) -> Result<ProcessLock> {
+        Self::take(secrets, true)
+    }
+
+    /// The lock for a read; `None` when the lock file cannot be opened (a read-only config
+    /// directory): a read never fails for want of a lock, it only risks seeing the previous
+    /// file, which is replaced atomically anyway.
+    fn shared(secrets: &Path) -> Option<ProcessLock> {
+        match Self::take(secrets, false) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                tracing::debug!(error = %e, "reading the secrets file without a lock");
+                None
+            }
+        }
+    }
+
     fn take(secrets: &Path, exclusive: bool) -> Result<ProcessLock> {
         let mut name = secrets.as_os_str().to_owned();
         name.push(".lock");
         let path = PathBuf::from(name);
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        if exclusive {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                fsutil::create_private_dir(dir)?;
+            }
         }
         let mut opts = std::fs::OpenOptions::new();
         opts.read(true).write(true).create(true).truncate(false);
@@ -189,19 +208,26 @@ impl SecretStore for FileStore {
     }
     fn get(&self, profile: &str, kind: SecretKind) -> Result<Option<Sensitive<String>>> {
         let _g = lock(&self.guard);
-        let _p = ProcessLock::take(&self.path, false)?;
+        if !self.path.exists() {
+            // No file, no secret: nothing to lock (and no lock file left behind).
+            return Ok(None);
+        }
+        let _p = ProcessLock::shared(&self.path);
         Ok(self.read()?.remove(&key(profile, kind)).map(Sensitive::new))
     }
     fn set(&self, profile: &str, kind: SecretKind, value: &Sensitive<String>) -> Result<()> {
         let _g = lock(&self.guard);
-        let _p = ProcessLock::take(&self.path, true)?;
+        let _p = ProcessLock::exclusive(&self.path)?;
         let mut map = self.read()?;
         map.insert(key(profile, kind), value.expose().clone());
         self.write(&map)
     }
     fn delete(&self, profile: &str, kind: SecretKind) -> Result<()> {
         let _g = lock(&self.guard);
-        let _p = ProcessLock::take(&self.path, true)?;
+        if !self.path.exists() {
+            return Ok(());
+        }
+        let _p = ProcessLock::exclusive(&self.path)?;
         let mut map = self.read()?;
         if map.remove(&key(profile, kind)).is_some() {
             if map.is_empty() {

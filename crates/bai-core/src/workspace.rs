@@ -250,8 +250,10 @@ impl Workspace {
         } else {
             self.forget_secrets(&name)?;
         }
-        self.tunnels.stop_all().await;
+        // The new login first, then the old tunnels stop: a tunnel of the old login that
+        // finishes opening in between sees the change and stops itself (open_ssh).
         self.replace_connection(Some(conn.clone()));
+        self.tunnels.stop_other_logins(&conn.login_id()).await;
         tracing::info!(endpoint = %conn.profile().endpoint, mode = mode_name(conn.profile().mode), remember = form.remember, "logged in");
         Ok(conn)
     }
@@ -259,8 +261,9 @@ impl Workspace {
     /// Logs out (on the server too, best effort) and forgets the login's secrets. Every tunnel
     /// stops first: API-mode tunnels would otherwise go on signing requests.
     pub async fn logout(&self) -> Result<()> {
+        let old = self.replace_connection(None);
         self.tunnels.stop_all().await;
-        match self.replace_connection(None) {
+        match old {
             Some(c) => Connection::logout(c.profile(), c.store().as_ref()).await?,
             None => {
                 let config = self.load_config()?;
@@ -309,11 +312,23 @@ impl Workspace {
         let account = nonempty(account)
             .map(|a| validate_account(&a))
             .transpose()?;
-        if let Some((_, key)) = self.ssh_key_of(session) {
-            if let Some(user) = account {
-                self.tunnels.update_meta(&key, |m| m.user = user);
+        let mut found = None;
+        if let Some((conn, key)) = self.ssh_key_of(session) {
+            // Found by name: the session may have been re-created under it (a new id).
+            let current = if key.session == session {
+                true
+            } else {
+                let s = conn.find_session(session).await?;
+                found = Some(s.clone());
+                s.id == key.session
+            };
+            if current {
+                if let Some(user) = account {
+                    self.tunnels.update_meta(&key, |m| m.user = user);
+                }
+                return self.ssh_tunnel(session);
             }
-            return self.ssh_tunnel(session);
+            self.tunnels.stop(&key).await;
         }
         let conn = self.require_connection()?;
         let prefs = self.profile_prefs()?;
@@ -321,7 +336,10 @@ impl Workspace {
         let preferred = prefs.preferred_ssh_port;
         // The registry keys on the session's id: a session re-created under the same name is
         // another session.
-        let found = conn.find_session(session).await?;
+        let found = match found {
+            Some(s) => s,
+            None => conn.find_session(session).await?,
+        };
         let mut req = TunnelRequest::new(&conn, session, SSHD_APP, preferred);
         req.session_id = Some(found.id.clone());
         req.bind.fallback = true;
@@ -352,7 +370,8 @@ impl Workspace {
             tunnel.handle.stop().await;
             return self.ssh_tunnel(session);
         }
-        if self.connection().map(|c| c.login_id()) != Some(key.login.clone()) {
+        let still_logged_in = || self.connection().map(|c| c.login_id()) == Some(key.login.clone());
+        if !still_logged_in() {
             // Logged out, or in as someone else, while this tunnel was opening.
             tunnel.handle.stop().await;
             return Err(Error::NotLoggedIn {
@@ -370,6 +389,16 @@ impl Workspace {
         };
         if let Some(old) = self.tunnels.insert_with(tunnel, meta) {
             old.handle.stop().await;
+        }
+        // Checked again after the insert: a logout or a new login that ran meanwhile either
+        // stopped this tunnel already or is seen here.
+        if !still_logged_in() {
+            if let Some(t) = self.tunnels.remove(&key) {
+                t.handle.stop().await;
+            }
+            return Err(Error::NotLoggedIn {
+                profile: conn.profile().name.clone(),
+            });
         }
         self.ssh_tunnel(session)
     }
@@ -487,9 +516,16 @@ pub fn save_profile(
     let entry = config.profile_mut(name);
     entry.endpoint = Some(p.endpoint.to_string());
     entry.mode = Some(mode_name(p.mode).to_owned());
+    // The other mode's identity goes: the profile names one login.
     match p.mode {
-        Mode::Api => entry.access_key = p.access_key.clone(),
-        _ => entry.email = email,
+        Mode::Api => {
+            entry.access_key = p.access_key.clone();
+            entry.email = None;
+        }
+        _ => {
+            entry.email = email;
+            entry.access_key = None;
+        }
     }
     if config.settings.default_profile.is_none() {
         config.settings.default_profile = Some(name.to_owned());

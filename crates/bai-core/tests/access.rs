@@ -112,3 +112,79 @@ async fn login_restore_tunnel_registry_and_stdio() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_login_leaves_no_secret_of_the_old_one() {
+    // A saved password of a session-mode login must not survive an API-mode login of the same
+    // profile (to another server): a `.env` flipping the mode back would send it there.
+    within(TEST_SECS, async {
+        let (sb, _) = sandbox::with_sessions(bai_sandbox::Config::default(), []).await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = Config::load_from(dir.path()).expect("config");
+        config.profile_mut("default").endpoint = Some(sb.webserver_url());
+        let profile = config
+            .resolve("default", &EnvOverrides::default(), &Overrides::default())
+            .expect("resolve");
+        let store: Arc<dyn SecretStore> = Arc::new(MemoryStore::new());
+        let user = sb.user().clone();
+        let conn = Connection::login(
+            profile,
+            store.clone(),
+            Credentials::Password {
+                email: user.email.clone(),
+                password: user.password.clone().into(),
+                otp: None,
+                save_password: true,
+            },
+        )
+        .await
+        .expect("session login");
+        assert_eq!(
+            conn.profile().login_endpoint.as_ref(),
+            Some(&conn.profile().endpoint),
+            "the new secrets belong to the endpoint just logged in to"
+        );
+        assert!(store
+            .get("default", SecretKind::Password)
+            .expect("get")
+            .is_some());
+
+        let api = config
+            .resolve(
+                "default",
+                &EnvOverrides::default(),
+                &Overrides {
+                    endpoint: Some(sb.manager_url()),
+                    mode: Some(bai_core::bai_api::Mode::Api),
+                    ..Overrides::default()
+                },
+            )
+            .expect("resolve");
+        let conn2 = Connection::login(
+            api,
+            store.clone(),
+            Credentials::Keypair {
+                access_key: user.access_key.clone(),
+                secret_key: user.secret_key.clone().into(),
+            },
+        )
+        .await
+        .expect("api login");
+        for kind in [SecretKind::Password, SecretKind::LoginSession] {
+            assert!(
+                store.get("default", kind).expect("get").is_none(),
+                "{kind:?} of the old login is gone"
+            );
+        }
+        assert!(store
+            .get("default", SecretKind::SecretKey)
+            .expect("get")
+            .is_some());
+        assert_ne!(
+            conn.login_id(),
+            conn2.login_id(),
+            "two logins are two owners of tunnels"
+        );
+    })
+    .await;
+}

@@ -133,7 +133,9 @@ pub async fn login(
             endpoint,
             // Parsed here (not by serde) so that a bad mode is an InvalidInput error like the
             // CLI's, not an argument-decoding failure.
-            mode: bai_core::config::parse_mode(&mode)?.into(),
+            mode: bai_core::config::parse_mode(&mode)
+                .map_err(|e| crate::error::CommandError::invalid(e.to_string()))?
+                .into(),
             email,
             password,
             access_key,

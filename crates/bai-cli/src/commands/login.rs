@@ -129,8 +129,12 @@ pub async fn run(mut ctx: Ctx, args: Args) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
+    let from = match profile.endpoint_source {
+        bai_core::config::EndpointSource::Environment => " (from BACKEND_ENDPOINT)",
+        _ => "",
+    };
     eprintln!(
-        "Logging in to {} ({} mode)…",
+        "Logging in to {}{from} ({} mode)…",
         profile.endpoint,
         mode_name(profile.mode)
     );
