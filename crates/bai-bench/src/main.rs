@@ -8,6 +8,9 @@
 //! all routes, so they cost each route the same.
 //!
 //! (Over 500 lines: one file keeps the workloads, the routes and the table side by side.)
+//!
+//! Length: one file on purpose: the routes, workloads and the table are read top to bottom as
+//! the benchmark's specification; the per-route proxies live in their own modules.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};

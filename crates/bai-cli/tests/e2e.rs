@@ -672,3 +672,51 @@ async fn server_text_reaches_the_terminal_without_control_characters() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn insecure_and_extra_ca_can_be_turned_off_again() {
+    within(TEST_SECS, async {
+        let w = World::start(BAI).await;
+        let user = w.sb().user().clone();
+        let ca = w.tmp.join("ca.pem");
+        std::fs::write(&ca, "").expect("ca file");
+        let login = |extra: &[&str]| {
+            let mut args = vec![
+                "login",
+                "--endpoint",
+                w.webserver.as_str(),
+                "--email",
+                user.email.as_str(),
+                "--password-stdin",
+            ];
+            args.extend_from_slice(extra);
+            w.bai(&args)
+        };
+        let tls = || {
+            let config = std::fs::read_to_string(w.cfg.join("config.toml")).expect("config");
+            (
+                config.contains("insecure = true"),
+                config.contains("ca_file"),
+            )
+        };
+        let pw = format!("{}\n", user.password);
+        ok(&w.run(login(&["--insecure"]), Some(&pw)).await);
+        assert_eq!(tls(), (true, false));
+        ok(&w.run(login(&["--no-insecure"]), Some(&pw)).await);
+        assert_eq!(
+            tls(),
+            (false, false),
+            "--no-insecure verifies certificates again"
+        );
+        let out = w
+            .run(login(&["--insecure", "--no-insecure"]), Some(&pw))
+            .await;
+        assert_eq!(out.status.code(), Some(2), "the two options conflict");
+        let ca_s = ca.display().to_string();
+        // An empty CA file is refused by the TLS setup only for https; the option is saved.
+        let _ = w.run(login(&["--ca-file", &ca_s]), Some(&pw)).await;
+        ok(&w.run(login(&["--no-ca-file"]), Some(&pw)).await);
+        assert_eq!(tls(), (false, false), "--no-ca-file forgets the CA file");
+    })
+    .await;
+}
