@@ -369,6 +369,20 @@ impl Connection {
         Ok(path)
     }
 
+    /// Fetches the session's current key and makes the copy saved at the profile's key path
+    /// for the session that key: a missing or stale one (another fingerprint, e.g. the
+    /// session was re-created under the same name) is (re)written; returns the path and what
+    /// was done.
+    ///
+    /// # Errors
+    /// As [`Connection::fetch_ssh_key`], or the saved key could not be read or written.
+    pub async fn sync_ssh_key(&self, session: &str) -> Result<(PathBuf, crate::keys::SavedKey)> {
+        let key = self.fetch_ssh_key(session).await?;
+        let path = self.profile.key_path(session);
+        let done = crate::keys::sync_saved_key(&path, &key)?;
+        Ok((path, done))
+    }
+
     /// Downloads files (paths relative to `/home/work`, or absolute below it), five per
     /// request, calling `progress(done_files, total_files)` as they arrive.
     pub async fn download(

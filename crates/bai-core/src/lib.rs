@@ -9,6 +9,8 @@
 //! - [`access`]: tunnels to a session's app (preferred port with fallback, ready once the SSH
 //!   banner arrives) and the stdio proxy behind `ProxyCommand`.
 //! - [`commands`]: ssh/scp/sftp/rsync command lines and the VS Code snippet.
+//! - [`keys`]: public key lines, SHA256 fingerprints, the public key of a private key file
+//!   without decrypting it, and keeping a saved `id_container` current.
 //! - [`ssh_config`]: `Host bai-<session>` entries and the `Include` in `~/.ssh/config`.
 //! - [`TunnelRegistry`]: the running tunnels, their stats and dialog data (for the app).
 //! - [`Workspace`]: the app's behaviour without UI — one login at a time, its SSH tunnels, key
@@ -27,6 +29,7 @@ mod connection;
 pub mod display;
 mod error;
 mod fsutil;
+pub mod keys;
 pub mod logging;
 pub mod ppk;
 pub mod registry;

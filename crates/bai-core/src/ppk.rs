@@ -8,6 +8,7 @@ use hmac::{Hmac, Mac};
 use sha1::{Digest, Sha1};
 
 use crate::error::{Error, Result};
+use crate::keys::{openssh_header, pem_body, put_mpint, put_string, Der, Malformed, Wire};
 
 /// The RSA numbers a `.ppk` needs (big-endian magnitudes).
 #[derive(Clone, PartialEq, Eq)]
@@ -147,94 +148,23 @@ fn push_lines(out: &mut String, name: &str, data: &[u8]) {
     }
 }
 
-fn put_string(out: &mut Vec<u8>, s: &[u8]) {
-    let len = u32::try_from(s.len()).unwrap_or(u32::MAX);
-    out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(s);
-}
-
-/// An SSH mpint of a non-negative magnitude: minimal, with a 0 byte when the top bit is set.
-fn put_mpint(out: &mut Vec<u8>, magnitude: &[u8]) {
-    let start = magnitude
-        .iter()
-        .position(|&b| b != 0)
-        .unwrap_or(magnitude.len());
-    let m = &magnitude[start..];
-    let mut v = Vec::with_capacity(m.len() + 1);
-    if m.first().is_some_and(|&b| b & 0x80 != 0) {
-        v.push(0);
-    }
-    v.extend_from_slice(m);
-    put_string(out, &v);
-}
-
-fn pem_body(pem: &str, label: &str) -> Option<Result<Vec<u8>>> {
-    let begin = format!("-----BEGIN {label}-----");
-    let end = format!("-----END {label}-----");
-    let start = pem.find(&begin)? + begin.len();
-    let stop = start + pem[start..].find(&end)?;
-    let body = &pem[start..stop];
-    if body.contains("ENCRYPTED") || body.contains("Proc-Type") {
-        return Some(Err(bad("the key is encrypted")));
-    }
-    let b64: String = body.chars().filter(|c| !c.is_whitespace()).collect();
-    Some(
-        base64::engine::general_purpose::STANDARD
-            .decode(b64)
-            .map_err(|_| bad("the key is not valid base64")),
-    )
-}
-
 fn parse_private_key(pem: &str) -> Result<Key> {
+    parse_key(pem).map_err(|m| bad(m.0))
+}
+
+fn parse_key(pem: &str) -> std::result::Result<Key, Malformed> {
     if let Some(der) = pem_body(pem, "RSA PRIVATE KEY") {
         return parse_pkcs1(&der?).map(Key::Rsa);
     }
     if let Some(data) = pem_body(pem, "OPENSSH PRIVATE KEY") {
         return parse_openssh(&data?);
     }
-    Err(bad(
+    Err(Malformed(
         "not an RSA or Ed25519 private key (BEGIN RSA PRIVATE KEY or BEGIN OPENSSH PRIVATE KEY)",
     ))
 }
 
-/// A DER reader: tag, length, content.
-struct Der<'a>(&'a [u8]);
-
-impl<'a> Der<'a> {
-    fn next(&mut self, tag: u8) -> Result<&'a [u8]> {
-        let d = self.0;
-        if d.first() != Some(&tag) {
-            return Err(bad("unexpected DER structure"));
-        }
-        let first = *d.get(1).ok_or_else(|| bad("truncated DER"))?;
-        let (len, hdr) = if first < 0x80 {
-            (usize::from(first), 2)
-        } else {
-            let n = usize::from(first & 0x7f);
-            if n == 0 || n > 4 {
-                return Err(bad("unsupported DER length"));
-            }
-            let bytes = d.get(2..2 + n).ok_or_else(|| bad("truncated DER"))?;
-            (
-                bytes.iter().fold(0usize, |a, &b| (a << 8) | usize::from(b)),
-                2 + n,
-            )
-        };
-        let content = d.get(hdr..hdr + len).ok_or_else(|| bad("truncated DER"))?;
-        self.0 = &d[hdr + len..];
-        Ok(content)
-    }
-
-    fn int(&mut self) -> Result<Vec<u8>> {
-        let v = self.next(0x02)?;
-        if v.first().is_some_and(|&b| b & 0x80 != 0) {
-            return Err(bad("negative integer"));
-        }
-        Ok(v.to_vec())
-    }
-}
-
-fn parse_pkcs1(der: &[u8]) -> Result<RsaKey> {
+fn parse_pkcs1(der: &[u8]) -> std::result::Result<RsaKey, Malformed> {
     let mut outer = Der(der);
     let mut seq = Der(outer.next(0x30)?);
     let _version = seq.int()?;
@@ -257,43 +187,14 @@ fn parse_pkcs1(der: &[u8]) -> Result<RsaKey> {
     })
 }
 
-/// An SSH wire-format reader.
-struct Wire<'a>(&'a [u8]);
-
-impl<'a> Wire<'a> {
-    fn u32(&mut self) -> Result<u32> {
-        let b = self.0.get(..4).ok_or_else(|| bad("truncated key"))?;
-        self.0 = &self.0[4..];
-        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+fn parse_openssh(data: &[u8]) -> std::result::Result<Key, Malformed> {
+    let header = openssh_header(data)?;
+    if header.cipher != b"none" {
+        return Err(Malformed("the key is encrypted"));
     }
-
-    fn string(&mut self) -> Result<&'a [u8]> {
-        let n = usize::try_from(self.u32()?).map_err(|_| bad("length"))?;
-        let s = self.0.get(..n).ok_or_else(|| bad("truncated key"))?;
-        self.0 = &self.0[n..];
-        Ok(s)
-    }
-}
-
-fn parse_openssh(data: &[u8]) -> Result<Key> {
-    const MAGIC: &[u8] = b"openssh-key-v1\0";
-    let rest = data
-        .strip_prefix(MAGIC)
-        .ok_or_else(|| bad("not an openssh-key-v1 key"))?;
-    let mut w = Wire(rest);
-    let cipher = w.string()?;
-    let _kdf = w.string()?;
-    let _kdf_options = w.string()?;
-    if cipher != b"none" {
-        return Err(bad("the key is encrypted"));
-    }
-    if w.u32()? != 1 {
-        return Err(bad("the file holds more than one key"));
-    }
-    let _public = w.string()?;
-    let mut p = Wire(w.string()?);
+    let mut p = Wire(header.private);
     if p.u32()? != p.u32()? {
-        return Err(bad("the key's check bytes differ"));
+        return Err(Malformed("the key's check bytes differ"));
     }
     match p.string()? {
         b"ssh-rsa" => {}
@@ -302,7 +203,7 @@ fn parse_openssh(data: &[u8]) -> Result<Key> {
             let secret = p.string()?;
             // OpenSSH stores seed || public key.
             if public.len() != 32 || secret.len() != 64 || secret[32..] != public[..] {
-                return Err(bad("malformed Ed25519 key"));
+                return Err(Malformed("malformed Ed25519 key"));
             }
             let comment = String::from_utf8_lossy(p.string()?).into_owned();
             return Ok(Key::Ed25519 {
@@ -311,7 +212,7 @@ fn parse_openssh(data: &[u8]) -> Result<Key> {
                 comment: Some(comment).filter(|c| !c.is_empty()),
             });
         }
-        _ => return Err(bad("only RSA and Ed25519 keys can be converted")),
+        _ => return Err(Malformed("only RSA and Ed25519 keys can be converted")),
     }
     let n = p.string()?.to_vec();
     let e = p.string()?.to_vec();

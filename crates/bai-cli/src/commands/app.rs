@@ -109,24 +109,7 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<ExitCode> {
                 break;
             }
             ev = events.recv() => match ev {
-                Ok(Event::Opened { id, peer }) => {
-                    seen.insert(id);
-                    tracing::info!(%id, %peer, "connection opened");
-                    say(format!("∙ connection {} from {peer}", short(&id)));
-                }
-                Ok(Event::Closed { id, bytes_up, bytes_down, duration }) if seen.remove(&id) => {
-                    tracing::info!(%id, bytes_up, bytes_down, ?duration, "connection closed");
-                    say(format!(
-                        "∙ connection {} closed ({bytes_up} bytes up, {bytes_down} bytes down, {:.1}s)",
-                        short(&id),
-                        duration.as_secs_f64()
-                    ));
-                }
-                Ok(Event::Failed { id, error }) if seen.contains(&id) => {
-                    tracing::warn!(%id, %error, "connection failed");
-                    say(format!("! connection {} failed: {error}", short(&id)));
-                }
-                Ok(_) => {}
+                Ok(ev) => report(&mut seen, ev),
                 Err(RecvError::Lagged(n)) => tracing::debug!(n, "missed events"),
                 Err(RecvError::Closed) => {
                     return Err(CliError::with_code("the proxy stopped unexpectedly", 9, None));
@@ -136,7 +119,45 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<ExitCode> {
     }
     eprintln!("∙ Stopping the proxy.");
     tunnel.handle.stop_within(Duration::from_secs(2)).await;
+    // What happened up to the stop (a connection that ended just before Ctrl-C, the ones the
+    // stop closed) is still reported.
+    loop {
+        match events.try_recv() {
+            Ok(ev) => report(&mut seen, ev),
+            Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => {}
+            Err(_) => break,
+        }
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints one connection event of a connection opened after the proxy was ready.
+fn report(seen: &mut std::collections::HashSet<String>, ev: Event) {
+    match ev {
+        Event::Opened { id, peer } => {
+            seen.insert(id.to_string());
+            tracing::info!(%id, %peer, "connection opened");
+            say(format!("∙ connection {} from {peer}", short(&id)));
+        }
+        Event::Closed {
+            id,
+            bytes_up,
+            bytes_down,
+            duration,
+        } if seen.remove(&id.to_string()) => {
+            tracing::info!(%id, bytes_up, bytes_down, ?duration, "connection closed");
+            say(format!(
+                "∙ connection {} closed ({bytes_up} bytes up, {bytes_down} bytes down, {:.1}s)",
+                short(&id),
+                duration.as_secs_f64()
+            ));
+        }
+        Event::Failed { id, error } if seen.contains(&id.to_string()) => {
+            tracing::warn!(%id, %error, "connection failed");
+            say(format!("! connection {} failed: {error}", short(&id)));
+        }
+        _ => {}
+    }
 }
 
 /// One status line on stderr in a single write (stderr is unbuffered: `eprintln!` would issue a

@@ -1,11 +1,13 @@
-//! `bai config-ssh [--dry-run] [--remove]`: one `Host bai-<session>` per running session with
+//! `bai config-ssh [--dry-run] [--remove] [--identity KEY]`: one `Host bai-<session>` per running session with
 //! SSH, in `~/.ssh/bai/config`, which `~/.ssh/config` includes (added once, at the top).
-//! `ProxyCommand` runs `bai proxy --stdio`, so there is no local port to remember.
+//! `ProxyCommand` runs `bai proxy --stdio`, so there is no local port to remember. A key saved
+//! earlier that is no longer the session's `id_container` (checked by fingerprint) is replaced.
 
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use bai_core::commands::{ensure_known_hosts, known_hosts_path, validate_account, HostKeyPin};
+use bai_core::keys::SavedKey;
 use bai_core::ssh_config::{self, host_alias, keys_dir, HostEntry, MainChange, SshConfigPaths};
 use bai_core::{ErrorCode, SSHD_APP};
 
@@ -20,6 +22,15 @@ pub struct Args {
     /// Remove the entries and the Include line again.
     #[arg(long)]
     pub remove: bool,
+    /// Your own private key, for sessions without an id_container (whose .ssh folder is
+    /// yours); sessions with one keep using it.
+    #[arg(
+        short = 'i',
+        long = "identity",
+        value_name = "KEY",
+        conflicts_with = "remove"
+    )]
+    pub identity: Option<std::path::PathBuf>,
 }
 
 fn show_diff(title: &str, before: Option<&str>, after: &str) {
@@ -47,6 +58,17 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<ExitCode> {
     if args.remove {
         return remove(&ctx, &paths, args.dry_run);
     }
+    // An absolute path: ssh reads the entry from any directory.
+    let identity = match &args.identity {
+        Some(p) => {
+            crate::commands::ssh::check_identity(p)?;
+            Some(
+                std::fs::canonicalize(p)
+                    .with_context(|| format!("finding the absolute path of {}", p.display()))?,
+            )
+        }
+        None => None,
+    };
     let conn = ctx.connect().await?;
     let sessions = conn
         .list_sessions(false)
@@ -94,11 +116,34 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<ExitCode> {
         let identity_file = if args.dry_run {
             Some(conn.profile().key_path(&s.name))
         } else {
-            match conn.save_ssh_key(&s.name).await {
-                Ok(p) => Some(p),
+            match conn.sync_ssh_key(&s.name).await {
+                Ok((p, SavedKey::Replaced { old, new })) => {
+                    eprintln!(
+                        "∙ {}: the saved key ({}) is not the session's current id_container ({}); replaced it",
+                        s.name,
+                        old.as_deref().unwrap_or("unreadable"),
+                        new.as_deref().unwrap_or("unreadable"),
+                    );
+                    Some(p)
+                }
+                Ok((p, _)) => Some(p),
                 Err(e) if e.code() == ErrorCode::FileNotFound => {
-                    eprintln!("∙ {}: {e}; the entry uses your own keys", s.name);
-                    None
+                    // No stale copy of an old session's key may stay behind under this name.
+                    let saved = conn.profile().key_path(&s.name);
+                    if saved.exists() {
+                        std::fs::remove_file(&saved)
+                            .with_context(|| format!("removing {}", saved.display()))?;
+                    }
+                    match &identity {
+                        Some(k) => Some(k.clone()),
+                        None => {
+                            eprintln!(
+                                "∙ {}: {e}; the entry uses your default keys (or pass `--identity KEY`)",
+                                s.name
+                            );
+                            None
+                        }
+                    }
                 }
                 Err(e) => {
                     return Err(anyhow::Error::new(e)

@@ -72,7 +72,7 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<ExitCode> {
         "scp",
         &prepared.endpoint.scp_args(&extra, &operands),
         &session,
-        &prepared.endpoint,
+        &prepared,
     )
     .await;
     prepared.finish().await;

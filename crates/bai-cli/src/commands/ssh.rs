@@ -1,4 +1,5 @@
-//! `bai ssh SESSION [-- ARGS]`: fetches the session key to a 0600 temp file (or uses `-i`),
+//! `bai ssh SESSION [-- ARGS]`: fetches the session key to a 0600 temp file (or uses `-i`, or
+//! the key `config-ssh` saved, replaced first when it is not the session's current one),
 //! runs the tunnel in-process, runs the system `ssh`, removes the key and exits with ssh's
 //! status. [`prepare`] is shared with `bai scp`.
 
@@ -9,7 +10,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use bai_core::commands::{ensure_known_hosts, known_hosts_path, validate_account, HostKeyPin};
-use bai_core::{Connection, ErrorCode, OpenTunnel, SshEndpoint, TunnelRequest, SSHD_APP};
+use bai_core::keys::{self, SavedKey};
+use bai_core::{Connection, Error, ErrorCode, OpenTunnel, SshEndpoint, TunnelRequest, SSHD_APP};
 
 use crate::commands::child_exit_code;
 use crate::context::Ctx;
@@ -38,6 +40,9 @@ pub struct Prepared {
     pub tunnel: OpenTunnel,
     /// Where and how to connect.
     pub endpoint: SshEndpoint,
+    /// The session has no `id_container` and no `-i` was given: ssh tries the user's own
+    /// default keys.
+    pub own_keys: bool,
     _temp_key: Option<tempfile::TempPath>,
 }
 
@@ -52,15 +57,42 @@ impl Prepared {
     }
 }
 
-async fn temp_key(conn: &Connection, session: &str) -> anyhow::Result<Option<tempfile::TempPath>> {
+/// The key ssh uses for a session.
+enum SessionKey {
+    /// The session has no `id_container`.
+    None,
+    /// The key saved by `config-ssh`, checked to be the session's current one.
+    Saved(PathBuf),
+    /// The current key in a 0600 temporary file.
+    Temp(tempfile::TempPath),
+}
+
+/// The session's current key: the saved one (by `config-ssh`) when there is one, replaced
+/// first when stale; else a temporary copy.
+async fn session_key(conn: &Connection, session: &str) -> anyhow::Result<SessionKey> {
     let key = match conn.fetch_ssh_key(session).await {
         Ok(k) => k,
         Err(e) if e.code() == ErrorCode::FileNotFound => {
-            tracing::warn!("{e}; trying your own SSH keys");
-            return Ok(None);
+            tracing::warn!("{e}; trying your own SSH keys (or pass one with `-i KEY`)");
+            return Ok(SessionKey::None);
         }
         Err(e) => return Err(anyhow::Error::new(e).context("fetching the session's SSH key")),
     };
+    let saved = conn.profile().key_path(session);
+    if saved.is_file() {
+        match keys::sync_saved_key(&saved, &key) {
+            Ok(SavedKey::Replaced { .. }) => {
+                eprintln!(
+                    "∙ the key saved for session \"{}\" was stale (the session has a new id_container); replaced it in {}",
+                    bai_core::display::clean_line(session),
+                    saved.display()
+                );
+                return Ok(SessionKey::Saved(saved));
+            }
+            Ok(_) => return Ok(SessionKey::Saved(saved)),
+            Err(e) => tracing::warn!("{e}; using a temporary copy of the session's key"),
+        }
+    }
     // tempfile creates the file with mode 0600.
     let mut f = tempfile::Builder::new()
         .prefix("bai-id_container-")
@@ -72,7 +104,23 @@ async fn temp_key(conn: &Connection, session: &str) -> anyhow::Result<Option<tem
     }
     f.write_all(data.as_bytes())
         .context("writing the temporary key file")?;
-    Ok(Some(f.into_temp_path()))
+    Ok(SessionKey::Temp(f.into_temp_path()))
+}
+
+/// Checks a private key passed with `-i`/`--identity` (exists, is a private key, not the
+/// `.pub`); logs its fingerprint when readable.
+pub fn check_identity(path: &std::path::Path) -> anyhow::Result<()> {
+    match keys::check_identity(path) {
+        Ok(keys::Identity::Known(k)) => {
+            tracing::info!(key = %path.display(), fingerprint = %k.fingerprint(), "own key");
+            Ok(())
+        }
+        Ok(keys::Identity::Opaque) => Ok(()),
+        Err(e) => Err(CliError::usage(
+            format!("{e:#}"),
+            Some("pass your own private key with `-i KEY` (its public key in the session's .ssh/authorized_keys)"),
+        )),
+    }
 }
 
 /// Opens the SSH tunnel (on `port`, else any free port) and gets the key, concurrently.
@@ -91,8 +139,8 @@ pub async fn prepare(
     };
     let key = async {
         match &identity {
-            Some(_) => Ok(None),
-            None => temp_key(conn, session).await,
+            Some(_) => Ok(SessionKey::None),
+            None => session_key(conn, session).await,
         }
     };
     let pin = async {
@@ -101,13 +149,22 @@ pub async fn prepare(
         anyhow::Ok(pin)
     };
     validate_account(&conn.profile().account)?;
+    if let Some(path) = &identity {
+        check_identity(path)?;
+    }
     // All three, then the errors in this order: the tunnel's says best what is wrong.
     let (tunnel, temp, pin) = tokio::join!(open, key, pin);
     let (tunnel, temp, pin) = (tunnel?, temp?, pin?);
     if tunnel.fell_back() {
         eprintln!("∙ {}", tunnel.port_note);
     }
-    let key_path = identity.or_else(|| temp.as_ref().map(|t| t.to_path_buf()));
+    let own_keys = identity.is_none() && matches!(temp, SessionKey::None);
+    let (key_path, temp) = match (identity, temp) {
+        (Some(path), _) => (Some(path), None),
+        (None, SessionKey::None) => (None, None),
+        (None, SessionKey::Saved(path)) => (Some(path), None),
+        (None, SessionKey::Temp(t)) => (Some(t.to_path_buf()), Some(t)),
+    };
     let endpoint = SshEndpoint::loopback(
         tunnel.local_addr().port(),
         &conn.profile().account,
@@ -119,6 +176,7 @@ pub async fn prepare(
     Ok(Prepared {
         tunnel,
         endpoint,
+        own_keys,
         _temp_key: temp,
     })
 }
@@ -208,21 +266,44 @@ pub fn host_key_changed_error(session: &str, pin: &HostKeyPin) -> anyhow::Error 
 /// for a refused connection).
 pub const HOST_KEY_CHANGED_EXIT: u8 = 255;
 
-/// Runs an OpenSSH client against `endpoint` (ssh or scp) and turns a refused changed host
-/// key into bai's explanation.
+/// Runs an OpenSSH client through `prepared` (ssh or scp) and turns a refused changed host
+/// key, or a refused login to a session without `id_container` when no key was given, into
+/// bai's explanation.
 pub async fn run_client(
     program: &str,
     args: &[String],
     session: &str,
-    endpoint: &SshEndpoint,
+    prepared: &Prepared,
 ) -> anyhow::Result<ExitCode> {
+    let endpoint = &prepared.endpoint;
     let status = run_child_status(program, args).await?;
-    if status.code() == Some(255) && host_key_changed(endpoint).await {
-        if let Some(pin) = &endpoint.pin {
-            return Err(host_key_changed_error(session, pin));
+    if status.code() == Some(255) {
+        if host_key_changed(endpoint).await {
+            if let Some(pin) = &endpoint.pin {
+                return Err(host_key_changed_error(session, pin));
+            }
+        }
+        if prepared.own_keys {
+            return Err(no_session_key_error(session));
         }
     }
     Ok(child_exit_code(status))
+}
+
+/// What bai says when ssh failed against a session without `id_container` and no `-i`.
+fn no_session_key_error(session: &str) -> anyhow::Error {
+    let e = Error::NoSessionKey {
+        session: bai_core::display::clean_line(session),
+    };
+    CliError::with_code(
+        format!("{e}, and ssh could not log in with your default keys"),
+        // ssh's own code for a failed connection.
+        255,
+        Some(&format!(
+            "{} (the private key of a public key in the session's .ssh/authorized_keys)",
+            e.hint().unwrap_or_default()
+        )),
+    )
 }
 
 /// Runs `program args`, with Ctrl-C going to the child only, and returns its exit status.
@@ -267,7 +348,7 @@ pub async fn run(ctx: Ctx, args: Args) -> anyhow::Result<ExitCode> {
         "ssh",
         &prepared.endpoint.ssh_args(&args.args),
         &args.session,
-        &prepared.endpoint,
+        &prepared,
     )
     .await;
     prepared.finish().await;
