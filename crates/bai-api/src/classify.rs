@@ -16,18 +16,20 @@
 //!    message says "Date/time sync"; untyped: any text saying so.
 //! 4. 400 unsupported version → [`ErrorKind::UnsupportedVersion`]: type `generic-bad-request`
 //!    whose message says "Unsupported API version"; untyped: any text saying so.
-//! 5. A file request (400, 404 or 500) whose message says the file is missing ("not found",
+//! 5. 400 SSH keypair refused → [`ErrorKind::InvalidKey`]: type `invalid-ssh-private-key`,
+//!    `invalid-ssh-public-key` or `ssh-keypair-mismatch`; untyped: any text naming one.
+//! 6. A file request (400, 404 or 500) whose message says the file is missing ("not found",
 //!    "no such file", "does not exist") → [`ErrorKind::FileNotFound`], unless the problem is
-//!    about the session (rule 6's test, or an `error_code` in the `session` domain).
-//! 6. 404 with a problem, on a session:
+//!    about the session (rule 7's test, or an `error_code` in the `session` domain).
+//! 7. 404 with a problem, on a session:
 //!    - session missing → [`ErrorKind::SessionNotFound`]: code `session_*_not-found`, type
 //!      `session-not-found`, or type `object-not-found` titled "No such session…";
 //!    - app missing → [`ErrorKind::AppNotFound`]: type `app-not-found`, or type
 //!      `object-not-found` titled "No such app…".
-//! 7. 5xx → [`ErrorKind::Server`]; any other problem → [`ErrorKind::Api`]; anything else
+//! 8. 5xx → [`ErrorKind::Server`]; any other problem → [`ErrorKind::Api`]; anything else
 //!    → [`ErrorKind::WrongUrl`].
 //!
-//! Just over 500 lines: half of it is the table of cases above as unit tests, kept beside the
+//! About 580 lines: half of it is the table of cases above as unit tests, kept beside the
 //! rules they pin down.
 
 use bai_problem::{header::PROBLEM_TYPE_PREFIX, Problem};
@@ -37,7 +39,7 @@ use reqwest::StatusCode;
 use url::Url;
 
 use crate::credentials::Mode;
-use crate::error::{redact, Error, ErrorKind};
+use crate::error::{redact, Error, ErrorKind, InvalidKeyReason};
 
 /// A header's value as text, empty when absent or not text.
 pub(crate) fn header_str<'a>(h: &'a HeaderMap, name: &str) -> &'a str {
@@ -190,6 +192,22 @@ impl<'a> Signals<'a> {
         }
     }
 
+    /// An uploaded SSH keypair was refused, and why.
+    pub(crate) fn ssh_key_problem(&self) -> Option<InvalidKeyReason> {
+        if self.typed() {
+            self.slug.and_then(InvalidKeyReason::from_slug)
+        } else {
+            [
+                "invalid-ssh-private-key",
+                "invalid-ssh-public-key",
+                "ssh-keypair-mismatch",
+            ]
+            .into_iter()
+            .find(|n| self.text.contains(n))
+            .and_then(InvalidKeyReason::from_slug)
+        }
+    }
+
     /// The problem is about the session, not a file in it.
     fn is_about_session(&self) -> bool {
         if self.typed() {
@@ -268,6 +286,16 @@ pub(crate) fn classify(
             detail: "the server refused the API version".into(),
         }
         .into();
+    }
+    if status == StatusCode::BAD_REQUEST {
+        if let Some(reason) = says.and_then(Signals::ssh_key_problem) {
+            let detail = problem
+                .as_ref()
+                .and_then(|p| p.message().or(p.title.as_deref()))
+                .unwrap_or_default()
+                .to_owned();
+            return ErrorKind::InvalidKey { reason, detail }.into();
+        }
     }
     if let Some(file) = ctx.file {
         if matches!(code, 400 | 404 | 500) && says.is_some_and(Signals::is_file_missing) {
@@ -516,6 +544,38 @@ mod tests {
         assert!(matches!(
             run(401, body, Ctx::default(), Mode::Api),
             ErrorKind::AuthFailed { .. }
+        ));
+    }
+
+    #[test]
+    fn refused_ssh_keypairs_by_type() {
+        for (slug, reason) in [
+            ("invalid-ssh-private-key", InvalidKeyReason::PrivateKey),
+            ("invalid-ssh-public-key", InvalidKeyReason::PublicKey),
+            ("ssh-keypair-mismatch", InvalidKeyReason::Mismatch),
+        ] {
+            let body = json!({"type": format!("{PROBS}{slug}"), "title": "Bad key.", "msg": "why"});
+            match run(400, body, Ctx::default(), Mode::Api) {
+                ErrorKind::InvalidKey { reason: r, detail } => {
+                    assert_eq!((r, detail.as_str()), (reason, "why"));
+                }
+                other => panic!("{slug}: {other:?}"),
+            }
+        }
+        // Another 400 stays an API error; an untyped one naming the type is classified.
+        let body =
+            json!({"type": format!("{PROBS}invalid-api-params"), "title": "ssh-keypair-mismatch"});
+        assert!(matches!(
+            run(400, body, Ctx::default(), Mode::Api),
+            ErrorKind::Api { .. }
+        ));
+        let body = json!({"title": "ssh-keypair-mismatch"});
+        assert!(matches!(
+            run(400, body, Ctx::default(), Mode::Session),
+            ErrorKind::InvalidKey {
+                reason: InvalidKeyReason::Mismatch,
+                ..
+            }
         ));
     }
 }

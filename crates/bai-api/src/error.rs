@@ -202,6 +202,15 @@ pub enum ErrorKind {
     /// Bad input from the caller.
     #[error("invalid input: {0}")]
     InvalidInput(String),
+    /// The server refused an uploaded SSH keypair (`400 invalid-ssh-private-key`,
+    /// `invalid-ssh-public-key` or `ssh-keypair-mismatch`).
+    #[error("{reason}: {detail}")]
+    InvalidKey {
+        /// Which check failed.
+        reason: InvalidKeyReason,
+        /// The server's explanation (e.g. "Password-protected private keys are not supported").
+        detail: String,
+    },
     /// Other transport failure.
     #[error("request to {url} failed: {source}")]
     Http {
@@ -211,6 +220,41 @@ pub enum ErrorKind {
         #[source]
         source: reqwest::Error,
     },
+}
+
+/// Why the server refused an uploaded SSH keypair ([`ErrorKind::InvalidKey`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum InvalidKeyReason {
+    /// `invalid-ssh-private-key`: not a usable PEM or OpenSSH RSA/ECDSA/Ed25519 private key,
+    /// or a password-protected one.
+    PrivateKey,
+    /// `invalid-ssh-public-key`: not an OpenSSH public key line.
+    PublicKey,
+    /// `ssh-keypair-mismatch`: the public key is not the private key's.
+    Mismatch,
+}
+
+impl InvalidKeyReason {
+    /// The reason of a Backend.AI problem type slug, if it is one of the three.
+    pub(crate) fn from_slug(slug: &str) -> Option<Self> {
+        match slug {
+            "invalid-ssh-private-key" => Some(Self::PrivateKey),
+            "invalid-ssh-public-key" => Some(Self::PublicKey),
+            "ssh-keypair-mismatch" => Some(Self::Mismatch),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for InvalidKeyReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::PrivateKey => "the server refused the SSH private key",
+            Self::PublicKey => "the server refused the SSH public key",
+            Self::Mismatch => "the SSH public key does not belong to the private key",
+        })
+    }
 }
 
 /// The error of every fallible call in this crate.

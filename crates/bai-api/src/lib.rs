@@ -3,7 +3,8 @@
 //! - Two modes: [`Mode::Session`] (webserver login, web session id, `/func/…` calls) and
 //!   [`Mode::Api`] (HMAC-SHA256 signed requests to the manager).
 //! - Version negotiation (`min(client, server)`), typed calls (sessions, apps, downloads,
-//!   the SSH key) and one typed [`Error`] whose [`ErrorKind`] callers match on.
+//!   the SSH key, the account's SSH keypair) and one typed [`Error`] whose [`ErrorKind`]
+//!   callers match on.
 //! - [`TcpproxyTarget`] builds the authenticated tcpproxy WebSocket request a tunnel opens
 //!   for every connection.
 //! - Secrets travel as [`Sensitive`] and never reach `Debug`, `Display` or logs.
@@ -11,9 +12,9 @@
 //! The library never creates a runtime or a tracing subscriber.
 //!
 //! Layout: `client` (configuration, URLs, version negotiation) with one module per API area
-//! (`auth`, `sessions`, `apps`, `download`); `credentials` stamps auth headers on HTTP and
-//! WebSocket requests alike; `wire` sends and reads; `classify` turns failed answers into
-//! [`ErrorKind`]s; `tcpproxy` is the WebSocket request.
+//! (`auth` and its `keypair`, `sessions`, `apps`, `download`); `credentials` stamps auth
+//! headers on HTTP and WebSocket requests alike; `wire` sends and reads; `classify` turns
+//! failed answers into [`ErrorKind`]s; `tcpproxy` is the WebSocket request.
 
 mod apps;
 mod auth;
@@ -22,6 +23,7 @@ mod client;
 mod credentials;
 mod download;
 mod error;
+mod keypair;
 mod model;
 mod sensitive;
 mod sessions;
@@ -36,7 +38,8 @@ pub use credentials::Mode;
 pub use download::{
     id_container_path, CONTAINER_HOME, ID_CONTAINER, MAX_DOWNLOAD_FILES, MAX_FILE_SIZE,
 };
-pub use error::{Error, ErrorKind, Problem, Result};
+pub use error::{Error, ErrorKind, InvalidKeyReason, Problem, Result};
+pub use keypair::GeneratedKeypair;
 pub use model::{
     AccountInfo, App, DownloadStyle, DownloadedFile, LoginCheck, LoginInfo, ServicePort, Session,
     SessionInfo, StatusFilter,

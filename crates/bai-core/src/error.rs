@@ -317,6 +317,7 @@ pub fn api_code(e: &bai_api::Error) -> ErrorCode {
         K::UnsupportedVersion { .. } => ErrorCode::UnsupportedVersion,
         K::ClockSkew { .. } | K::ServerClockSkew { .. } => ErrorCode::Config,
         K::InvalidInput(_) => ErrorCode::InvalidInput,
+        K::InvalidKey { .. } => ErrorCode::InvalidInput,
         _ => ErrorCode::Unknown,
     }
 }

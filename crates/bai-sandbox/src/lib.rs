@@ -8,6 +8,11 @@
 //! port; the `sshd` app of its tcpproxy connects there. Dropping the [`Sandbox`] kills every
 //! server (and whatever it forked), even when a test panics.
 //!
+//! The manager also keeps the account's SSH keypair (`GET`/`PATCH`/`POST /auth/ssh-keypair`,
+//! reachable signed or through `/func`): none at start (`GET` answers
+//! `{"ssh_public_key": null}`); once stored, it is the key of every **new** session (the
+//! module docs of `keypair` and `session` say how).
+//!
 //! Fault knobs ([`Faults`]) inject refused ports, dropped WebSockets, slow upgrades, slow reads,
 //! failing routes and clock skew, globally or per session.
 #![forbid(unsafe_code)]
@@ -20,6 +25,7 @@ mod dropbear;
 mod error;
 mod faults;
 mod gql;
+mod keypair;
 mod manager;
 mod problem;
 mod session;
@@ -132,6 +138,8 @@ pub(crate) struct State {
     pub sessions_dir: PathBuf,
     pub sessions: Mutex<Vec<SessionEntry>>,
     pub web_sessions: Mutex<HashMap<String, WebSession>>,
+    /// The stored SSH keypair of each access key (`/auth/ssh-keypair`); none at start.
+    pub ssh_keypairs: Mutex<HashMap<String, keypair::StoredKeypair>>,
     pub login_failures: Mutex<HashMap<String, Vec<std::time::Instant>>>,
     pub faults: Faults,
     pub cancel: CancellationToken,
@@ -251,6 +259,7 @@ impl Sandbox {
             sessions_dir,
             sessions: Mutex::new(Vec::new()),
             web_sessions: Mutex::new(HashMap::new()),
+            ssh_keypairs: Mutex::new(HashMap::new()),
             login_failures: Mutex::new(HashMap::new()),
             faults: Faults::new(),
             cancel: CancellationToken::new(),

@@ -18,7 +18,6 @@ use crate::State;
 /// The authenticated caller (set by the HMAC middleware).
 #[derive(Debug, Clone)]
 pub(crate) struct Identity {
-    #[allow(dead_code)]
     pub access_key: String,
 }
 

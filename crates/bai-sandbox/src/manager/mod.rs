@@ -4,6 +4,7 @@
 //! This module holds the router and the root route; the routes live by concern:
 //! - `auth`: the middleware (fail-route fault, version and HMAC checks) and `/auth/*` logins;
 //! - `sessions`: resolving a session for a request, its service ports, and the session routes;
+//! - `keypair`: `/auth/ssh-keypair` (the account's stored SSH keypair, [`crate::keypair`]);
 //! - `graphql`: `/admin/gql` (session lists, keypair) and the refused legacy endpoint;
 //! - `stream`: `/stream/.../apps` and the tcpproxy WebSocket upgrade;
 //! - `downloads`: `download_single` and multi-file `download` (reads confined by
@@ -12,6 +13,7 @@
 mod auth;
 mod downloads;
 mod graphql;
+mod keypair;
 mod sessions;
 mod stream;
 
@@ -64,6 +66,12 @@ pub(crate) fn router(state: St) -> Router {
         .route("/", get(root))
         .route("/auth/authorize", post(auth::authorize_route))
         .route("/auth/logout", post(|| async { Json(json!({})) }))
+        .route(
+            "/auth/ssh-keypair",
+            get(keypair::get_keypair)
+                .patch(keypair::generate_keypair)
+                .post(keypair::upload_keypair),
+        )
         .route("/admin/gql", post(graphql::gql))
         .route("/admin/graphql", post(graphql::legacy_graphql))
         .merge(session_routes("session"))

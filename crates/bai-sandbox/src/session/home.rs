@@ -1,5 +1,5 @@
 //! The session directory's contents, made before any server starts: `home/` and `.ssh/` with
-//! their modes and owner, the host key, the user's keypair or own `authorized_keys`, and the
+//! their modes and owner, the host key, the user's keys ([`UserKeys`]), and the
 //! `enter` wrapper that puts every command in the session home. Also the small file and tool
 //! helpers the Dropbear launcher shares.
 
@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use super::{Account, SshServer};
+use crate::keypair::StoredKeypair;
 use crate::Error;
 
 pub(crate) fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
@@ -59,12 +60,23 @@ pub(crate) async fn run_tool(program: &str, args: &[&str]) -> Result<(), Error> 
     }
 }
 
+/// Where a new session's user keys come from.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum UserKeys<'a> {
+    /// The user's own `authorized_keys` text (the `.ssh` folder): no private key written.
+    Own(&'a str),
+    /// The account's stored keypair (`/auth/ssh-keypair`).
+    Account(&'a StoredKeypair),
+    /// A keypair generated for this session (the kernel runner's fallback).
+    Generate,
+}
+
 /// Creates the session's directory, home, host key (for `server`), and keys; does not start
 /// the server.
 pub(crate) async fn prepare_files(
     dir: &Path,
     account: &Account,
-    authorized_keys: Option<&str>,
+    keys: UserKeys<'_>,
     server: SshServer,
 ) -> Result<(PathBuf, PathBuf, Option<PathBuf>), Error> {
     let home = dir.join("home");
@@ -91,12 +103,24 @@ pub(crate) async fn prepare_files(
     }
 
     let ak_file = ssh_dir.join("authorized_keys");
-    let id_container = match authorized_keys {
-        Some(text) => {
+    let id_container = match keys {
+        UserKeys::Own(text) => {
             write_file(&ak_file, text.as_bytes(), 0o600)?;
             None
         }
-        None => {
+        UserKeys::Account(k) => {
+            // As the agent writes the account's keypair: authorized_keys, ~/.ssh/id_rsa and
+            // id_container.
+            write_file(&ak_file, k.public_key.as_bytes(), 0o600)?;
+            let id_rsa = ssh_dir.join("id_rsa");
+            write_file(&id_rsa, k.private_key.as_bytes(), 0o600)?;
+            chown(&id_rsa, account.owner)?;
+            let idc = home.join("id_container");
+            write_file(&idc, k.private_key.as_bytes(), 0o600)?;
+            chown(&idc, account.owner)?;
+            Some(idc)
+        }
+        UserKeys::Generate => {
             let user_key = dir.join("user_key");
             let user_key_s = user_key.to_string_lossy().into_owned();
             run_tool(

@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::{
     prepare_files, reap, SessionEntry, SessionInfo, SessionSpec, SshServer, SshdProcess, Status,
+    UserKeys,
 };
 use crate::faults::Faults;
 use crate::{lock, Error, Sandbox};
@@ -43,8 +44,16 @@ impl Sandbox {
             source,
         })?;
         let account = self.state.account.clone();
-        let (home, ak_file, id_container) =
-            prepare_files(&dir, &account, spec.authorized_keys.as_deref(), server).await?;
+        // The account's stored keypair, as it is now: later changes reach new sessions only.
+        let stored = lock(&self.state.ssh_keypairs)
+            .get(&self.state.user.access_key)
+            .cloned();
+        let keys = match (spec.authorized_keys.as_deref(), stored.as_ref()) {
+            (Some(own), _) => UserKeys::Own(own),
+            (None, Some(k)) => UserKeys::Account(k),
+            (None, None) => UserKeys::Generate,
+        };
+        let (home, ak_file, id_container) = prepare_files(&dir, &account, keys, server).await?;
         let sshd = if spec.status == Status::Running {
             Some(SshdProcess::start(server, &dir, &home, &ak_file, &account).await?)
         } else {

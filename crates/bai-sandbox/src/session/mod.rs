@@ -5,6 +5,18 @@
 //! `home/` (owned by the login account), which stands in for `/home/work`:
 //! `home/.ssh/authorized_keys` and `home/id_container`.
 //!
+//! **User keys**, chosen when the session is created, in the agent's order of priority
+//! (modern-ssh.md: `.ssh` folder > stored keypair > generated):
+//! 1. [`SessionSpec::authorized_keys`] (the user's own `.ssh` folder): that text is
+//!    `authorized_keys`, and no private key is written (no `id_container`, no account key);
+//! 2. else the account's stored keypair (`/auth/ssh-keypair`, [`crate::keypair`]), as the
+//!    agent writes it: its public key is `authorized_keys`, its private key is `id_container`
+//!    and `.ssh/id_rsa`;
+//! 3. else an RSA 2048 keypair generated for this session (the kernel runner's fallback).
+//!
+//! The keypair is read once, at creation: changing it later affects new sessions only, and a
+//! session that is stopped and started again keeps its keys.
+//!
 //! The server is OpenSSH's `sshd` (the default) or Dropbear, which production runs
 //! ([`SshServer`]; how Dropbear is given the session's home is explained in `dropbear.rs`).
 //! Either way it is forked under `setpriv --pdeathsig KILL` from one long-lived thread, and
@@ -38,7 +50,7 @@ use crate::Error;
 
 pub(crate) use account::{detect_account, running_as_root, Account};
 pub(crate) use cleanup::reap;
-pub(crate) use home::{io_err, prepare_files, run_tool, sh_quote};
+pub(crate) use home::{io_err, prepare_files, run_tool, sh_quote, UserKeys};
 use sshd::SSHD;
 pub(crate) use sshd::{setpriv, SshdProcess};
 
@@ -182,19 +194,22 @@ pub struct SessionSpec {
     pub status: Status,
     /// Extra TCP apps (service ports) that the tcpproxy connects to: `(name, target)`.
     pub apps: Vec<(String, SocketAddr)>,
-    /// The user's own `authorized_keys` text; when set, no keypair and no `id_container`.
+    /// The user's own `authorized_keys` text; when set, no keypair (neither the account's
+    /// stored one nor a generated one) and no `id_container`.
     pub authorized_keys: Option<String>,
     /// The SSH server; `None` takes the sandbox's ([`crate::Config::ssh_server`]).
     pub ssh_server: Option<SshServer>,
 }
 
 impl SessionSpec {
-    /// A RUNNING session with no extra apps and a generated keypair.
+    /// A RUNNING session with no extra apps, and the account's stored keypair (or, without
+    /// one, a generated keypair).
     pub fn running(name: impl Into<String>) -> Self {
         Self::with_status(name, Status::Running)
     }
 
-    /// A session in the given status, with no extra apps and a generated keypair.
+    /// A session in the given status, with no extra apps, and the account's stored keypair
+    /// (or, without one, a generated keypair).
     pub fn with_status(name: impl Into<String>, status: Status) -> Self {
         SessionSpec {
             name: name.into(),
