@@ -333,6 +333,11 @@ pub fn api_hint(e: &bai_api::Error) -> Option<String> {
         K::LoginExpired | K::NotLoggedIn => "run `bai login`".into(),
         K::TotpRequired { .. } => "pass the one-time password with `--otp CODE`".into(),
         K::SessionNotFound { .. } => "run `bai ps` to list your sessions".into(),
+        K::InvalidKey { .. } => {
+            "upload a private key with its own public key (unencrypted: the server refuses \
+             password-protected keys)"
+                .into()
+        }
         K::AppNotFound { .. } => {
             "start the session with SSH enabled, or name another app (`bai ps` shows them)".into()
         }
