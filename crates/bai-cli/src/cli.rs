@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::commands::{app, config_ssh, login, logout, proxy, ps, scp, session, ssh};
+use crate::commands::{app, config_ssh, keypair, login, logout, proxy, ps, scp, session, ssh};
 use crate::exit::EXIT_CODES_HELP;
 
 /// SSH/SFTP access to Backend.AI compute sessions.
@@ -50,4 +50,6 @@ pub enum Command {
     Proxy(proxy::Args),
     /// Write `Host bai-<session>` entries for running sessions into ~/.ssh (Include'd once).
     ConfigSsh(config_ssh::Args),
+    /// The account's SSH keypair (show, generate, upload; new sessions only) and .ppk export.
+    Keypair(keypair::Args),
 }

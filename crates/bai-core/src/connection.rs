@@ -383,6 +383,62 @@ impl Connection {
         Ok((path, done))
     }
 
+    /// The account's stored SSH public key line (`/auth/ssh-keypair`), or `None` when the
+    /// account has none.
+    pub async fn ssh_keypair(&self) -> Result<Option<String>> {
+        self.client.ssh_keypair().await.map_err(|e| self.map_err(e))
+    }
+
+    /// Makes the server generate and store a new keypair for the account, replacing the
+    /// stored one; it reaches sessions created from now on only. The private key is shown
+    /// only this once.
+    pub async fn generate_ssh_keypair(&self) -> Result<bai_api::GeneratedKeypair> {
+        self.client
+            .generate_ssh_keypair()
+            .await
+            .map_err(|e| self.map_err(e))
+    }
+
+    /// Stores the account's keypair (an OpenSSH public key line and its unencrypted private
+    /// key); it reaches sessions created from now on only. A refused pair is
+    /// `bai_api::ErrorKind::InvalidKey` with the server's reason.
+    pub async fn upload_ssh_keypair(
+        &self,
+        public_key: &str,
+        private_key: &Sensitive<String>,
+    ) -> Result<()> {
+        self.client
+            .upload_ssh_keypair(public_key, private_key)
+            .await
+            .map_err(|e| self.map_err(e))
+    }
+
+    /// Whether a private key text is password-protected: an encrypted PEM (`Proc-Type:
+    /// 4,ENCRYPTED`, PKCS#8 `BEGIN ENCRYPTED PRIVATE KEY`) or an `openssh-key-v1` key with a
+    /// cipher. Nothing is decrypted; an unreadable key is reported as not encrypted (other checks
+    /// refuse it).
+    pub fn private_key_is_encrypted(pem: &str) -> bool {
+        if pem.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") {
+            return true;
+        }
+        if let Some(data) = crate::keys::pem_body(pem, "OPENSSH PRIVATE KEY") {
+            return match data {
+                Ok(data) => crate::keys::openssh_header(&data).is_ok_and(|h| h.cipher != b"none"),
+                Err(m) => m.0 == "the key is encrypted",
+            };
+        }
+        ["RSA", "EC", "DSA"].iter().any(|label| {
+            crate::keys::pem_body(pem, &format!("{label} PRIVATE KEY"))
+                .is_some_and(|r| r.is_err_and(|m| m.0 == "the key is encrypted"))
+        })
+    }
+
+    /// The path where the account keypair's private key is saved for this profile
+    /// (`<config dir>/keys/<profile>/account/id_rsa`).
+    pub fn account_key_path(&self) -> PathBuf {
+        self.profile.key_path("account").with_file_name("id_rsa")
+    }
+
     /// Downloads files (paths relative to `/home/work`, or absolute below it), five per
     /// request, calling `progress(done_files, total_files)` as they arrive.
     pub async fn download(

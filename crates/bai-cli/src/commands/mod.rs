@@ -2,6 +2,7 @@
 
 pub mod app;
 pub mod config_ssh;
+pub mod keypair;
 pub mod login;
 pub mod logout;
 pub mod proxy;
@@ -28,6 +29,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Session(a) => session::run(ctx, a).await,
         Command::Proxy(a) => proxy::run(ctx, a).await,
         Command::ConfigSsh(a) => config_ssh::run(ctx, a).await,
+        Command::Keypair(a) => keypair::run(ctx, a).await,
     }
 }
 
