@@ -22,6 +22,12 @@ const COMMANDS: &[&str] = &[
     "save_key_to",
     "list_tunnels",
     "stop_tunnel",
+    "account_keypair",
+    "generate_keypair",
+    "upload_keypair",
+    "upload_keypair_from",
+    "use_own_key",
+    "use_own_key_from",
 ];
 
 fn placeholder_ui(out_dir: &Path) -> PathBuf {

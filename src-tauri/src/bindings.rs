@@ -7,6 +7,7 @@ use ts_rs::{Config, TS};
 
 use crate::commands::app::{AppInfo, SandboxInfo};
 use crate::commands::auth::{LoginMode, LoginRequest, LoginState, TlsState};
+use crate::commands::keys::AccountKeyView;
 use crate::commands::sessions::SessionView;
 use crate::commands::settings::{SettingsView, REFRESH_MAX, REFRESH_MIN};
 use crate::commands::tunnels::{
@@ -57,6 +58,7 @@ pub fn typescript() -> String {
     decl::<KeyFormat>(&cfg, &mut out);
     decl::<TunnelStatus>(&cfg, &mut out);
     decl::<SavedKey>(&cfg, &mut out);
+    decl::<AccountKeyView>(&cfg, &mut out);
     out.push_str(&format!(
         "\n/** Input limits, checked again by the Rust side (bai-core). */\n\
          export const PORT_MIN = {};\nexport const PORT_MAX = {};\n\

@@ -731,3 +731,178 @@ fn a_session_recreated_under_the_same_name_gets_its_own_tunnel() {
     );
     h.ok("logout", json!({}));
 }
+
+/// `ssh-keygen -q -t <kind> -N <pass> -f dir/name` (plus `extra`); the private key's path.
+fn keygen(dir: &std::path::Path, name: &str, pass: &str, extra: &[&str]) -> std::path::PathBuf {
+    let path = dir.join(name);
+    let path_s = path.to_string_lossy().into_owned();
+    let mut args = vec!["-q", "-N", pass, "-C", "me@laptop", "-f", &path_s];
+    args.extend_from_slice(extra);
+    let out = run_tool("ssh-keygen", &args);
+    assert!(
+        out.status.success(),
+        "ssh-keygen: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    path
+}
+
+/// `ssh-keygen -l -E sha256` of a file: the `SHA256:…` field.
+fn fingerprint_of(path: &std::path::Path) -> String {
+    let out = run_tool(
+        "ssh-keygen",
+        &["-l", "-E", "sha256", "-f", &path.to_string_lossy()],
+    );
+    assert!(out.status.success(), "ssh-keygen -l");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[test]
+fn account_keypair_show_generate_and_upload() {
+    let server = Server::start();
+    let sb = server.sb();
+    let h = harness();
+    assert_eq!(h.err("account_keypair", json!({}))["code"], "LoginRequired");
+    session_login(&h, sb, &sb.user().password, false).expect("login");
+    // A fresh account has none.
+    assert_eq!(h.ok("account_keypair", json!({})), Value::Null);
+
+    // Generated: the public half and its fingerprint; no private key reaches the web view.
+    let g = h.ok("generate_keypair", json!({}));
+    assert!(!g.to_string().contains("PRIVATE"), "{g}");
+    let line = g["publicKey"].as_str().expect("publicKey");
+    assert!(line.starts_with("ssh-rsa "), "{g}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pub_file = dir.path().join("generated.pub");
+    std::fs::write(&pub_file, format!("{line}\n")).expect("write");
+    assert_eq!(g["fingerprint"], fingerprint_of(&pub_file));
+    assert_eq!(h.ok("account_keypair", json!({})), g);
+
+    // Uploaded from a private key file: the public half is derived, the comment of the .pub
+    // next to it kept.
+    let key = keygen(dir.path(), "id_ed25519", "", &["-t", "ed25519"]);
+    let u = h.ok("upload_keypair_from", json!({"path": key}));
+    let pub_text = std::fs::read_to_string(key.with_extension("pub")).expect(".pub");
+    assert_eq!(u["publicKey"], pub_text.trim());
+    assert_eq!(u["fingerprint"], fingerprint_of(&key));
+    assert_eq!(h.ok("account_keypair", json!({})), u);
+
+    // Refused locally: a passphrase, a public key, a missing file; the stored pair stays.
+    let locked = keygen(dir.path(), "locked", "a passphrase", &["-t", "ed25519"]);
+    let e = h.err("upload_keypair_from", json!({"path": locked}));
+    assert_eq!(e["code"], "InvalidInput", "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("passphrase")),
+        "{e}"
+    );
+    let e = h.err(
+        "upload_keypair_from",
+        json!({"path": key.with_extension("pub")}),
+    );
+    assert_eq!(e["code"], "InvalidInput", "{e}");
+    assert!(h
+        .invoke(
+            "upload_keypair_from",
+            json!({"path": dir.path().join("nope")})
+        )
+        .is_err());
+    assert_eq!(h.ok("account_keypair", json!({})), u);
+
+    // Refused by the server, with its reason: a PKCS#8 key (its public half comes from the
+    // .pub) next to the .pub of another key.
+    let p8 = keygen(
+        dir.path(),
+        "p8",
+        "",
+        &["-t", "rsa", "-b", "2048", "-m", "PKCS8"],
+    );
+    std::fs::copy(key.with_extension("pub"), p8.with_extension("pub")).expect("copy");
+    let e = h.err("upload_keypair_from", json!({"path": p8}));
+    assert_eq!(e["code"], "InvalidInput", "{e}");
+    assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()), "{e}");
+    assert_eq!(h.ok("account_keypair", json!({})), u);
+    h.ok("logout", json!({}));
+}
+
+#[test]
+fn a_session_with_the_users_own_key_uses_the_picked_private_key() {
+    let server = Server::start();
+    let sb = server.sb();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = keygen(dir.path(), "id_ed25519", "", &["-t", "ed25519"]);
+    let pub_text = std::fs::read_to_string(key.with_extension("pub")).expect(".pub");
+    let s = server
+        .rt
+        .block_on(sb.create_session(SessionSpec {
+            authorized_keys: Some(pub_text),
+            ..SessionSpec::running("own")
+        }))
+        .expect("own");
+    let h = harness();
+    session_login(&h, sb, &sb.user().password, false).expect("login");
+    let t = h.ok("open_ssh", json!({"session": "own", "account": s.account}));
+    assert_eq!(t["hasIdContainer"], false, "{t}");
+    assert_eq!(t["ownKey"], Value::Null);
+    assert!(
+        !t["commands"]["ssh"].as_str().expect("ssh").contains(" -i "),
+        "{t}"
+    );
+
+    // A public key is refused; the private key is remembered and becomes `-i`.
+    let e = h.err(
+        "use_own_key_from",
+        json!({"session": "own", "path": key.with_extension("pub")}),
+    );
+    assert_eq!(e["code"], "InvalidInput", "{e}");
+    let t = h.ok("use_own_key_from", json!({"session": "own", "path": key}));
+    let abs = std::fs::canonicalize(&key).expect("abs");
+    let abs_s = abs.to_string_lossy().into_owned();
+    assert_eq!(t["ownKey"], abs_s.as_str(), "{t}");
+    assert_eq!(t["keyPath"], Value::Null);
+    let ssh = t["commands"]["ssh"].as_str().expect("ssh");
+    assert!(ssh.contains(&format!("-i {abs_s}")), "{ssh}");
+    assert_eq!(h.ok("tunnel_info", json!({"session": "own"})), t);
+    // Remembered in the profile: a session with an id_container still uses its own key.
+    let s1 = h.ok("open_ssh", json!({"session": "s1"}));
+    assert_eq!(s1["ownKey"], Value::Null);
+    assert!(s1["commands"]["ssh"]
+        .as_str()
+        .is_some_and(|c| c.contains("-i ./id_container")));
+
+    // The dialog's ssh line, as the user would paste it, logs in.
+    let line = ssh.replacen("ssh ", "ssh -o BatchMode=yes -o IdentitiesOnly=yes ", 1);
+    let out = std::process::Command::new("sh")
+        .args(["-c", &format!("{line} echo ok")])
+        .env_remove("SSH_AUTH_SOCK")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("sh");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "ok",
+        "{line}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    h.ok("logout", json!({}));
+}
+
+#[test]
+fn path_variants_are_not_in_the_production_capabilities() {
+    let h = harness_caps(tempfile::tempdir().expect("tempdir"), None, false);
+    let path = h.dir.path().join("id_ed25519");
+    for (cmd, args) in [
+        ("upload_keypair_from", json!({"path": path})),
+        ("use_own_key_from", json!({"session": "s1", "path": path})),
+    ] {
+        let e = h.err(cmd, args);
+        assert!(e.to_string().contains("not allowed"), "{cmd}: {e}");
+    }
+    // Their dialog variants are allowed (they fail here for want of a login first).
+    assert_eq!(h.err("account_keypair", json!({}))["code"], "LoginRequired");
+}

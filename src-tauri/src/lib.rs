@@ -64,12 +64,20 @@ where
             commands::tunnels::save_key_to,
             commands::tunnels::list_tunnels,
             commands::tunnels::stop_tunnel,
+            commands::keys::account_keypair,
+            commands::keys::generate_keypair,
+            commands::keys::upload_keypair,
+            commands::keys::upload_keypair_from,
+            commands::keys::use_own_key,
+            commands::keys::use_own_key_from,
         ])
 }
 
-/// The capability the WebDriver and IPC tests add at run time: `save_key_to`, which writes
-/// the session key to a path the web view names. It is not in the production capability set
-/// (`capabilities/default.json`): a compromised web view must not write files at will.
+/// The capability the WebDriver and IPC tests add at run time: the commands that take a path
+/// the web view names instead of one the user picked in a native dialog: `save_key_to` (writes
+/// the session key there), `upload_keypair_from` (uploads the private key read there) and
+/// `use_own_key_from`. They are not in the production capability set
+/// (`capabilities/default.json`): a compromised web view must not read or write files at will.
 pub const TEST_CAPABILITY: &str = "e2e-save-key-to";
 
 /// Grants the main window [`TEST_CAPABILITY`] (test builds only).
@@ -81,7 +89,9 @@ pub fn add_test_capability<R: Runtime>(app: &App<R>) -> Result<(), Box<dyn std::
     app.add_capability(
         tauri::ipc::CapabilityBuilder::new(TEST_CAPABILITY)
             .window("main")
-            .permission("allow-save-key-to"),
+            .permission("allow-save-key-to")
+            .permission("allow-upload-keypair-from")
+            .permission("allow-use-own-key-from"),
     )?;
     Ok(())
 }
@@ -122,7 +132,7 @@ pub fn run() {
             // build it does.
             #[cfg(feature = "e2e-commands")]
             {
-                tracing::warn!("test build: the web view may call save_key_to");
+                tracing::warn!("test build: the web view may call save_key_to, upload_keypair_from, use_own_key_from");
                 if let Err(e) = add_test_capability(&app) {
                     eprintln!("bai-desktop: {e}");
                     std::process::exit(1);

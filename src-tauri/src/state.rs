@@ -128,12 +128,18 @@ impl AppState {
             None
         };
         let m = &t.meta;
+        let own_key = if m.has_id_container {
+            None
+        } else {
+            self.ws.own_key()?
+        };
         let mut v = TunnelView::build(
             session,
             t.port,
             &m.user,
             m.key_path.as_deref(),
             m.has_id_container,
+            own_key.as_deref(),
             pin,
         );
         v.preferred_port = m.preferred;
@@ -143,6 +149,13 @@ impl AppState {
             .clone()
             .map(|(preferred, reason)| Fallback { preferred, reason });
         Ok(v)
+    }
+
+    /// Remembers `path` as the profile's own private key (checked by bai-core) and returns the
+    /// dialog of `session`, whose commands now use it when the session has no `id_container`.
+    pub fn use_own_key(&self, session: &str, path: &Path) -> CommandResult<TunnelView> {
+        self.ws.set_own_key(path)?;
+        self.tunnel_info(session)
     }
 
     /// The SSH tunnels of the current login, with their counters.

@@ -673,3 +673,148 @@ async fn b1_ssh_dialog_key_and_tunnels() {
     })
     .await;
 }
+
+/// Calls a command from the web view (the test-only path variants); `Ok` with its answer, or
+/// the error as text.
+async fn invoke(c: &Client, cmd: &str, args: serde_json::Value) -> Res<serde_json::Value> {
+    let r = c
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             window.__TAURI_INTERNALS__
+               .invoke(arguments[0], arguments[1])
+               .then(r => done({ok: r}), e => done({err: String(JSON.stringify(e))}));",
+            vec![json!(cmd), args],
+        )
+        .await?;
+    match r.get("err") {
+        Some(e) => Err(format!("{cmd} failed: {e}").into()),
+        None => Ok(r.get("ok").cloned().unwrap_or_default()),
+    }
+}
+
+async fn text_content(c: &Client, css: &str) -> Res<String> {
+    el(c, css).await?;
+    let v = c
+        .execute(
+            "return document.querySelector(arguments[0]).textContent;",
+            vec![json!(css)],
+        )
+        .await?;
+    Ok(v.as_str().unwrap_or_default().to_owned())
+}
+
+#[tokio::test]
+async fn b2_own_key_and_account_keypair() {
+    let Some(env) = env() else { return };
+    with_timeout("own key", async {
+        let dir = tempfile::tempdir()?;
+        let key = dir.path().join("id_ed25519");
+        let out = std::process::Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", "me@laptop", "-f"])
+            .arg(&key)
+            .output()?;
+        assert!(out.status.success(), "ssh-keygen");
+        let pub_text = std::fs::read_to_string(key.with_extension("pub"))?;
+        let sb = Sandbox::start(SandboxConfig::default()).await?;
+        let own = sb
+            .create_session(SessionSpec {
+                authorized_keys: Some(pub_text.clone()),
+                ..SessionSpec::running("own")
+            })
+            .await?;
+        let r = with_app(&env, |c| {
+            let (sb, key, own, pub_text) = (&sb, &key, &own, &pub_text);
+            async move {
+                to_login_screen(&c).await?;
+                session_login(&c, sb, &sb.user().password, false).await?;
+                el(&c, &row("own")).await?;
+
+                // Preferences: no keypair, then the uploaded one with its fingerprint.
+                el(&c, "#prefs-button").await?.click().await?;
+                el(&c, "#keypair-none").await?;
+                let up = invoke(&c, "upload_keypair_from", json!({"path": key})).await?;
+                assert_eq!(up["publicKey"], pub_text.trim(), "{up}");
+                el(&c, "#pref-cancel").await?.click().await?;
+                el(&c, "#prefs-button").await?.click().await?;
+                let shown = text_content(&c, "#keypair-public").await?;
+                assert_eq!(shown.trim(), pub_text.trim());
+                let fp = text_content(&c, "#keypair-fingerprint").await?;
+                assert_eq!(fp.trim(), up["fingerprint"].as_str().unwrap_or("?"));
+                shot(&c, "13-prefs-keypair").await?;
+                el(&c, "#pref-cancel").await?.click().await?;
+
+                // The session without id_container: pick the own key (the path variant of the
+                // open dialog), reopen, and the shown ssh line logs in.
+                let port = open_ssh_dialog(&c, "own").await?;
+                el(&c, "#no-id-container").await?;
+                el(&c, "#pick-own-key").await?;
+                invoke(
+                    &c,
+                    "use_own_key_from",
+                    json!({"session": "own", "path": key}),
+                )
+                .await?;
+                close_dialog(&c).await?;
+                open_ssh_dialog(&c, "own").await?;
+                let path = std::fs::canonicalize(key)?.to_string_lossy().into_owned();
+                assert_eq!(text_content(&c, "#own-key-path").await?.trim(), path);
+                if own.account != "work" {
+                    // The sandbox logs in as the OS user when there is no `work` account.
+                    type_into(&c, "#ssh-user-input", &own.account).await?;
+                    el(&c, "#ssh-user-apply").await?.click().await?;
+                    let want = own.account.clone();
+                    until(&c, "the account to change", move |c| {
+                        let want = want.clone();
+                        async move {
+                            let t = c
+                                .find(Locator::Id("ssh-user"))
+                                .await
+                                .ok()?
+                                .text()
+                                .await
+                                .ok()?;
+                            (t.trim() == want).then_some(())
+                        }
+                    })
+                    .await?;
+                }
+                let ssh = text_content(&c, "#cmd-ssh").await?;
+                assert!(
+                    ssh.contains(&format!("-i {path}")) && ssh.contains(&format!("-p {port}")),
+                    "{ssh}"
+                );
+                assert!(ssh.contains(&format!("{}@127.0.0.1", own.account)), "{ssh}");
+                shot(&c, "14-own-key").await?;
+                let line = ssh.trim().replacen(
+                    "ssh ",
+                    "ssh -o BatchMode=yes -o IdentitiesOnly=yes -o ConnectTimeout=10 ",
+                    1,
+                );
+                let out = tokio::time::timeout(
+                    Duration::from_secs(30),
+                    tokio::process::Command::new("sh")
+                        .arg("-c")
+                        .arg(format!("{line} echo ok"))
+                        .env_remove("SSH_AUTH_SOCK")
+                        .stdin(std::process::Stdio::null())
+                        .kill_on_drop(true)
+                        .output(),
+                )
+                .await??;
+                assert_eq!(
+                    String::from_utf8_lossy(&out.stdout).trim(),
+                    "ok",
+                    "{line}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                close_dialog(&c).await?;
+                logout(&c).await?;
+                Ok(())
+            }
+        })
+        .await;
+        sb.shutdown().await;
+        r
+    })
+    .await;
+}

@@ -151,6 +151,15 @@ describe('bai UI (mock IPC, headless Chromium)', () => {
       // --- preferences
       await page.click('#prefs-button');
       await page.waitForSelector('#prefs-dialog');
+      // the account's SSH keypair: none yet, then generated after the confirmation
+      await page.waitForSelector('#keypair-none');
+      await page.click('#keypair-generate');
+      await page.waitForSelector('#keypair-confirm');
+      assert.match(await page.textContent('#keypair-confirm'), /created from now on/);
+      await page.click('#keypair-confirm-yes');
+      await page.waitForSelector('#keypair-public');
+      assert.match(await page.textContent('#keypair-fingerprint'), /^SHA256:/);
+      await shot(page, '06b-prefs-keypair');
       await page.fill('#pref-port', '80');
       await page.click('#pref-save');
       assert.match(await page.textContent('#pref-error'), /1025/);
@@ -171,6 +180,10 @@ describe('bai UI (mock IPC, headless Chromium)', () => {
       await shot(page, '08-ssh-dialog-fallback-no-key');
       await dialogShot(page, '08b-ssh-dialog-fallback-full');
       assert.match(await page.textContent('#cmd-ssh'), /^ssh -o StrictHostKeyChecking=no/, 'own key: no -i');
+      // pick the own private key once: the commands use it
+      await page.click('#pick-own-key');
+      await page.waitForSelector('#own-key-path');
+      assert.match(await page.textContent('#cmd-ssh'), /^ssh -i \/home\/demo\/\.ssh\/id_ed25519 /);
       await page.keyboard.press('Escape');
 
       // --- tunnels panel

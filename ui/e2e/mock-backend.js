@@ -22,6 +22,8 @@ const state = {
   ],
   /** session name -> { info, status } */
   tunnels: new Map(),
+  /** The account's SSH keypair (public half), or null. */
+  keypair: null,
   nextRandomPort: 41234,
 };
 
@@ -49,6 +51,8 @@ function makeInfo(session, port, preferred, fallback, account) {
     sftpUrl: `sftp://${account}@127.0.0.1:${port}`,
     keyPath: null,
     hasIdContainer,
+    keyProblem: null,
+    ownKey: null,
     commands: commands(port, null, account, hasIdContainer),
     vscodeConfig: `Host bai-${session}\n  HostName 127.0.0.1\n  Port ${port}\n  User ${account}\n${hasIdContainer ? '  IdentityFile ./id_container\n' : ''}  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null`,
     vscodeUrl: `vscode://vscode-remote/ssh-remote+bai-${session}/home/${account}`,
@@ -136,6 +140,29 @@ const handlers = {
       t.info = { ...t.info, keyPath: path, commands: commands(t.info.port, path, t.info.user), vscodeConfig: t.info.vscodeConfig.replace('./id_container', path) };
     }
     return { path };
+  },
+  account_keypair: () => {
+    requireLogin();
+    return state.keypair;
+  },
+  generate_keypair: () => {
+    requireLogin();
+    state.keypair = { publicKey: 'ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQDgeneratedE2E', fingerprint: 'SHA256:g3nErAtEdK3yF1ngErPr1nTf0rE2Et3sTs0nLyAbCdE' };
+    return state.keypair;
+  },
+  upload_keypair: () => {
+    requireLogin();
+    if (params.get('cancelOpen') === '1') return null;
+    state.keypair = { publicKey: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIUploadedE2E me@laptop', fingerprint: 'SHA256:upL0adEdK3yF1ngErPr1nTf0rE2Et3sTs0nLyAbCdEf' };
+    return state.keypair;
+  },
+  use_own_key: ({ session }) => {
+    const t = state.tunnels.get(session);
+    if (!t) throw err('SessionNotFound', `no tunnel for ${session}`);
+    if (params.get('cancelOpen') === '1') return null;
+    const path = '/home/demo/.ssh/id_ed25519';
+    t.info = { ...t.info, ownKey: path, commands: commands(t.info.port, path, t.info.user), vscodeConfig: t.info.vscodeConfig.replace('  StrictHostKeyChecking', `  IdentityFile ${path}\n  StrictHostKeyChecking`) };
+    return t.info;
   },
   list_tunnels: () => [...state.tunnels.values()].map((t) => ({ ...t.status })),
   stop_tunnel: ({ session }) => {

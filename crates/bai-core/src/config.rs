@@ -100,6 +100,10 @@ pub struct Profile {
     /// Whether to use another port when the preferred one is taken (default true).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub port_fallback: Option<bool>,
+    /// The user's own private key: the `-i` of sessions without an `id_container` (sessions
+    /// that use the user's own `.ssh` folder).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub own_key: Option<PathBuf>,
     /// TLS options.
     #[serde(skip_serializing_if = "is_default_tls")]
     pub tls: TlsSettings,

@@ -1,7 +1,8 @@
 //! The behaviour behind the desktop app's buttons, with no UI in it: one login at a time
 //! (restore, log in with or without "remember me", log out), the session list, SSH tunnels of
 //! the current login with what the connection dialog shows about them, saving a session's key,
-//! and the profile's preferences. The app's commands call these one line each; the CLI shares
+//! the profile's preferences, and (in `workspace/keypair.rs`) the account's SSH keypair and the
+//! profile's own key. The app's commands call these one line each; the CLI shares
 //! the pieces it needs ([`save_profile`], [`crate::config::validate_port`],
 //! [`crate::config::validate_account`]), so the two cannot drift.
 //!
@@ -13,6 +14,9 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
+
+mod keypair;
+pub use keypair::{keypair_of_private_file, AccountKey};
 
 use bai_api::{Mode, Sensitive, Session};
 use bai_tunnel::PortChoice;

@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod keys;
 pub mod sessions;
 pub mod settings;
 pub mod tunnels;

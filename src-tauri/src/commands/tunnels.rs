@@ -91,6 +91,9 @@ pub struct TunnelView {
     pub has_id_container: bool,
     /// Why the session's `id_container` could not be used, when downloading it failed.
     pub key_problem: Option<String>,
+    /// The user's own private key (remembered per profile), the commands' `-i` when the
+    /// session has no `id_container`; `null` otherwise.
+    pub own_key: Option<String>,
     /// The command lines.
     pub commands: CommandLines,
     /// The `~/.ssh/config` block for VS Code.
@@ -107,12 +110,15 @@ impl TunnelView {
         user: &str,
         key_path: Option<&Path>,
         has_id_container: bool,
+        own_key: Option<&Path>,
         pin: Option<HostKeyPin>,
     ) -> TunnelView {
+        // Without an id_container the session takes the user's own key.
+        let own_key = own_key.filter(|_| !has_id_container && key_path.is_none());
         let key = match key_path {
             Some(p) => Some(p.to_path_buf()),
             None if has_id_container => Some(PathBuf::from("./id_container")),
-            None => None,
+            None => own_key.map(Path::to_path_buf),
         };
         let mut e = SshEndpoint::loopback(port, user, key);
         if let Some(pin) = pin {
@@ -131,6 +137,7 @@ impl TunnelView {
             key_path: key_path.map(|p| p.display().to_string()),
             has_id_container,
             key_problem: None,
+            own_key: own_key.map(|p| p.display().to_string()),
             commands: CommandLines {
                 ssh: e.ssh_command_line(),
                 sftp: e.sftp_command_line(),

@@ -170,4 +170,51 @@ describe('SshDialog', () => {
     await fireEvent.click(container.querySelector('#ssh-close')!);
     expect(onclose).toHaveBeenCalledTimes(2);
   });
+
+  describe('own key (no id_container)', () => {
+    const own = '/home/me/.ssh/id_ed25519';
+    const withOwn = () =>
+      tunnel({
+        hasIdContainer: false,
+        ownKey: own,
+        commands: { ...tunnel().commands, ssh: `ssh -i ${own} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -p 10022 work@127.0.0.1` },
+      });
+
+    it('says the session uses your own key and picks the private key once', async () => {
+      let answer: unknown = null;
+      const calls = installIpc({ open_ssh: tunnel({ hasIdContainer: false, commands: { ...tunnel().commands, ssh: 'ssh -p 10022 work@127.0.0.1' } }), use_own_key: () => answer });
+      const { container } = render(SshDialog, { session: 'train-gpu', onclose: vi.fn() });
+      const $ = (sel: string) => container.querySelector(sel);
+      await waitFor(() => expect($('#no-id-container')).toHaveTextContent('uses your own SSH key'));
+      expect($('#own-key-none')).toBeInTheDocument();
+      expect($('#pick-own-key')).toHaveTextContent('Choose your private key…');
+      // Cancelled dialog: nothing changes.
+      await fireEvent.click($('#pick-own-key')!);
+      await waitFor(() => expect(calls.filter((c) => c.cmd === 'use_own_key')).toHaveLength(1));
+      expect(calls.find((c) => c.cmd === 'use_own_key')!.args).toEqual({ session: 'train-gpu' });
+      expect($('#own-key-path')).toBeNull();
+      answer = withOwn();
+      await fireEvent.click($('#pick-own-key')!);
+      await waitFor(() => expect($('#own-key-path')).toHaveTextContent(own));
+      expect($('#cmd-ssh')!.textContent).toContain(`-i ${own}`);
+      expect($('#pick-own-key')).toHaveTextContent('Use another private key…');
+    });
+
+    it('shows a remembered key, and a refused file with its reason', async () => {
+      installIpc({ open_ssh: withOwn(), use_own_key: () => fail('InvalidInput', '/home/me/.ssh/id_ed25519.pub is a public key; pass the private key') });
+      const { container } = render(SshDialog, { session: 'train-gpu', onclose: vi.fn() });
+      const $ = (sel: string) => container.querySelector(sel);
+      await waitFor(() => expect($('#own-key-path')).toHaveTextContent(own));
+      await fireEvent.click($('#pick-own-key')!);
+      await waitFor(() => expect($('#own-key-error')).toHaveTextContent('is a public key'));
+      expect($('#own-key-path')).toHaveTextContent(own);
+    });
+
+    it('offers no own-key picker for a session with id_container', async () => {
+      installIpc({ open_ssh: tunnel() });
+      const { container } = render(SshDialog, { session: 'train-gpu', onclose: vi.fn() });
+      await waitFor(() => expect(container.querySelector('#save-key')).toBeInTheDocument());
+      expect(container.querySelector('#pick-own-key')).toBeNull();
+    });
+  });
 });

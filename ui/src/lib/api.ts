@@ -10,7 +10,7 @@
 import { invoke } from '@tauri-apps/api/core';
 import { listen, type UnlistenFn } from '@tauri-apps/api/event';
 
-import { ERROR_CODES, type ErrorCode, type KeyFormat, type LoginRequest, type LoginState, type Session, type Settings, type TunnelInfo, type TunnelStatus, type AppInfo, type SavedKey } from './bindings';
+import { ERROR_CODES, type ErrorCode, type KeyFormat, type LoginRequest, type LoginState, type Session, type Settings, type TunnelInfo, type TunnelStatus, type AppInfo, type SavedKey, type AccountKeyView } from './bindings';
 
 // The IPC types are generated from the Rust side (src-tauri/src/bindings.rs): never by hand.
 export * from './bindings';
@@ -65,6 +65,14 @@ export const saveKey = (session: string, format: KeyFormat) =>
   call<SavedKey | null>('save_key', { session, format });
 export const listTunnels = () => call<TunnelStatus[]>('list_tunnels');
 export const stopTunnel = (session: string) => call<void>('stop_tunnel', { session });
+/** The account's stored SSH public key (`null`: none). */
+export const accountKeypair = () => call<AccountKeyView | null>('account_keypair');
+/** A new server-generated keypair; it reaches new sessions only. */
+export const generateKeypair = () => call<AccountKeyView>('generate_keypair');
+/** A native open dialog for a private key file, read and uploaded in Rust; `null` when cancelled. */
+export const uploadKeypair = () => call<AccountKeyView | null>('upload_keypair');
+/** A native open dialog for the user's own private key (the `-i` of sessions without id_container); `null` when cancelled. */
+export const useOwnKey = (session: string) => call<TunnelInfo | null>('use_own_key', { session });
 
 /** Event emitted by the backend whenever a tunnel starts, stops or changes counters. */
 export const TUNNELS_CHANGED = 'tunnels-changed';

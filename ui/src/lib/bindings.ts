@@ -283,6 +283,11 @@ hasIdContainer: boolean,
  */
 keyProblem: string | null, 
 /**
+ * The user's own private key (remembered per profile), the commands' `-i` when the
+ * session has no `id_container`; `null` otherwise.
+ */
+ownKey: string | null, 
+/**
  * The command lines.
  */
 commands: CommandLines, 
@@ -345,6 +350,19 @@ export type SavedKey = {
  * The file.
  */
 path: string, };
+
+/**
+ * The account's keypair as Preferences shows it: the public half only.
+ */
+export type AccountKeyView = { 
+/**
+ * The OpenSSH public key line.
+ */
+publicKey: string, 
+/**
+ * Its SHA256 fingerprint (`SHA256:…`), when the line parses.
+ */
+fingerprint: string | null, };
 
 /** Input limits, checked again by the Rust side (bai-core). */
 export const PORT_MIN = 1025;
