@@ -906,3 +906,51 @@ fn path_variants_are_not_in_the_production_capabilities() {
     // Their dialog variants are allowed (they fail here for want of a login first).
     assert_eq!(h.err("account_keypair", json!({}))["code"], "LoginRequired");
 }
+
+#[test]
+fn a_saved_key_replaced_by_another_sessions_key_is_flagged() {
+    let server = Server::start();
+    let sb = server.sb();
+    server
+        .rt
+        .block_on(sb.create_session(SessionSpec::running("s2")))
+        .expect("s2");
+    let h = harness();
+    session_login(&h, sb, &sb.user().password, false).expect("login");
+    h.ok("open_ssh", json!({"session": "s1"}));
+    h.ok("open_ssh", json!({"session": "s2"}));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = dir.path().join("id_container");
+    let key_s = key.to_string_lossy().into_owned();
+    h.ok(
+        "save_key_to",
+        json!({"session": "s1", "path": key, "format": "openssh"}),
+    );
+    let t = h.ok("tunnel_info", json!({"session": "s1"}));
+    assert_eq!(t["keyPath"], key_s.as_str());
+    assert_eq!(t["keyStale"], Value::Null);
+    // The same file, now holding s2's key: s1's dialog no longer calls it saved.
+    h.ok(
+        "save_key_to",
+        json!({"session": "s2", "path": key, "format": "openssh"}),
+    );
+    let t = h.ok("tunnel_info", json!({"session": "s1"}));
+    assert_eq!(t["keyPath"], Value::Null, "{t}");
+    assert!(
+        t["keyStale"]
+            .as_str()
+            .is_some_and(|m| m.contains(&key_s) && m.contains("download it again")),
+        "{t}"
+    );
+    assert!(t["commands"]["ssh"]
+        .as_str()
+        .is_some_and(|c| c.contains("./id_container")));
+    let t2 = h.ok("tunnel_info", json!({"session": "s2"}));
+    assert_eq!(t2["keyPath"], key_s.as_str());
+    assert_eq!(t2["keyStale"], Value::Null);
+    // Removed: flagged too.
+    std::fs::remove_file(&key).expect("rm");
+    let t2 = h.ok("tunnel_info", json!({"session": "s2"}));
+    assert!(t2["keyStale"].is_string(), "{t2}");
+    h.ok("logout", json!({}));
+}

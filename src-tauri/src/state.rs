@@ -133,17 +133,28 @@ impl AppState {
         } else {
             self.ws.own_key()?
         };
+        // A saved key that is no longer in its file is not used, and the dialog says why.
+        let key_path = m.key_path.as_deref().filter(|_| !t.saved_key_stale);
         let mut v = TunnelView::build(
             session,
             t.port,
             &m.user,
-            m.key_path.as_deref(),
+            key_path,
             m.has_id_container,
             own_key.as_deref(),
             pin,
         );
         v.preferred_port = m.preferred;
         v.key_problem = m.key_problem.clone();
+        if t.saved_key_stale {
+            if let (Some(path), Some((_, at))) = (&m.key_path, &m.key_saved) {
+                let date = chrono::DateTime::<chrono::Local>::from(*at).format("%Y-%m-%d %H:%M");
+                v.key_stale = Some(format!(
+                    "The key you saved on {date} at {} is no longer this session's key (the file was replaced or removed): download it again.",
+                    path.display()
+                ));
+            }
+        }
         v.fallback = m
             .fallback
             .clone()

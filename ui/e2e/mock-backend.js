@@ -52,6 +52,7 @@ function makeInfo(session, port, preferred, fallback, account) {
     keyPath: null,
     hasIdContainer,
     keyProblem: null,
+    keyStale: null,
     ownKey: null,
     commands: commands(port, null, account, hasIdContainer),
     vscodeConfig: `Host bai-${session}\n  HostName 127.0.0.1\n  Port ${port}\n  User ${account}\n${hasIdContainer ? '  IdentityFile ./id_container\n' : ''}  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null`,

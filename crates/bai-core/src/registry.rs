@@ -73,6 +73,9 @@ pub struct TunnelMeta {
     pub fallback: Option<(u16, String)>,
     /// Where the session key was saved (OpenSSH format), once saved.
     pub key_path: Option<std::path::PathBuf>,
+    /// The fingerprint of the key saved there, and when it was saved: a file that no longer
+    /// holds that key is stale (another session's key saved over it, or removed).
+    pub key_saved: Option<(Option<String>, std::time::SystemTime)>,
     /// Whether the session has a usable `id_container` key.
     pub has_id_container: bool,
     /// Why the session's `id_container` could not be used, when it exists but failed.

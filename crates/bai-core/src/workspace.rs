@@ -92,6 +92,9 @@ pub struct SshTunnel {
     pub port: u16,
     /// The dialog's data: account, preferred port, fallback, saved key.
     pub meta: TunnelMeta,
+    /// The key saved for this session is no longer in its file (replaced by another key, or
+    /// removed): the dialog says so instead of showing it as saved.
+    pub saved_key_stale: bool,
 }
 
 /// One login at a time, its tunnels, and the profile it is saved in.
@@ -388,6 +391,7 @@ impl Workspace {
             preferred,
             fallback,
             key_path: None,
+            key_saved: None,
             has_id_container,
             key_problem,
         };
@@ -419,11 +423,24 @@ impl Workspace {
                 "no SSH tunnel is open for the session {session}"
             )));
         };
+        // A saved key is shown as saved only while the file still holds it.
+        let saved_key_stale = match (&meta.key_path, &meta.key_saved) {
+            (Some(path), Some((Some(fingerprint), _))) => {
+                std::fs::read_to_string(path)
+                    .ok()
+                    .and_then(|text| crate::keys::private_key_fingerprint(&text))
+                    .as_ref()
+                    != Some(fingerprint)
+            }
+            (Some(path), _) => !path.is_file(),
+            _ => false,
+        };
         Ok(SshTunnel {
             session: session.to_owned(),
             session_id,
             port: addr.port(),
             meta,
+            saved_key_stale,
         })
     }
 
@@ -471,7 +488,11 @@ impl Workspace {
         if format == KeyFormat::Openssh {
             if let Some((_, k)) = self.ssh_key_of(session) {
                 let p = path.to_path_buf();
-                self.tunnels.update_meta(&k, |m| m.key_path = Some(p));
+                let fingerprint = crate::keys::private_key_fingerprint(key.expose());
+                self.tunnels.update_meta(&k, |m| {
+                    m.key_path = Some(p);
+                    m.key_saved = Some((fingerprint, std::time::SystemTime::now()));
+                });
             }
         }
         tracing::info!(session, path = %path.display(), ?format, "key saved");

@@ -91,6 +91,8 @@ pub struct TunnelView {
     pub has_id_container: bool,
     /// Why the session's `id_container` could not be used, when downloading it failed.
     pub key_problem: Option<String>,
+    /// Set when the key saved from this dialog is no longer in its file: why, and what to do.
+    pub key_stale: Option<String>,
     /// The user's own private key (remembered per profile), the commands' `-i` when the
     /// session has no `id_container`; `null` otherwise.
     pub own_key: Option<String>,
@@ -137,6 +139,7 @@ impl TunnelView {
             key_path: key_path.map(|p| p.display().to_string()),
             has_id_container,
             key_problem: None,
+            key_stale: None,
             own_key: own_key.map(|p| p.display().to_string()),
             commands: CommandLines {
                 ssh: e.ssh_command_line(),

@@ -110,6 +110,14 @@ describe('SshDialog', () => {
     expect(container.querySelector('#ssh-error')).toBeNull();
   });
 
+  it('flags a saved key that is no longer this session\'s', async () => {
+    installIpc({ open_ssh: tunnel({ keyStale: 'The key you saved on 2026-11-30 10:00 at /tmp/k is no longer this session\'s key: download it again.' }) });
+    const { container } = render(SshDialog, { session: 'train-gpu', onclose: vi.fn() });
+    await waitFor(() => expect(container.querySelector('#key-stale')).toBeInTheDocument());
+    expect(container.querySelector('#key-stale')).toHaveTextContent('download it again');
+    expect(container.querySelector('#save-key')).toBeInTheDocument();
+  });
+
   it('saves the key, then shows commands using the saved path', async () => {
     const calls = installIpc({
       open_ssh: tunnel(),

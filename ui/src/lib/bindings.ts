@@ -283,6 +283,10 @@ hasIdContainer: boolean,
  */
 keyProblem: string | null, 
 /**
+ * Set when the key saved from this dialog is no longer in its file: why, and what to do.
+ */
+keyStale: string | null, 
+/**
  * The user's own private key (remembered per profile), the commands' `-i` when the
  * session has no `id_container`; `null` otherwise.
  */

@@ -71,6 +71,7 @@ export function tunnel(over: Partial<TunnelInfo> = {}): TunnelInfo {
     keyPath: null,
     hasIdContainer: true,
     keyProblem: null,
+    keyStale: null,
     ownKey: null,
     commands: {
       ssh: `ssh -i ./id_container -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -p ${port} work@127.0.0.1`,
