@@ -128,7 +128,7 @@ async fn show_generate_show_then_new_sessions_use_the_key(mode: Mode) {
         "{}",
         text(&out.stderr)
     );
-    let saved = w.cfg.join("keys/default/account/id_rsa");
+    let saved = w.cfg.join("account-keys/default/id_rsa");
     assert_eq!(PathBuf::from(field(&out, "private key")), saved);
     assert_eq!(mode_of(&saved), 0o600);
     let fp = field(&out, "fingerprint");

@@ -434,9 +434,14 @@ impl Connection {
     }
 
     /// The path where the account keypair's private key is saved for this profile
-    /// (`<config dir>/keys/<profile>/account/id_rsa`).
+    /// (`<config dir>/account-keys/<profile>/id_rsa`): outside `keys/`, which holds session
+    /// keys that `config-ssh --remove` deletes, and which a session named "account" could use.
     pub fn account_key_path(&self) -> PathBuf {
-        self.profile.key_path("account").with_file_name("id_rsa")
+        self.profile
+            .config_dir
+            .join("account-keys")
+            .join(crate::config::sanitize(&self.profile.name))
+            .join("id_rsa")
     }
 
     /// Downloads files (paths relative to `/home/work`, or absolute below it), five per

@@ -249,17 +249,52 @@ pub enum Identity {
     Opaque,
 }
 
+/// The longest file bai reads as an SSH key.
+pub(crate) const MAX_KEY_FILE: u64 = 64 * 1024;
+
+/// Reads a key file the user named: a regular file (not a FIFO or device), at most
+/// [`MAX_KEY_FILE`] bytes, UTF-8.
+pub(crate) fn read_key_file(path: &Path) -> Result<String> {
+    let io = |source| Error::Io {
+        context: format!("reading the key file {}", path.display()),
+        source,
+    };
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if !meta.is_file() {
+        return Err(Error::InvalidInput(format!(
+            "{} is not a file",
+            path.display()
+        )));
+    }
+    if meta.len() > MAX_KEY_FILE {
+        return Err(Error::InvalidInput(format!(
+            "{} is too large to be an SSH private key",
+            path.display()
+        )));
+    }
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(std::fs::File::open(path).map_err(io)?, MAX_KEY_FILE + 1),
+        &mut bytes,
+    )
+    .map_err(io)?;
+    if bytes.len() as u64 > MAX_KEY_FILE {
+        return Err(Error::InvalidInput(format!(
+            "{} is too large to be an SSH private key",
+            path.display()
+        )));
+    }
+    String::from_utf8(bytes)
+        .map_err(|_| Error::InvalidInput(format!("{} is not a text key file", path.display())))
+}
+
 /// Checks a private key file a user passes with `-i`/`--identity`: it exists, is a readable
 /// file and is not a public key. Returns its public key where the format allows.
 ///
 /// # Errors
 /// [`Error::InvalidInput`] or [`Error::Io`] saying what is wrong with the file.
 pub fn check_identity(path: &Path) -> Result<Identity> {
-    let text = std::fs::read(path).map_err(|source| Error::Io {
-        context: format!("reading the identity file {}", path.display()),
-        source,
-    })?;
-    let text = String::from_utf8_lossy(&text);
+    let text = read_key_file(path)?;
     if PublicKey::parse(&text).is_ok() {
         return Err(Error::InvalidInput(format!(
             "{} is a public key; pass the private key (the file without .pub)",

@@ -250,7 +250,11 @@ fn ppk(args: PpkArgs) -> anyhow::Result<ExitCode> {
     let output = args
         .output
         .unwrap_or_else(|| args.private_key.with_extension("ppk"));
-    if output == args.private_key {
+    let same_file = output == args.private_key
+        || std::fs::canonicalize(&output)
+            .ok()
+            .is_some_and(|o| std::fs::canonicalize(&args.private_key).ok() == Some(o));
+    if same_file {
         return Err(CliError::usage(
             "the .ppk would overwrite the private key itself",
             Some("name another file with -o FILE"),

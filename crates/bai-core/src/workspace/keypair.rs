@@ -10,9 +10,6 @@ use super::Workspace;
 use crate::error::{Error, Result};
 use crate::keys::{self, Identity, PublicKey};
 
-/// The largest private key file read (an RSA 16384 key is about 12 KiB).
-const MAX_KEY_FILE: u64 = 64 * 1024;
-
 /// The account's keypair as the app shows it: the public half only.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountKey {
@@ -33,33 +30,10 @@ impl AccountKey {
     }
 }
 
-fn read_key_file(path: &Path) -> Result<String> {
-    let io = |source| Error::Io {
-        context: format!("reading the key file {}", path.display()),
-        source,
-    };
-    let meta = std::fs::metadata(path).map_err(io)?;
-    if !meta.is_file() {
-        return Err(Error::InvalidInput(format!(
-            "{} is not a file",
-            path.display()
-        )));
-    }
-    if meta.len() > MAX_KEY_FILE {
-        return Err(Error::InvalidInput(format!(
-            "{} is too large to be an SSH private key",
-            path.display()
-        )));
-    }
-    let bytes = std::fs::read(path).map_err(io)?;
-    String::from_utf8(bytes)
-        .map_err(|_| Error::InvalidInput(format!("{} is not a text key file", path.display())))
-}
-
 /// Reads a private key file to upload: unencrypted, with its public half (read from the key,
 /// else from the `.pub` next to it), checked locally. Returns the public line and the key.
 pub fn keypair_of_private_file(path: &Path) -> Result<(PublicKey, Sensitive<String>)> {
-    let text = Sensitive::new(read_key_file(path)?);
+    let text = Sensitive::new(crate::keys::read_key_file(path)?);
     let pem = text.expose();
     if PublicKey::parse(pem).is_ok() {
         return Err(Error::InvalidInput(format!(
@@ -121,12 +95,13 @@ impl Workspace {
     }
 
     /// Makes the server generate a new keypair for the account; sessions created from now on
-    /// use it (running ones keep theirs). The private key is dropped: new sessions hold it as
-    /// `id_container`.
+    /// use it (running ones keep theirs). The private key, which the server returns only once,
+    /// is saved 0600 where `bai keypair generate` saves it (never shown in the web view).
     pub async fn generate_account_keypair(&self) -> Result<AccountKey> {
         let conn = self.require_connection()?;
         let pair = conn.generate_ssh_keypair().await?;
-        tracing::info!("account keypair generated");
+        crate::save_key(&conn.account_key_path(), &pair.private_key)?;
+        tracing::info!(path = %conn.account_key_path().display(), "account keypair generated and its private key saved");
         Ok(AccountKey::of_line(&pair.public_key))
     }
 
