@@ -50,7 +50,13 @@ where
     builder
         .manage(state)
         .setup(move |app| setup(app))
-        .invoke_handler(tauri::generate_handler![
+        .invoke_handler(handler::<R>())
+}
+
+/// The app's commands: `$extra` are the test-only ones that take a path from the web view.
+macro_rules! app_handler {
+    ($($extra:path,)*) => {
+        tauri::generate_handler![
             commands::app::app_info,
             commands::auth::restore_login,
             commands::auth::login,
@@ -61,16 +67,33 @@ where
             commands::tunnels::open_ssh,
             commands::tunnels::tunnel_info,
             commands::tunnels::save_key,
-            commands::tunnels::save_key_to,
             commands::tunnels::list_tunnels,
             commands::tunnels::stop_tunnel,
             commands::keys::account_keypair,
             commands::keys::generate_keypair,
             commands::keys::upload_keypair,
-            commands::keys::upload_keypair_from,
             commands::keys::use_own_key,
-            commands::keys::use_own_key_from,
-        ])
+            $($extra,)*
+        ]
+    };
+}
+
+/// Test builds (the WebDriver build, the IPC tests) also register the commands that take a
+/// path from the web view; a production build does not have them at all, so not even a
+/// misconfigured capability could expose them.
+#[cfg(any(test, feature = "e2e-commands"))]
+fn handler<R: Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + Send + Sync + 'static {
+    app_handler![
+        commands::tunnels::save_key_to,
+        commands::keys::upload_keypair_from,
+        commands::keys::use_own_key_from,
+    ]
+}
+
+/// A production build's commands.
+#[cfg(not(any(test, feature = "e2e-commands")))]
+fn handler<R: Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + Send + Sync + 'static {
+    app_handler![]
 }
 
 /// The capability the WebDriver and IPC tests add at run time: the commands that take a path
