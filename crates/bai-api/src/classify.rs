@@ -378,7 +378,7 @@ mod tests {
         Ctx {
             session: Some("s1"),
             app: None,
-            file: Some("/home/work/id_container"),
+            file: Some(crate::ID_CONTAINER),
         }
     }
 
