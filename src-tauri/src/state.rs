@@ -9,7 +9,7 @@ use std::sync::Arc;
 use bai_core::bai_api::Mode;
 use bai_core::commands::{known_hosts_path, HostKeyPin};
 
-use bai_core::{Connection, KeyFormat, LoginForm, SecretStore, Workspace};
+use bai_core::{Connection, KeyFormat, SecretStore, Workspace};
 
 use crate::commands::auth::{LoginMode, LoginRequest, LoginState, TlsState};
 use crate::commands::sessions::SessionView;
@@ -76,17 +76,7 @@ impl AppState {
 
     /// Logs in (see [`Workspace::login`]).
     pub async fn login(&self, req: LoginRequest) -> CommandResult<LoginState> {
-        let form = LoginForm {
-            endpoint: req.endpoint,
-            mode: req.mode.into(),
-            email: req.email,
-            password: req.password.map(Into::into),
-            access_key: req.access_key,
-            secret_key: req.secret_key.map(Into::into),
-            otp: req.otp,
-            remember: req.remember,
-        };
-        Ok(login_state(&self.ws.login(form).await?))
+        Ok(login_state(&self.ws.login(req.into()).await?))
     }
 
     /// Logs out; every tunnel stops.

@@ -9,6 +9,7 @@ mod cli;
 mod commands;
 mod context;
 mod exit;
+mod prompt;
 
 use std::process::ExitCode;
 

@@ -34,16 +34,25 @@ pub struct LoginRequest {
     pub remember: bool,
 }
 
-// Never print the secrets.
+impl From<LoginRequest> for bai_core::LoginForm {
+    fn from(req: LoginRequest) -> Self {
+        bai_core::LoginForm {
+            endpoint: req.endpoint,
+            mode: req.mode.into(),
+            email: req.email,
+            password: req.password.map(Into::into),
+            access_key: req.access_key,
+            secret_key: req.secret_key.map(Into::into),
+            otp: req.otp,
+            remember: req.remember,
+        }
+    }
+}
+
+// Never print the secrets: the same redaction as bai-core's form.
 impl std::fmt::Debug for LoginRequest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LoginRequest")
-            .field("endpoint", &self.endpoint)
-            .field("mode", &self.mode)
-            .field("email", &self.email)
-            .field("access_key", &self.access_key)
-            .field("remember", &self.remember)
-            .finish_non_exhaustive()
+        std::fmt::Debug::fmt(&bai_core::LoginForm::from(self.clone()), f)
     }
 }
 

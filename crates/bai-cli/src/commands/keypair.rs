@@ -2,7 +2,6 @@
 //! which the server puts into sessions created **after** it changes, and a PuTTY `.ppk` export
 //! of a key of the user's own. Private keys are never printed.
 
-use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -115,24 +114,12 @@ async fn show(ctx: Ctx) -> anyhow::Result<ExitCode> {
 
 /// Asks "yes/no" on the terminal; without one, `--yes` is required.
 fn confirm(question: &str) -> anyhow::Result<bool> {
-    let stdin = std::io::stdin();
-    if !stdin.is_terminal() {
-        return Err(CliError::usage(
-            "cannot ask for confirmation: stdin is not a terminal",
-            Some("pass --yes to replace the account keypair without asking"),
-        ));
-    }
-    eprint!("{question} [y/N] ");
-    std::io::stderr().flush().ok();
-    let mut line = String::new();
-    stdin
-        .lock()
-        .read_line(&mut line)
-        .context("reading from the terminal")?;
-    Ok(matches!(
-        line.trim().to_ascii_lowercase().as_str(),
-        "y" | "yes"
-    ))
+    let answer = crate::prompt::line(
+        &format!("{question} [y/N] "),
+        "cannot ask for confirmation",
+        "pass --yes to replace the account keypair without asking",
+    )?;
+    Ok(matches!(answer.to_ascii_lowercase().as_str(), "y" | "yes"))
 }
 
 async fn generate(ctx: Ctx, args: GenerateArgs) -> anyhow::Result<ExitCode> {

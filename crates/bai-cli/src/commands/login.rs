@@ -1,7 +1,7 @@
 //! `bai login`: email/password (session mode, hidden prompt, TOTP) or access/secret key
 //! (API mode); saves the profile and keeps the secrets in the secret store.
 
-use std::io::{BufRead as _, IsTerminal as _, Write as _};
+use std::io::{BufRead as _, IsTerminal as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -55,24 +55,11 @@ pub struct Args {
 }
 
 fn prompt_line(prompt: &str) -> anyhow::Result<String> {
-    let stdin = std::io::stdin();
-    if !stdin.is_terminal() {
-        return Err(CliError::usage(
-            format!(
-                "cannot prompt for {}: stdin is not a terminal",
-                prompt.trim_end_matches([':', ' '])
-            ),
-            Some("pass it as an option (see `bai login --help`)"),
-        ));
-    }
-    eprint!("{prompt}");
-    std::io::stderr().flush().ok();
-    let mut line = String::new();
-    stdin
-        .lock()
-        .read_line(&mut line)
-        .context("reading from the terminal")?;
-    Ok(line.trim().to_owned())
+    crate::prompt::line(
+        prompt,
+        &format!("cannot prompt for {}", prompt.trim_end_matches([':', ' '])),
+        "pass it as an option (see `bai login --help`)",
+    )
 }
 
 fn prompt_hidden(prompt: &str) -> anyhow::Result<Sensitive<String>> {
