@@ -521,8 +521,21 @@ async fn no_per_connection_sshd_survives_shutdown_or_terminate() {
 
 /// Starts the binary with `args` and returns it with its `--json` line.
 async fn start_binary(args: &[&str]) -> (tokio::process::Child, Value) {
+    start_binary_in(None, args).await
+}
+
+/// Like [`start_binary`], with its temp dir at `tmp` when given (so that no other test's
+/// sandbox sweeps its directory).
+async fn start_binary_in(
+    tmp: Option<&std::path::Path>,
+    args: &[&str],
+) -> (tokio::process::Child, Value) {
     use tokio::io::AsyncBufReadExt as _;
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_bai-sandbox"))
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_bai-sandbox"));
+    if let Some(tmp) = tmp {
+        cmd.env("TMPDIR", tmp);
+    }
+    let mut child = cmd
         .args(["--port", "0", "--json"])
         .args(args)
         .stdout(std::process::Stdio::piped())
@@ -537,15 +550,21 @@ async fn start_binary(args: &[&str]) -> (tokio::process::Child, Value) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binary_fault_session_flags_and_sshd_dies_with_a_sigkilled_sandbox() {
     within(60, async {
-        let (mut child, v) = start_binary(&[
-            "--sessions",
-            "2",
-            "--fault-session",
-            "demo-1",
-            "--fail-route",
-            "/session=503",
-            "--swallow-close",
-        ])
+        // Its own temp dir: another test's sandbox starting in between would sweep the
+        // killed one's directory before this test looks.
+        let tmp = tempfile::tempdir().unwrap();
+        let (mut child, v) = start_binary_in(
+            Some(tmp.path()),
+            &[
+                "--sessions",
+                "2",
+                "--fault-session",
+                "demo-1",
+                "--fail-route",
+                "/session=503",
+                "--swallow-close",
+            ],
+        )
         .await;
         assert_ne!(v["password"], "demo-password");
         let web = v["webserver"].as_str().unwrap();
@@ -606,10 +625,12 @@ async fn binary_fault_session_flags_and_sshd_dies_with_a_sigkilled_sandbox() {
             "{}",
             root.display()
         );
+        assert_eq!(root.parent(), Some(tmp.path()));
         assert!(root.exists());
-        let next = sandbox(0).await;
+        let (mut next, _) = start_binary_in(Some(tmp.path()), &["--sessions", "0"]).await;
         assert!(!root.exists(), "the killed sandbox's directory was swept");
-        next.shutdown().await;
+        next.start_kill().unwrap();
+        next.wait().await.unwrap();
 
         // An unknown --fault-session is an error.
         let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_bai-sandbox"))
