@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 NPM ?= npm
 
-.PHONY: test lint deps bench run sandbox test-rust test-ui test-desktop ui fuzz
+.PHONY: test lint deps bench run sandbox test-rust test-ui test-desktop ui fuzz dist test-dist test-dist-if-built
 
 # Property tests (proptest) of every parser that faces the network: a fixed seed and a bounded
 # number of cases in `make test` (the same cases every run); `make fuzz` runs many more, from
@@ -25,7 +25,7 @@ lint: deps
 
 # Everything: lints, the Rust crates (real sshd, official Python client), the web UI (Vitest,
 # Playwright in headless Chromium) and the real desktop app through WebDriver under Xvfb.
-test: deps lint test-rust test-ui test-desktop
+test: deps lint test-rust test-ui test-desktop test-dist-if-built
 
 test-rust: deps
 	PROPTEST_RNG_SEED=$(PROPTEST_SEED) PROPTEST_CASES=$(PROPTEST_TEST_CASES) \
@@ -56,6 +56,23 @@ test-ui: deps ui/node_modules/.package-lock.json
 test-desktop: deps ui
 	$(CARGO) test -p bai-desktop --lib --bins
 	BAI_SKIP_UI_BUILD=1 bash scripts/test-desktop.sh
+
+# Release packages in target/dist/: the .deb and .rpm (app + CLI), the CLI tarball, SHA256SUMS.
+dist: deps
+	bash scripts/dist.sh
+
+# Installs what `make dist` built into throw-away roots and runs it: package metadata and
+# dependencies, lintian, the installed CLI against the sandbox (login, ps, ssh), the installed
+# app under Xvfb (session list, screenshot, cold start, memory). Needs `make dist` first.
+test-dist:
+	@bash scripts/deps.sh dist
+	bash scripts/test-dist.sh
+
+# In `make test`: the install test when `make dist` has built the packages (CI does not build
+# them: a release build does not fit its time budget).
+test-dist-if-built:
+	@if [ -f "$${CARGO_TARGET_DIR:-target}/dist/SHA256SUMS" ]; then $(MAKE) --no-print-directory test-dist; \
+	else echo "test-dist: skipped (no target/dist/: run make dist first)"; fi
 
 bench: deps
 	$(CARGO) build --release -p bai-sandbox -p bai-cli -p bai-bench

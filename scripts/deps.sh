@@ -3,6 +3,7 @@
 # and idempotently: Debian packages (only the missing ones, one `apt-get update` at most), the OS
 # account `work` that sandbox sessions log in as (as in production), sshd's privilege-separation
 # directory, and a Python venv with the official Backend.AI client for the interop tests.
+# `scripts/deps.sh dist` adds what `make test-dist` needs (lintian, rpm).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +22,10 @@ want=(
   xvfb xauth webkit2gtk-driver imagemagick gnome-keyring libsecret-tools chromium curl
   xclip                                               # reads the X11 clipboard in the copy-button tests
 )
+# `make test-dist` (scripts/deps.sh dist): the package checkers.
+if [ "${1:-}" = dist ]; then
+  want+=(lintian rpm desktop-file-utils binutils)
+fi
 
 missing=()
 for p in "${want[@]}"; do

@@ -14,6 +14,9 @@
 #                                       tauri/custom-protocol, like a shipped build)
 #   BAI_SKIP_UI_BUILD=1                 use ui/dist as it is
 #   BAI_DEMO_SANDBOX_JSON, BAI_STARTUP_RUNS   passed through (scripts/measure-startup.sh)
+#   BAI_DESKTOP_INSTALLED=PATH          test that binary (an installed app, scripts/test-dist.sh)
+#                                       instead of building one
+#   BAI_DESKTOP_SUITE=NAME              the test target: webdriver (default) or installed
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -23,6 +26,7 @@ export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 if [ "${1:-}" = "--inner" ]; then
   # Inside xvfb-run + dbus-run-session: start tauri-driver, run the suite, stop the driver.
   shift
+  suite="${BAI_DESKTOP_SUITE:-webdriver}"
   log="$BAI_E2E_OUT/tauri-driver.log"
   td=""
   # tauri-driver stops its WebKitWebDriver on SIGTERM, but not when it dies on its own: stop
@@ -58,7 +62,7 @@ print(*[x.getsockname()[1] for x in s])')
   [ -n "$td" ] || exit 1
   export BAI_WEBDRIVER="http://127.0.0.1:$port"
   rc=0
-  cargo test -q -p bai-desktop --features e2e-commands --test webdriver -- --test-threads=1 --nocapture "$@" || rc=$?
+  cargo test -q -p bai-desktop --features e2e-commands --test "$suite" -- --test-threads=1 --nocapture "$@" || rc=$?
   if [ "$rc" -ne 0 ]; then
     echo "--- tauri-driver log (last 40 lines) ---" >&2
     tail -n 40 "$log" >&2 || true
@@ -101,7 +105,10 @@ fi
 
 # 3. The app and the test binary.
 profile="${BAI_DESKTOP_PROFILE:-debug}"
-if [ "$profile" = release ]; then
+export BAI_DESKTOP_SUITE="${BAI_DESKTOP_SUITE:-webdriver}"
+if [ -n "${BAI_DESKTOP_INSTALLED:-}" ]; then
+  : # an installed app: nothing to build
+elif [ "$profile" = release ]; then
   cargo build -q --release -p bai-desktop --features tauri/custom-protocol,e2e-commands
 else
   cargo build -q -p bai-desktop --features e2e-commands
@@ -109,9 +116,9 @@ fi
 # The test driver itself is always a debug build; only the app under test changes. The
 # e2e-commands feature (save_key_to for the web view) is in both, so that building the test
 # does not rebuild the app without it.
-cargo test -q -p bai-desktop --features e2e-commands --test webdriver --no-run
+cargo test -q -p bai-desktop --features e2e-commands --test "$BAI_DESKTOP_SUITE" --no-run
 target_dir="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
-export BAI_DESKTOP_BIN="$target_dir/$profile/bai-desktop"
+export BAI_DESKTOP_BIN="${BAI_DESKTOP_INSTALLED:-$target_dir/$profile/bai-desktop}"
 [ -x "$BAI_DESKTOP_BIN" ] || { echo "test-desktop: $BAI_DESKTOP_BIN was not built" >&2; exit 1; }
 
 # 4. Hermetic app environment; screenshots under target/.

@@ -10,6 +10,10 @@ use std::path::{Path, PathBuf};
 /// The app commands the capabilities may allow (`allow-<command>`); any other is refused.
 const COMMANDS: &[&str] = &[
     "app_info",
+    "recent_servers",
+    "forget_recent_server",
+    "about",
+    "open_log_folder",
     "restore_login",
     "login",
     "logout",

@@ -5,7 +5,7 @@
 
 use ts_rs::{Config, TS};
 
-use crate::commands::app::{AppInfo, SandboxInfo};
+use crate::commands::app::{AboutView, AppInfo, SandboxInfo, ServerAbout};
 use crate::commands::auth::{LoginMode, LoginRequest, LoginState, TlsState};
 use crate::commands::keys::AccountKeyView;
 use crate::commands::sessions::SessionView;
@@ -13,6 +13,7 @@ use crate::commands::settings::{SettingsView, REFRESH_MAX, REFRESH_MIN};
 use crate::commands::tunnels::{
     CommandLines, Fallback, KeyFormat, SavedKey, TunnelStatus, TunnelView,
 };
+use crate::desktop::RecentServer;
 use crate::error::CommandError;
 use bai_core::ErrorCode;
 
@@ -46,7 +47,10 @@ pub fn typescript() -> String {
     decl::<CommandError>(&cfg, &mut out);
     decl::<SandboxInfo>(&cfg, &mut out);
     decl::<AppInfo>(&cfg, &mut out);
+    decl::<ServerAbout>(&cfg, &mut out);
+    decl::<AboutView>(&cfg, &mut out);
     decl::<LoginMode>(&cfg, &mut out);
+    decl::<RecentServer>(&cfg, &mut out);
     decl::<LoginRequest>(&cfg, &mut out);
     decl::<TlsState>(&cfg, &mut out);
     decl::<LoginState>(&cfg, &mut out);

@@ -954,3 +954,5 @@ fn a_saved_key_replaced_by_another_sessions_key_is_flagged() {
     assert!(t2["keyStale"].is_string(), "{t2}");
     h.ok("logout", json!({}));
 }
+
+mod about;

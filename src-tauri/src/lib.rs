@@ -10,6 +10,7 @@
 pub mod bindings;
 pub mod commands;
 pub mod demo;
+pub mod desktop;
 pub mod error;
 mod logging;
 pub mod state;
@@ -58,6 +59,10 @@ macro_rules! app_handler {
     ($($extra:path,)*) => {
         tauri::generate_handler![
             commands::app::app_info,
+            commands::app::recent_servers,
+            commands::app::forget_recent_server,
+            commands::app::about,
+            commands::app::open_log_folder,
             commands::auth::restore_login,
             commands::auth::login,
             commands::auth::logout,

@@ -16,18 +16,17 @@ use crate::commands::sessions::SessionView;
 use crate::commands::settings::SettingsView;
 use crate::commands::tunnels::{Fallback, SavedKey, TunnelStatus, TunnelView};
 use crate::demo::DemoSandbox;
+use crate::desktop::{self, DesktopFile, RecentServer};
 use crate::error::CommandResult;
 
-/// The app-only settings file (next to bai's `config.toml`).
-pub const DESKTOP_SETTINGS_FILE: &str = "desktop.json";
-/// The session-list auto-refresh interval when none is saved.
-pub const DEFAULT_REFRESH_SECONDS: u32 = 30;
+pub use crate::desktop::{DEFAULT_REFRESH_SECONDS, DESKTOP_SETTINGS_FILE};
 
 /// Managed state of the app.
 #[derive(Debug)]
 pub struct AppState {
     ws: Workspace,
     demo: Option<DemoSandbox>,
+    desktop: DesktopFile,
 }
 
 impl AppState {
@@ -40,6 +39,7 @@ impl AppState {
         AppState {
             ws: Workspace::new(config_dir, store),
             demo,
+            desktop: DesktopFile::default(),
         }
     }
 
@@ -69,14 +69,38 @@ impl AppState {
             return Ok(Some(login_state(&c)));
         }
         match self.demo.clone() {
-            Some(d) => self.login(demo_request(&d)).await.map(Some),
+            // Not a recent server: the demo lives only as long as `make run`.
+            Some(d) => Ok(Some(login_state(
+                &self.ws.login(demo_request(&d).into()).await?,
+            ))),
             None => Ok(None),
         }
     }
 
-    /// Logs in (see [`Workspace::login`]).
+    /// Logs in (see [`Workspace::login`]) and puts the server first among the recent ones
+    /// (endpoint, mode and identity only).
     pub async fn login(&self, req: LoginRequest) -> CommandResult<LoginState> {
-        Ok(login_state(&self.ws.login(req.into()).await?))
+        let state = login_state(&self.ws.login(req.into()).await?);
+        let recent = RecentServer {
+            endpoint: state.endpoint.clone(),
+            mode: state.mode,
+            user: state.user.clone(),
+        };
+        // The login worked: a settings file that cannot be written only costs the shortcut.
+        if let Err(e) = self.desktop.remember(self.ws.config_dir(), recent) {
+            tracing::warn!(error = %e, "cannot remember the recent server");
+        }
+        Ok(state)
+    }
+
+    /// The recent servers, most recent first.
+    pub fn recent_servers(&self) -> Vec<RecentServer> {
+        desktop::read(self.ws.config_dir()).recent
+    }
+
+    /// Removes one recent server; returns the others.
+    pub fn forget_recent_server(&self, server: &RecentServer) -> CommandResult<Vec<RecentServer>> {
+        self.desktop.forget(self.ws.config_dir(), server)
     }
 
     /// Logs out; every tunnel stops.
@@ -108,7 +132,7 @@ impl AppState {
     pub fn tunnel_info(&self, session: &str) -> CommandResult<TunnelView> {
         let t = self.ws.ssh_tunnel(session)?;
         // The pinned form when the user opted into it (Preferences).
-        let pin = if read_desktop_settings(self.ws.config_dir()).pin_host_keys {
+        let pin = if desktop::read(self.ws.config_dir()).pin_host_keys {
             // Fails closed: a session id that cannot be a HostKeyAlias is an error, never the
             // unchecked form. bai's known_hosts is created 0600 before ssh writes to it.
             let path = known_hosts_path(self.ws.config_dir());
@@ -204,7 +228,7 @@ impl AppState {
     /// The preferences: the profile's (port, account) and the app's own.
     pub fn get_settings(&self) -> CommandResult<SettingsView> {
         let p = self.ws.profile_prefs()?;
-        let desktop = read_desktop_settings(self.ws.config_dir());
+        let desktop = desktop::read(self.ws.config_dir());
         Ok(SettingsView {
             preferred_ssh_port: p.preferred_ssh_port.map(i64::from),
             refresh_seconds: i64::from(desktop.refresh_seconds),
@@ -220,12 +244,10 @@ impl AppState {
             .ws
             .set_profile_prefs(s.preferred_ssh_port, &s.account)?;
         let refresh = u32::try_from(s.refresh_seconds).unwrap_or(DEFAULT_REFRESH_SECONDS);
-        let json = serde_json::json!({ "refreshSeconds": refresh, "pinHostKeys": s.pin_host_keys });
-        bai_core::write_atomic(
-            &self.ws.config_dir().join(DESKTOP_SETTINGS_FILE),
-            format!("{json:#}\n").as_bytes(),
-            0o644,
-        )?;
+        self.desktop.update(self.ws.config_dir(), |m| {
+            m.insert("refreshSeconds".into(), refresh.into());
+            m.insert("pinHostKeys".into(), s.pin_host_keys.into());
+        })?;
         Ok(SettingsView {
             preferred_ssh_port: p.preferred_ssh_port.map(i64::from),
             account: p.account,
@@ -266,29 +288,5 @@ pub fn login_state(conn: &Connection) -> LoginState {
             ca_file: p.tls.extra_ca.as_ref().map(|f| f.display().to_string()),
             warning: p.plain_http_warning(),
         },
-    }
-}
-
-/// The app-only settings (`desktop.json`).
-struct DesktopSettings {
-    refresh_seconds: u32,
-    pin_host_keys: bool,
-}
-
-fn read_desktop_settings(dir: &Path) -> DesktopSettings {
-    let v = std::fs::read_to_string(dir.join(DESKTOP_SETTINGS_FILE))
-        .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .unwrap_or_default();
-    DesktopSettings {
-        refresh_seconds: v
-            .get("refreshSeconds")
-            .and_then(serde_json::Value::as_u64)
-            .and_then(|n| u32::try_from(n).ok())
-            .unwrap_or(DEFAULT_REFRESH_SECONDS),
-        pin_host_keys: v
-            .get("pinHostKeys")
-            .and_then(serde_json::Value::as_bool)
-            .unwrap_or(false),
     }
 }

@@ -230,7 +230,12 @@ impl Client {
     pub async fn server_info(&self) -> Result<ServerInfo> {
         self.inner
             .version
-            .get_or_try_init(|| self.probe_version())
+            .get_or_try_init(|| async {
+                match self.probe_version().await {
+                    Ok(info) => Ok(info),
+                    Err(e) => Err(self.identify_wrong_kind(e).await),
+                }
+            })
             .await
             .cloned()
     }

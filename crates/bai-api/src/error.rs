@@ -8,6 +8,8 @@ use std::time::Duration;
 pub use bai_problem::Problem;
 use chrono::{DateTime, Utc};
 
+use crate::diagnose::{ServerKind, TlsReason, UnreachableReason};
+
 /// Result alias used throughout the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -36,32 +38,69 @@ fn skew_text(local: &DateTime<Utc>, server: &Option<DateTime<Utc>>) -> String {
     }
 }
 
+fn unreachable_text(reason: UnreachableReason, source: &reqwest::Error) -> String {
+    match reason {
+        // The reason says it all; the CLI prints the chain of causes after it anyway.
+        UnreachableReason::Other => format!("{reason} ({source})"),
+        _ => reason.to_string(),
+    }
+}
+
+fn wrong_kind_text(url: &str, found: ServerKind) -> String {
+    match found {
+        ServerKind::Manager => format!(
+            "{url} is a Backend.AI manager (the API endpoint), not a webserver: use API mode \
+             with an access key and secret key, or enter the web UI's address for an \
+             email/password login"
+        ),
+        ServerKind::Webserver => format!(
+            "{url} is a Backend.AI webserver (the web UI), not the manager API: use session \
+             mode (email and password), or enter the manager's address for access/secret keys"
+        ),
+    }
+}
+
 /// What went wrong. URLs in here never carry credentials; secrets never appear.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ErrorKind {
     /// The endpoint answered, but not like a Backend.AI server.
-    #[error("{url} does not look like a Backend.AI endpoint ({detail}); check the server URL")]
+    #[error(
+        "{url} is not a Backend.AI server, or not its address ({detail}); check the server URL"
+    )]
     WrongUrl {
         /// The URL requested.
         url: String,
         /// What was seen instead.
         detail: String,
     },
+    /// The endpoint is a Backend.AI server, but not the kind the login mode talks to: a
+    /// manager in session mode, a webserver (the WebUI) in API mode.
+    #[error("{}", wrong_kind_text(url, *found))]
+    WrongServerKind {
+        /// The endpoint.
+        url: String,
+        /// What the endpoint turned out to be.
+        found: ServerKind,
+    },
     /// The host could not be reached.
-    #[error("cannot reach {url}: {source}")]
+    #[error("cannot reach {url}: {}", unreachable_text(*reason, source))]
     Unreachable {
         /// The URL requested.
         url: String,
+        /// Why, when the error tells.
+        reason: UnreachableReason,
         /// The underlying error.
         #[source]
         source: reqwest::Error,
     },
     /// The TLS handshake failed.
-    #[error("TLS handshake with {url} failed ({detail}); if the server uses a self-signed certificate, add its CA file or allow insecure TLS")]
+    #[error("TLS handshake with {url} failed: {reason} ({detail})")]
     Tls {
         /// The URL requested.
         url: String,
+        /// Why, when the error tells.
+        reason: TlsReason,
         /// The TLS failure, as text.
         detail: String,
         /// The underlying error.
@@ -326,11 +365,11 @@ pub(crate) fn redact(url: &url::Url) -> String {
 
 /// The rustls error somewhere in the chain, if any (io errors are unwrapped: tokio-rustls
 /// nests the rustls error inside one or two `io::Error`s, whose `source()` skips it).
-fn tls_cause(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+fn tls_cause(e: &(dyn std::error::Error + 'static)) -> Option<(TlsReason, String)> {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = cur {
         if let Some(r) = err.downcast_ref::<rustls::Error>() {
-            return Some(r.to_string());
+            return Some((TlsReason::of(r), r.to_string()));
         }
         cur = match err
             .downcast_ref::<std::io::Error>()
@@ -353,9 +392,10 @@ impl Error {
             }
             .into();
         }
-        if let Some(detail) = tls_cause(&e) {
+        if let Some((reason, detail)) = tls_cause(&e) {
             return ErrorKind::Tls {
                 url: url_s,
+                reason,
                 detail,
                 source: e,
             }
@@ -364,6 +404,7 @@ impl Error {
         if e.is_connect() {
             return ErrorKind::Unreachable {
                 url: url_s,
+                reason: UnreachableReason::of(&e),
                 source: e,
             }
             .into();

@@ -14,13 +14,15 @@
 //! Layout: `client` (configuration, URLs, version negotiation) with one module per API area
 //! (`auth` and its `keypair`, `sessions`, `apps`, `download`); `credentials` stamps auth
 //! headers on HTTP and WebSocket requests alike; `wire` sends and reads; `classify` turns
-//! failed answers into [`ErrorKind`]s; `tcpproxy` is the WebSocket request.
+//! failed answers into [`ErrorKind`]s, `diagnose` says why a server cannot be used (TLS,
+//! unreachable, the other kind of server); `tcpproxy` is the WebSocket request.
 
 mod apps;
 mod auth;
 mod classify;
 mod client;
 mod credentials;
+mod diagnose;
 mod download;
 mod error;
 mod keypair;
@@ -35,6 +37,7 @@ mod wire;
 
 pub use client::{Client, ClientConfig, ServerInfo};
 pub use credentials::Mode;
+pub use diagnose::{ServerKind, TlsReason, UnreachableReason};
 pub use download::{
     id_container_path, CONTAINER_HOME, ID_CONTAINER, MAX_DOWNLOAD_FILES, MAX_FILE_SIZE,
 };

@@ -5,12 +5,15 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::commands::{app, config_ssh, keypair, login, logout, proxy, ps, scp, session, ssh};
+use crate::commands::{
+    app, config_ssh, keypair, login, logout, proxy, ps, scp, session, ssh, version,
+};
 use crate::exit::EXIT_CODES_HELP;
 
 /// SSH/SFTP access to Backend.AI compute sessions.
 #[derive(Debug, Parser)]
-#[command(name = "bai", version, about, after_help = EXIT_CODES_HELP)]
+// The version is bai-core's (the workspace version), the same the desktop app shows.
+#[command(name = "bai", version = bai_core::about::VERSION, about, after_help = EXIT_CODES_HELP)]
 pub struct Cli {
     /// The profile to use (default: the config file's default, else "default").
     #[arg(long, global = true, env = "BAI_PROFILE")]
@@ -52,4 +55,6 @@ pub enum Command {
     ConfigSsh(config_ssh::Args),
     /// The account's SSH keypair (show, generate, upload; new sessions only) and .ppk export.
     Keypair(keypair::Args),
+    /// Print bai's version and build commit, and the server's versions when logged in.
+    Version(version::Args),
 }

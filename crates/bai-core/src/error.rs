@@ -4,6 +4,8 @@
 
 use std::path::PathBuf;
 
+use bai_api::{ServerKind, TlsReason, UnreachableReason};
+
 /// Result alias used throughout the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -313,12 +315,43 @@ pub fn api_code(e: &bai_api::Error) -> ErrorCode {
         K::Server { .. } | K::Timeout { .. } => ErrorCode::Network,
         K::Unreachable { .. } => ErrorCode::Unreachable,
         K::Tls { .. } => ErrorCode::Tls,
-        K::WrongUrl { .. } => ErrorCode::BadUrl,
+        K::WrongUrl { .. } | K::WrongServerKind { .. } => ErrorCode::BadUrl,
         K::UnsupportedVersion { .. } => ErrorCode::UnsupportedVersion,
         K::ClockSkew { .. } | K::ServerClockSkew { .. } => ErrorCode::Config,
         K::InvalidInput(_) => ErrorCode::InvalidInput,
         K::InvalidKey { .. } => ErrorCode::InvalidInput,
         _ => ErrorCode::Unknown,
+    }
+}
+
+fn unreachable_hint(reason: UnreachableReason) -> &'static str {
+    match reason {
+        UnreachableReason::Refused => {
+            "check the port in the address (the web UI's, or the manager's for API mode) and \
+             that the server is running"
+        }
+        UnreachableReason::Dns => {
+            "check the host name in the address (a typo?) and your DNS or VPN connection"
+        }
+        UnreachableReason::NoRoute => "check your network or VPN connection",
+        _ => "check the endpoint URL and your network (`bai login --endpoint URL` changes it)",
+    }
+}
+
+fn tls_hint(reason: TlsReason) -> &'static str {
+    match reason {
+        TlsReason::NotTls => {
+            "this port speaks plain HTTP: use an http:// address, or the server's HTTPS port"
+        }
+        TlsReason::Expired => {
+            "the server's administrator must renew its certificate (`--insecure` skips the \
+             check meanwhile)"
+        }
+        TlsReason::NotYetValid => "check the system clock; else the certificate starts later",
+        TlsReason::WrongHost => {
+            "use the host name the certificate was issued for (the one in the web UI's address)"
+        }
+        _ => "pass `--ca-file FILE` for a private CA, or `--insecure` to skip verification",
     }
 }
 
@@ -342,20 +375,27 @@ pub fn api_hint(e: &bai_api::Error) -> Option<String> {
             "start the session with SSH enabled, or name another app (`bai ps` shows them)".into()
         }
         K::SessionNotRunning { .. } => "wait until the session is RUNNING (`bai ps`)".into(),
-        K::Unreachable { .. } => {
-            "check the endpoint URL and your network (`bai login --endpoint URL` changes it)".into()
-        }
+        K::Unreachable { reason, .. } => unreachable_hint(*reason).into(),
         K::Timeout { .. } | K::Server { .. } => {
             "the server may be overloaded or down; retry later".into()
         }
-        K::Tls { .. } => {
-            "pass `--ca-file FILE` for a private CA, or `--insecure` to skip verification".into()
-        }
+        K::Tls { reason, .. } => tls_hint(*reason).into(),
         K::ClockSkew { .. } | K::ServerClockSkew { .. } => {
             "fix the system clock (e.g. enable NTP)".into()
         }
         K::WrongUrl { .. } => {
             "use the same URL as the web UI (session mode) or the manager's (API mode)".into()
+        }
+        K::WrongServerKind {
+            found: ServerKind::Manager,
+            ..
+        } => "for this address log in with API mode (`bai login --mode api --access-key KEY`; \
+              in the app: API keypair), or give the web UI's address for email/password"
+            .into(),
+        K::WrongServerKind { .. } => {
+            "for this address log in with email and password (`bai login --mode session`; in \
+             the app: Email and password), or give the manager's address for an API keypair"
+                .into()
         }
         _ => return None,
     })

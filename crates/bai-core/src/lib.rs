@@ -15,6 +15,8 @@
 //! - [`TunnelRegistry`]: the running tunnels, their stats and dialog data (for the app).
 //! - [`Workspace`]: the app's behaviour without UI — one login at a time, its SSH tunnels, key
 //!   saving and the profile's preferences (the app's commands are one line over it).
+//! - [`about`]: bai's version and build commit (one place for the CLI and the app) and the
+//!   server's versions, for `bai version` and the app's About box.
 //! - [`display`]: server text made safe for a terminal; [`logging`]: the shared log-filter cap.
 //!
 //! The library never creates a runtime or a tracing subscriber.
@@ -22,6 +24,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod about;
 pub mod access;
 pub mod commands;
 pub mod config;

@@ -2,13 +2,15 @@
 //! fixtures ([`sandbox`]), an isolated world for CLI tests ([`Isolated`], [`CliWorld`]), the
 //! OpenSSH clients with their options ([`SshTarget`]), process runners and `/proc` checks
 //! ([`process`]), hashes, file modes and test data ([`files`]), ports and tiny servers
-//! ([`net`]), and a Backend.AI request signer of its own ([`sign`]).
+//! ([`net`]), servers that are not a working Backend.AI endpoint ([`fake`]: a foreign page,
+//! the WebUI's `GET /`, bad TLS certificates), and a Backend.AI request signer of its own ([`sign`]).
 //!
 //! Dev-only: it depends on bai-sandbox and general crates, never on bai-api, bai-tunnel,
 //! bai-core, bai-cli or bai-desktop, so that each of them can use it in its tests. Helpers
 //! panic on failure (with what failed), as test code does.
 #![allow(clippy::unwrap_used)] // test code: a failed step is a failed test
 
+pub mod fake;
 pub mod files;
 pub mod net;
 pub mod process;

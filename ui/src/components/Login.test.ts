@@ -1,15 +1,32 @@
 import { fireEvent, render, screen, waitFor } from '@testing-library/svelte';
 import { describe, expect, it, vi } from 'vitest';
 import Login from './Login.svelte';
-import { fail, installIpc } from '../test/ipc';
+import { fail, installIpc, type Call, type Handler } from '../test/ipc';
+import type { RecentServer } from '../lib/api';
 
 const info = { version: '0.1.0', sandbox: null };
 
-function setup(loginHandler: (args: Record<string, unknown>) => unknown, extra: Partial<typeof info> = {}) {
-  const calls = installIpc({ login: loginHandler });
+/** A live view of the calls of one command (the form also asks for the recent servers). */
+function only(all: Call[], cmd: string): Call[] {
+  return new Proxy([] as Call[], {
+    get: (_t, p) => {
+      const f = all.filter((c) => c.cmd === cmd);
+      const v = Reflect.get(f, p);
+      return typeof v === 'function' ? v.bind(f) : v;
+    },
+  });
+}
+
+function setup(
+  loginHandler: (args: Record<string, unknown>) => unknown,
+  extra: Partial<typeof info> = {},
+  recent: RecentServer[] = [],
+  more: Record<string, Handler | object | null> = {},
+) {
+  const all = installIpc({ recent_servers: recent, login: loginHandler, ...more });
   const onlogin = vi.fn();
   const r = render(Login, { info: { ...info, ...extra }, onlogin });
-  return { calls, onlogin, ...r };
+  return { calls: only(all, 'login'), all, onlogin, ...r };
 }
 
 function type(el: Element, value: string) {
@@ -64,9 +81,9 @@ describe('Login', () => {
   });
 
   it.each([
-    ['BadUrl', 'The server address is not valid.'],
+    ['BadUrl', 'This server address does not work for this login.'],
     ['Unreachable', 'Could not reach the server. Check the address and your network connection.'],
-    ['Tls', 'Secure connection failed: the server’s TLS certificate could not be verified.'],
+    ['Tls', 'Secure connection (TLS) to the server failed.'],
     ['AuthFailed', 'Wrong email or password.'],
     ['UnsupportedVersion', 'This Backend.AI server version is not supported.'],
     ['Network', 'A network error occurred while talking to the server.'],
@@ -123,5 +140,128 @@ describe('Login', () => {
     await fireEvent.click(container.querySelector('#use-sandbox')!);
     expect(container.querySelector('#endpoint')).toHaveValue('http://127.0.0.1:8090');
     expect(container.querySelector('#email')).toHaveValue('demo@lablup.com');
+  });
+
+  it('says what the server address is in each mode', async () => {
+    const { container } = setup(() => ({}));
+    const hint = () => container.querySelector('#endpoint-hint')!;
+    const input = () => container.querySelector<HTMLInputElement>('#endpoint')!;
+    expect(hint()).toHaveTextContent('web UI’s address (the webserver)');
+    expect(hint()).toHaveTextContent('https://backend.example.com');
+    expect(input().placeholder).toBe('https://backend.example.com');
+    expect(input().getAttribute('aria-describedby')).toContain('endpoint-hint');
+    await fireEvent.click(container.querySelector('#mode-api')!);
+    expect(hint()).toHaveTextContent('manager’s API endpoint (not the web UI)');
+    expect(hint()).toHaveTextContent('https://api.backend.example.com:8081');
+    expect(input().placeholder).toBe('https://api.backend.example.com:8081');
+    await fireEvent.click(container.querySelector('#mode-session')!);
+    expect(hint()).toHaveTextContent('web UI’s address');
+  });
+
+  const RECENT: RecentServer[] = [
+    { endpoint: 'https://backend.example.com', mode: 'session', user: 'me@example.com' },
+    { endpoint: 'https://api.backend.example.com:8081', mode: 'api', user: 'AKIAEXAMPLE' },
+  ];
+
+  it('offers the recent servers and fills the form from one', async () => {
+    const { container } = setup(() => ({}), {}, RECENT);
+    const items = await waitFor(() => {
+      const li = container.querySelectorAll('#recent-servers li');
+      expect(li).toHaveLength(2);
+      return li;
+    });
+    expect(items[0]).toHaveTextContent('https://backend.example.com');
+    expect(items[0]).toHaveTextContent('me@example.com');
+    expect(items[1]).toHaveTextContent('AKIAEXAMPLE');
+
+    await fireEvent.click(items[1].querySelector('.recent-use')!);
+    expect(container.querySelector('#endpoint')).toHaveValue('https://api.backend.example.com:8081');
+    expect(container.querySelector('#mode-api')).toBeChecked();
+    expect(container.querySelector('#access-key')).toHaveValue('AKIAEXAMPLE');
+    expect(container.querySelector('#secret-key')).toHaveValue('');
+
+    await fireEvent.click(items[0].querySelector('.recent-use')!);
+    expect(container.querySelector('#endpoint')).toHaveValue('https://backend.example.com');
+    expect(container.querySelector('#mode-session')).toBeChecked();
+    expect(container.querySelector('#email')).toHaveValue('me@example.com');
+    expect(container.querySelector('#password')).toHaveValue('');
+  });
+
+  it('forgets a recent server with its × button', async () => {
+    const { container, all } = setup(() => ({}), {}, RECENT, {
+      forget_recent_server: ({ server }: Record<string, unknown>) => RECENT.filter((r) => r.user !== (server as RecentServer).user),
+    });
+    const forget = await waitFor(() => {
+      const b = container.querySelector<HTMLButtonElement>('#recent-servers li .recent-forget');
+      expect(b).not.toBeNull();
+      return b!;
+    });
+    expect(forget).toHaveAccessibleName('Forget https://backend.example.com (me@example.com)');
+    await fireEvent.click(forget);
+    await waitFor(() => expect(container.querySelectorAll('#recent-servers li')).toHaveLength(1));
+    expect(container.querySelector('#recent-servers')).not.toHaveTextContent('me@example.com');
+    expect(all.find((c) => c.cmd === 'forget_recent_server')?.args).toEqual({ server: RECENT[0] });
+    // Forgetting does not touch the form.
+    expect(container.querySelector('#endpoint')).toHaveValue('');
+  });
+
+  it('shows no recent servers when there are none', async () => {
+    const { container, all } = setup(() => ({}));
+    await waitFor(() => expect(all.some((c) => c.cmd === 'recent_servers')).toBe(true));
+    expect(container.querySelector('#recent-servers')).toBeNull();
+  });
+
+  // What the Rust side (bai-core) says for each kind of wrong address, with its hint.
+  it.each([
+    [
+      'a manager in session mode',
+      'BadUrl',
+      'http://127.0.0.1:8081/ is a Backend.AI manager (the API endpoint), not a webserver: use API mode with an access key and secret key, or enter the web UI’s address for an email/password login',
+      'for this address log in with API mode (`bai login --mode api --access-key KEY`; in the app: API keypair), or give the web UI’s address for email/password',
+    ],
+    [
+      'a webserver in API mode',
+      'BadUrl',
+      'http://127.0.0.1:8090/ is a Backend.AI webserver (the web UI), not the manager API: use session mode (email and password), or enter the manager’s address for access/secret keys',
+      'for this address log in with email and password (`bai login --mode session`; in the app: Email and password), or give the manager’s address for an API keypair',
+    ],
+    [
+      'a page that is not Backend.AI',
+      'BadUrl',
+      'http://127.0.0.1:8000/func/ is not a Backend.AI server, or not its address (got an HTML page, HTTP 200); check the server URL',
+      'use the same URL as the web UI (session mode) or the manager’s (API mode)',
+    ],
+    [
+      'an expired certificate',
+      'Tls',
+      'TLS handshake with https://bai.example.com/func/ failed: the server’s certificate has expired (invalid peer certificate: Expired)',
+      'the server’s administrator must renew its certificate (`--insecure` skips the check meanwhile)',
+    ],
+    [
+      'a refused connection',
+      'Unreachable',
+      'cannot reach http://127.0.0.1:9/func/: connection refused (nothing listens on that port, or a firewall refuses it)',
+      'check the port in the address (the web UI’s, or the manager’s for API mode) and that the server is running',
+    ],
+    [
+      'a name that does not resolve',
+      'Unreachable',
+      'cannot reach http://bai.invalid/func/: the host name does not resolve (DNS lookup failed)',
+      'check the host name in the address (a typo?) and your DNS or VPN connection',
+    ],
+  ])('explains %s with the message and hint from Rust', async (_what, code, message, hint) => {
+    const { container } = setup(() => {
+      throw { code, message, hint };
+    });
+    await fillSession(container);
+    await fireEvent.click(container.querySelector('#login-button')!);
+    const err = await waitFor(() => {
+      const e = container.querySelector('#login-error');
+      expect(e).not.toBeNull();
+      return e!;
+    });
+    expect(err).toHaveAttribute('data-code', code);
+    expect(container.querySelector('#login-error-detail')).toHaveTextContent(message);
+    expect(container.querySelector('#login-error-hint')).toHaveTextContent(hint);
   });
 });

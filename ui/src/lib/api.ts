@@ -10,7 +10,7 @@
 import { invoke } from '@tauri-apps/api/core';
 import { listen, type UnlistenFn } from '@tauri-apps/api/event';
 
-import { ERROR_CODES, type ErrorCode, type KeyFormat, type LoginRequest, type LoginState, type Session, type Settings, type TunnelInfo, type TunnelStatus, type AppInfo, type SavedKey, type AccountKeyView } from './bindings';
+import { ERROR_CODES, type ErrorCode, type KeyFormat, type LoginRequest, type LoginState, type Session, type Settings, type TunnelInfo, type TunnelStatus, type AppInfo, type SavedKey, type AccountKeyView, type RecentServer, type AboutView } from './bindings';
 
 // The IPC types are generated from the Rust side (src-tauri/src/bindings.rs): never by hand.
 export * from './bindings';
@@ -52,6 +52,14 @@ async function call<T>(cmd: string, args?: Record<string, unknown>): Promise<T> 
 // ---- commands --------------------------------------------------------------
 
 export const appInfo = () => call<AppInfo>('app_info');
+/** The last successful logins (endpoint, mode, email or access key), most recent first. */
+export const recentServers = () => call<RecentServer[]>('recent_servers');
+/** Removes one recent server; resolves to the others. */
+export const forgetRecentServer = (server: RecentServer) => call<RecentServer[]>('forget_recent_server', { server });
+/** bai's version and commit, the server's versions (when logged in) and the log folder. */
+export const about = () => call<AboutView>('about');
+/** Opens the log folder (chosen in Rust) in the file manager; resolves to its path. */
+export const openLogFolder = () => call<string>('open_log_folder');
 export const restoreLogin = () => call<LoginState | null>('restore_login');
 export const login = (req: LoginRequest) => call<LoginState>('login', { ...req });
 export const logout = () => call<void>('logout');

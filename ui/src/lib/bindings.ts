@@ -47,7 +47,7 @@ email: string, };
  */
 export type AppInfo = { 
 /**
- * The app's version.
+ * The app's version (the workspace version, the same as `bai --version`).
  */
 version: string, 
 /**
@@ -56,10 +56,73 @@ version: string,
 sandbox: SandboxInfo | null, };
 
 /**
+ * The server of the current login, as the About box shows it.
+ */
+export type ServerAbout = { 
+/**
+ * The endpoint.
+ */
+endpoint: string, 
+/**
+ * `session` or `api`.
+ */
+mode: string, 
+/**
+ * The server's API version, e.g. `v8.20240915`.
+ */
+apiVersion: string | null, 
+/**
+ * The manager's release, e.g. `24.09.0`.
+ */
+managerVersion: string | null, 
+/**
+ * Why the versions are missing (the server cannot be asked).
+ */
+error: string | null, };
+
+/**
+ * The answer of `about`.
+ */
+export type AboutView = { 
+/**
+ * bai's version.
+ */
+version: string, 
+/**
+ * The build commit.
+ */
+commit: string, 
+/**
+ * The server, when logged in.
+ */
+server: ServerAbout | null, 
+/**
+ * The folder of the app's log files, when the platform has one.
+ */
+logDir: string | null, };
+
+/**
  * Session mode (email and password through the webserver) or API mode (an access/secret
  * keypair signed against the manager).
  */
 export type LoginMode = "session" | "api";
+
+/**
+ * A server logged in to recently, as the login screen offers it.
+ */
+export type RecentServer = { 
+/**
+ * The endpoint URL (the webserver in session mode, the manager in API mode).
+ */
+endpoint: string, 
+/**
+ * How the login was made.
+ */
+mode: LoginMode, 
+/**
+ * The email (session mode) or access key (API mode): never a secret.
+ */
+user: string, };
 
 /**
  * A login attempt from the login form: the `login` command's arguments.

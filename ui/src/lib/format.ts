@@ -104,14 +104,26 @@ export function parseEndpoint(raw: string): Parsed<string> {
 }
 
 const LOGIN_TEXT: Partial<Record<ErrorCode, string>> = {
-  BadUrl: 'The server address is not valid.',
+  BadUrl: 'This server address does not work for this login.',
   Unreachable: 'Could not reach the server. Check the address and your network connection.',
-  Tls: 'Secure connection failed: the server’s TLS certificate could not be verified.',
+  Tls: 'Secure connection (TLS) to the server failed.',
   AuthFailed: 'Login failed: the credentials were not accepted.',
   TotpRequired: 'This account uses two-factor authentication. Enter the one-time code from your authenticator app.',
   UnsupportedVersion: 'This Backend.AI server version is not supported.',
   LoginRequired: 'Your login has expired. Please log in again.',
   Network: 'A network error occurred while talking to the server.',
+};
+
+/** What the server address field asks for in each mode. */
+export const ENDPOINT_HINT: Record<'session' | 'api', { text: string; example: string }> = {
+  session: {
+    text: 'The web UI’s address (the webserver), the one you open in a browser.',
+    example: 'https://backend.example.com',
+  },
+  api: {
+    text: 'The manager’s API endpoint (not the web UI).',
+    example: 'https://api.backend.example.com:8081',
+  },
 };
 
 /** The headline for a login failure, per code and mode. */

@@ -10,6 +10,7 @@ pub mod ps;
 pub mod scp;
 pub mod session;
 pub mod ssh;
+pub mod version;
 
 use std::process::ExitCode;
 
@@ -18,18 +19,20 @@ use crate::context::Ctx;
 
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let ctx = Ctx::new(&cli)?;
+    let ctx = Ctx::new(&cli);
     match cli.command {
-        Command::Login(a) => login::run(ctx, a).await,
-        Command::Logout(a) => logout::run(ctx, a).await,
-        Command::Ps(a) => ps::run(ctx, a).await,
-        Command::App(a) => app::run(ctx, a).await,
-        Command::Ssh(a) => ssh::run(ctx, a).await,
-        Command::Scp(a) => scp::run(ctx, a).await,
-        Command::Session(a) => session::run(ctx, a).await,
-        Command::Proxy(a) => proxy::run(ctx, a).await,
-        Command::ConfigSsh(a) => config_ssh::run(ctx, a).await,
-        Command::Keypair(a) => keypair::run(ctx, a).await,
+        // A broken configuration must not hide which bai this is.
+        Command::Version(a) => version::run(ctx.ok(), a).await,
+        Command::Login(a) => login::run(ctx?, a).await,
+        Command::Logout(a) => logout::run(ctx?, a).await,
+        Command::Ps(a) => ps::run(ctx?, a).await,
+        Command::App(a) => app::run(ctx?, a).await,
+        Command::Ssh(a) => ssh::run(ctx?, a).await,
+        Command::Scp(a) => scp::run(ctx?, a).await,
+        Command::Session(a) => session::run(ctx?, a).await,
+        Command::Proxy(a) => proxy::run(ctx?, a).await,
+        Command::ConfigSsh(a) => config_ssh::run(ctx?, a).await,
+        Command::Keypair(a) => keypair::run(ctx?, a).await,
     }
 }
 
