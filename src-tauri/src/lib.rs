@@ -14,6 +14,7 @@ pub mod desktop;
 pub mod error;
 mod logging;
 pub mod state;
+mod webview;
 
 use tauri::{App, Builder, Runtime};
 
@@ -151,6 +152,7 @@ pub fn run() {
         .plugin(tauri_plugin_opener::init());
     let app = run_app(builder, state, |app| {
         logging::init(app)?;
+        webview::tune(app);
         Ok(())
     })
     .build(tauri::generate_context!("../tauri.conf.json"));
