@@ -24,7 +24,7 @@ want=(
 )
 # `make test-dist` (scripts/deps.sh dist): the package checkers.
 if [ "${1:-}" = dist ]; then
-  want+=(lintian rpm desktop-file-utils binutils)
+  want+=(lintian rpm desktop-file-utils binutils x11-utils)
 fi
 
 missing=()

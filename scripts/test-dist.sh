@@ -96,7 +96,11 @@ rpm -qip "$rpm" 2>/dev/null
 [ "$(rpm -qp --qf '%{NAME} %{VERSION}' "$rpm" 2>/dev/null)" = "bai $version" ] || fail "rpm name/version"
 rpm -qlp "$rpm" 2>/dev/null | grep -qx /usr/bin/bai || fail "the rpm has no /usr/bin/bai"
 rpm -qlp "$rpm" 2>/dev/null | grep -qx /usr/bin/bai-desktop || fail "the rpm has no /usr/bin/bai-desktop"
-rpm -qp --requires "$rpm" 2>/dev/null | grep -q webkit2gtk4.1 || fail "the rpm does not require webkit2gtk4.1"
+requires="$(rpm -qp --requires "$rpm" 2>/dev/null)"
+for r in 'libwebkit2gtk-4.1.so.0()(64bit)' 'libgtk-3.so.0()(64bit)' 'libdbus-1.so.3()(64bit)' 'libc.so.6(GLIBC_2.34)(64bit)'; do
+  grep -qxF "$r" <<<"$requires" || fail "the rpm does not require $r: $requires"
+done
+rpm -qp --recommends "$rpm" 2>/dev/null | grep -qx openssh-clients || fail "the rpm does not recommend openssh-clients"
 
 step "the installed CLI against the sandbox"
 bai="$inst/usr/bin/bai"
@@ -135,6 +139,25 @@ tar -xzf "$tarball" -C "$tmp/tar"
 t="$tmp/tar/bai-${version}-x86_64-linux"
 for f in bai README.md LICENSE-MIT LICENSE-APACHE; do [ -f "$t/$f" ] || fail "the tarball has no $f"; done
 [ "$("$t/bai" --version)" = "bai $version" ] || fail "the tarball's bai --version"
+
+step "the installed app's window class is the desktop entry's StartupWMClass"
+wmclass="$(sed -n 's/^StartupWMClass=//p' "$desktop")"
+cat >"$tmp/wmclass.sh" <<'SH'
+#!/usr/bin/env bash
+"$1" >/dev/null 2>&1 &
+app=$!
+for _ in $(seq 100); do
+  xwininfo -root -tree 2>/dev/null | grep -q '"bai": (' && break
+  sleep 0.1
+done
+xwininfo -root -tree 2>/dev/null | sed -n 's/.*"bai": (\("[^"]*" "[^"]*"\)).*/\1/p'
+kill "$app" 2>/dev/null; wait "$app" 2>/dev/null
+exit 0
+SH
+classes="$(BAI_CONFIG_DIR="$tmp/wm-config" BAI_SECRET_STORE=file xvfb-run -a -s "-nolisten tcp" \
+  dbus-run-session -- bash "$tmp/wmclass.sh" "$inst/usr/bin/bai-desktop" 2>/dev/null | awk '/^"/ && !f {print; f = 1}')"
+echo "  window: WM_CLASS $classes; desktop entry: StartupWMClass=$wmclass"
+grep -q "\"$wmclass\"" <<<"$classes" || fail "the window's WM_CLASS ($classes) is not StartupWMClass=$wmclass"
 
 step "the installed app under Xvfb (WebDriver)"
 export BAI_DESKTOP_INSTALLED="$inst/usr/bin/bai-desktop"

@@ -1,7 +1,8 @@
 //! The installed app (scripts/test-dist.sh: the `.deb` unpacked into a throw-away root), driven
 //! through WebDriver like tests/webdriver.rs: it logs in to a sandbox with five sessions, shows
 //! them (screenshot `dist-01-session-list`), opens two SSH tunnels whose ports answer with the
-//! SSH banner, and reports the idle memory of all its processes (PSS: the app and WebKit's web
+//! SSH banner, shows bai's and the server's versions in About, offers the server among the
+//! recent ones after logout, and reports the idle memory of all its processes (PSS: the app and WebKit's web
 //! and network processes), which docs/benchmarks.md records.
 //!
 //! Run through `scripts/test-desktop.sh` with `BAI_DESKTOP_SUITE=installed` and
@@ -155,7 +156,33 @@ async fn installed_app_lists_sessions_holds_two_tunnels_and_reports_its_memory()
                     parts.join(" "),
                     ports
                 );
+                // About: bai's version and the server's, as a user checks a fresh install.
+                el(&c, "#about-button").await?.click().await?;
+                let version = el(&c, "#about-version").await?.text().await?;
+                assert_eq!(version.trim(), env!("CARGO_PKG_VERSION"));
+                let manager = until(&c, "the server's version in About", |c| async move {
+                    let t = c.find(Locator::Id("about-manager-version")).await.ok()?;
+                    let t = t.text().await.ok()?;
+                    (!t.trim().is_empty()).then_some(t)
+                })
+                .await?;
+                assert_ne!(
+                    manager.trim(),
+                    "not reported",
+                    "the sandbox reports its manager version"
+                );
+                shot(&c, "dist-03-about").await?;
+                el(&c, "#about-close").await?.click().await?;
                 logout(&c).await?;
+                // The server just used is offered on the login screen.
+                el(&c, "#recent-servers").await?;
+                shot(&c, "dist-04-login-with-recent-servers").await?;
+                let text = text_content(&c, "#recent-servers").await?;
+                let host = sb.webserver_url().replace("http://", "");
+                assert!(
+                    text.contains(host.trim_end_matches('/')),
+                    "recent servers: {text:?}"
+                );
                 Ok(())
             }
         })

@@ -78,6 +78,16 @@ pub async fn launch(env: &Env) -> Res<Client> {
 pub async fn shot(c: &Client, name: &str) -> Res {
     let dir = screenshot_dir();
     std::fs::create_dir_all(&dir)?;
+    // Without GPU compositing (src/webview.rs) WebKitWebDriver's snapshot waits for the next
+    // paint, which a static page never makes: damage one pixel so that it comes.
+    c.execute(
+        "const d = document.createElement('div');
+         d.style.cssText = 'position:fixed;left:0;top:0;width:1px;height:1px;background:rgba(0,0,0,0.01);pointer-events:none';
+         document.body.appendChild(d);
+         setTimeout(() => d.remove(), 50);",
+        vec![],
+    )
+    .await?;
     let png = c.screenshot().await?;
     let path = dir.join(format!("{name}.png"));
     std::fs::write(&path, png)?;
