@@ -26,6 +26,16 @@ npm --prefix ui run build --silent
 step "bai (CLI), release"
 cargo build --release --locked -q -p bai-cli
 
+step "manual pages and shell completions"
+extra="$target_dir/dist-extra"
+rm -rf "$extra" && mkdir -p "$extra"
+bai_bin="$target_dir/release/bai"
+"$bai_bin" man | gzip -n -9 >"$extra/bai.1.gz"
+gzip -n -9 <packaging/bai-desktop.1 >"$extra/bai-desktop.1.gz"
+"$bai_bin" completions bash >"$extra/bai.bash"
+"$bai_bin" completions zsh >"$extra/_bai"
+"$bai_bin" completions fish >"$extra/bai.fish"
+
 cleanup() { rm -f "$gen"; }
 trap cleanup EXIT
 python3 - "$root" "$target_dir" "$gen" "$version" <<'PY'

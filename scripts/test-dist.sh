@@ -55,10 +55,17 @@ step "unpacked into a throw-away root"
 inst="$tmp/root"
 dpkg-deb -x "$deb" "$inst"
 for f in usr/bin/bai usr/bin/bai-desktop usr/share/applications/bai.desktop \
-  usr/share/doc/bai/copyright usr/share/doc/bai/changelog.gz; do
+  usr/share/doc/bai/copyright usr/share/doc/bai/changelog.gz \
+  usr/share/man/man1/bai.1.gz usr/share/man/man1/bai-desktop.1.gz \
+  usr/share/bash-completion/completions/bai usr/share/zsh/vendor-completions/_bai \
+  usr/share/fish/vendor_completions.d/bai.fish; do
   [ -e "$inst/$f" ] || fail "the .deb has no /$f"
 done
 ls "$inst"/usr/share/icons/hicolor/*/apps/bai-desktop.png >/dev/null 2>&1 || fail "no icon in hicolor"
+for page in bai bai-desktop; do
+  [ "$(zcat "$inst/usr/share/man/man1/$page.1.gz" | grep -c '^\.TH')" -ge 1 ] || fail "$page.1.gz is not a manual page"
+done
+bash -n "$inst/usr/share/bash-completion/completions/bai" || fail "the bash completion script does not parse"
 desktop="$inst/usr/share/applications/bai.desktop"
 cat "$desktop"
 desktop-file-validate "$desktop" || fail "desktop-file-validate: $desktop"

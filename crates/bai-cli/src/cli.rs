@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use crate::commands::{
-    app, config_ssh, keypair, login, logout, proxy, ps, scp, session, ssh, version,
+    app, completions, config_ssh, keypair, login, logout, proxy, ps, scp, session, ssh, version,
 };
 use crate::exit::EXIT_CODES_HELP;
 
@@ -57,4 +57,9 @@ pub enum Command {
     Keypair(keypair::Args),
     /// Print bai's version and build commit, and the server's versions when logged in.
     Version(version::Args),
+    /// Print a shell completion script: `bai completions bash > ~/.local/share/bash-completion/completions/bai`.
+    Completions(completions::Args),
+    /// Print the manual page (roff) for packaging.
+    #[command(hide = true)]
+    Man,
 }

@@ -110,3 +110,45 @@ async fn version_json_logged_out_logged_in_and_unreachable() {
     })
     .await;
 }
+
+/// The packages install these (scripts/dist.sh): every subcommand is in the completion scripts
+/// and the manual page, and neither needs a login.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completions_and_the_manual_page_describe_every_subcommand() {
+    within(TEST_SECS, async {
+        let out = tokio::process::Command::new(BAI)
+            .env("BAI_CONFIG_DIR", "/nonexistent/bai-config")
+            .args(["man"])
+            .kill_on_drop(true)
+            .output()
+            .await
+            .expect("bai man");
+        assert_success(&out);
+        let man = text(&out.stdout).replace("\\-", "-");
+        assert!(man.starts_with(".ie") || man.contains(".TH bai 1"), "{man}");
+        for shell in ["bash", "zsh", "fish"] {
+            let out = tokio::process::Command::new(BAI)
+                .env("BAI_CONFIG_DIR", "/nonexistent/bai-config")
+                .args(["completions", shell])
+                .kill_on_drop(true)
+                .output()
+                .await
+                .expect("bai completions");
+            assert_success(&out);
+            let script = text(&out.stdout);
+            for sub in ["login", "ps", "app", "ssh", "scp", "config-ssh", "keypair", "version"] {
+                assert!(script.contains(sub), "{shell} completions lack {sub}");
+                assert!(man.contains(sub), "the manual page lacks {sub}");
+            }
+        }
+        let out = tokio::process::Command::new(BAI)
+            .args(["completions", "tcsh"])
+            .kill_on_drop(true)
+            .output()
+            .await
+            .expect("bai completions tcsh");
+        assert!(!out.status.success());
+        assert!(text(&out.stderr).contains("tcsh"), "{}", text(&out.stderr));
+    })
+    .await
+}

@@ -1,6 +1,7 @@
 //! One module per subcommand; [`run`] dispatches.
 
 pub mod app;
+pub mod completions;
 pub mod config_ssh;
 pub mod keypair;
 pub mod login;
@@ -23,6 +24,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         // A broken configuration must not hide which bai this is.
         Command::Version(a) => version::run(ctx.ok(), a).await,
+        Command::Completions(a) => completions::run(&a),
+        Command::Man => completions::man(),
         Command::Login(a) => login::run(ctx?, a).await,
         Command::Logout(a) => logout::run(ctx?, a).await,
         Command::Ps(a) => ps::run(ctx?, a).await,
