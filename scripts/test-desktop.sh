@@ -124,6 +124,8 @@ export BAI_DESKTOP_BIN="${BAI_DESKTOP_INSTALLED:-$target_dir/$profile/bai-deskto
 # 4. Hermetic app environment; screenshots under target/.
 export BAI_CONFIG_DIR="$tmp/config"
 export BAI_SECRET_STORE=file
+# Test builds append the URLs they would open in a browser here (src-tauri commands/apps.rs).
+export BAI_TEST_OPENER_LOG="$tmp/opener.log"
 export BAI_SCREENSHOT_DIR="${BAI_SCREENSHOT_DIR:-$target_dir/screenshots}"
 export BAI_E2E_OUT="$tmp"
 export XDG_CONFIG_HOME="$tmp/xdg-config" XDG_DATA_HOME="$tmp/xdg-data" XDG_CACHE_HOME="$tmp/xdg-cache"

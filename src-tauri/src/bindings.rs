@@ -6,6 +6,7 @@
 use ts_rs::{Config, TS};
 
 use crate::commands::app::{AboutView, AppInfo, SandboxInfo, ServerAbout};
+use crate::commands::apps::{AppTunnelView, AppView};
 use crate::commands::auth::{LoginMode, LoginRequest, LoginState, TlsState};
 use crate::commands::keys::AccountKeyView;
 use crate::commands::sessions::SessionView;
@@ -54,6 +55,7 @@ pub fn typescript() -> String {
     decl::<LoginRequest>(&cfg, &mut out);
     decl::<TlsState>(&cfg, &mut out);
     decl::<LoginState>(&cfg, &mut out);
+    decl::<AppView>(&cfg, &mut out);
     decl::<SessionView>(&cfg, &mut out);
     decl::<SettingsView>(&cfg, &mut out);
     decl::<Fallback>(&cfg, &mut out);
@@ -61,6 +63,7 @@ pub fn typescript() -> String {
     decl::<TunnelView>(&cfg, &mut out);
     decl::<KeyFormat>(&cfg, &mut out);
     decl::<TunnelStatus>(&cfg, &mut out);
+    decl::<AppTunnelView>(&cfg, &mut out);
     decl::<SavedKey>(&cfg, &mut out);
     decl::<AccountKeyView>(&cfg, &mut out);
     out.push_str(&format!(

@@ -956,3 +956,4 @@ fn a_saved_key_replaced_by_another_sessions_key_is_flagged() {
 }
 
 mod about;
+mod apps;

@@ -75,6 +75,7 @@ macro_rules! app_handler {
             commands::tunnels::save_key,
             commands::tunnels::list_tunnels,
             commands::tunnels::stop_tunnel,
+            commands::apps::open_app,
             commands::keys::account_keypair,
             commands::keys::generate_keypair,
             commands::keys::upload_keypair,

@@ -183,13 +183,16 @@ impl AppState {
         self.tunnel_info(session)
     }
 
-    /// The SSH tunnels of the current login, with their counters.
+    /// The tunnels of the current login (SSH and other apps), with their counters.
     pub fn list_tunnels(&self) -> Vec<TunnelStatus> {
         self.ws
-            .list_ssh_tunnels()
+            .list_tunnels()
             .into_iter()
             .map(|t| TunnelStatus {
                 session: t.session,
+                app: t.key.app,
+                protocol: t.protocol,
+                url: t.url,
                 port: t.local_addr.port(),
                 active: t.stats.active,
                 total: t.stats.total,

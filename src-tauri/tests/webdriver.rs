@@ -477,3 +477,75 @@ async fn b2_own_key_and_account_keypair() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn c1_open_an_http_app() {
+    let Some(env) = env() else { return };
+    let Some(log) = std::env::var_os("BAI_TEST_OPENER_LOG").map(PathBuf::from) else {
+        eprintln!(
+            "c1_open_an_http_app: BAI_TEST_OPENER_LOG is not set (scripts/test-desktop.sh sets it)"
+        );
+        return;
+    };
+    with_timeout("open an http app", async {
+        let sb = start_sandbox().await?;
+        let before = std::fs::read_to_string(&log).unwrap_or_default();
+        let r = with_app(&env, |c| {
+            let (sb, log, before) = (&sb, &log, &before);
+            async move {
+                to_login_screen(&c).await?;
+                session_login(&c, sb, &sb.user().password, false).await?;
+                let s1 = el(&c, &row("s1")).await?;
+                s1.find(Locator::Css("[data-testid=apps-menu] summary"))
+                    .await?
+                    .click()
+                    .await?;
+                let item = el(
+                    &c,
+                    &format!("{} [data-testid=app-item][data-app=jupyter]", row("s1")),
+                )
+                .await?;
+                shot(&c, "11-apps-menu").await?;
+                item.find(Locator::Css("[data-testid=app-open]"))
+                    .await?
+                    .click()
+                    .await?;
+                // The URL went to the opener (the log, in this build), not to a browser.
+                let url = until(&c, "the URL in the opener log", |_| async move {
+                    let now = std::fs::read_to_string(log).ok()?;
+                    let new = now.strip_prefix(before.as_str())?;
+                    new.lines().next().map(str::to_owned)
+                })
+                .await?;
+                assert!(
+                    url.starts_with("http://127.0.0.1:") && url.ends_with("/tree"),
+                    "the jupyter URL: {url:?}"
+                );
+                let page = reqwest::get(&url).await?.text().await?;
+                assert!(
+                    page.contains("<title>Jupyter (bai sandbox)</title>"),
+                    "{page}"
+                );
+                assert!(page.contains("s1"), "the page names the session: {page}");
+                // The tunnel is in the panel with the app's name, and stops from there.
+                let panel_row = "[data-testid=tunnel-row][data-session=\"s1\"][data-app=jupyter]";
+                let app_cell = el(&c, &format!("{panel_row} [data-testid=tunnel-app]")).await?;
+                assert_eq!(app_cell.text().await?.trim(), "jupyter");
+                el(&c, &format!("{panel_row} [data-testid=stop-tunnel]"))
+                    .await?
+                    .click()
+                    .await?;
+                until(&c, "the app tunnel to stop", |c| async move {
+                    c.find(Locator::Css(panel_row)).await.is_err().then_some(())
+                })
+                .await?;
+                logout(&c).await?;
+                Ok(())
+            }
+        })
+        .await;
+        sb.shutdown().await;
+        r
+    })
+    .await;
+}

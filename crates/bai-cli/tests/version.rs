@@ -136,7 +136,16 @@ async fn completions_and_the_manual_page_describe_every_subcommand() {
                 .expect("bai completions");
             assert_success(&out);
             let script = text(&out.stdout);
-            for sub in ["login", "ps", "app", "ssh", "scp", "config-ssh", "keypair", "version"] {
+            for sub in [
+                "login",
+                "ps",
+                "app",
+                "ssh",
+                "scp",
+                "config-ssh",
+                "keypair",
+                "version",
+            ] {
                 assert!(script.contains(sub), "{shell} completions lack {sub}");
                 assert!(man.contains(sub), "the manual page lacks {sub}");
             }

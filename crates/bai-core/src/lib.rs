@@ -51,7 +51,9 @@ pub use registry::{LoginId, TunnelInfo, TunnelKey, TunnelMeta, TunnelRegistry};
 pub use secrets::{
     open_store, AutoStore, FileStore, KeyringStore, MemoryStore, SecretKind, SecretStore,
 };
-pub use workspace::{KeyFormat, LoginForm, ProfilePrefs, SshTunnel, Workspace};
+pub use workspace::{
+    app_url_path, AppTunnel, KeyFormat, LoginForm, ProfilePrefs, SshTunnel, Workspace,
+};
 
 /// The Backend.AI client crate, re-exported so callers share its types (`Mode`, `Session`,
 /// `Sensitive`, …).

@@ -80,6 +80,10 @@ pub struct TunnelMeta {
     pub has_id_container: bool,
     /// Why the session's `id_container` could not be used, when it exists but failed.
     pub key_problem: Option<String>,
+    /// The app's protocol in the session's service ports (`tcp`, `http`, …).
+    pub protocol: String,
+    /// For an app opened in a browser: `http://127.0.0.1:PORT/…`.
+    pub url: Option<String>,
 }
 
 /// A registered tunnel's public state.
@@ -99,6 +103,10 @@ pub struct TunnelInfo {
     pub stats: StatsSnapshot,
     /// Whether it has stopped on its own (a panic or cancellation).
     pub finished: bool,
+    /// The app's protocol (`tcp`, `http`, …; empty when not recorded).
+    pub protocol: String,
+    /// For an app opened in a browser: its URL.
+    pub url: Option<String>,
 }
 
 /// Running tunnels by (login, session, app).
@@ -171,7 +179,7 @@ impl TunnelRegistry {
     pub fn list(&self) -> Vec<TunnelInfo> {
         self.lock()
             .iter()
-            .map(|(k, (t, _))| TunnelInfo {
+            .map(|(k, (t, m))| TunnelInfo {
                 key: k.clone(),
                 session: t.session.clone(),
                 local_addr: t.local_addr(),
@@ -179,6 +187,8 @@ impl TunnelRegistry {
                 port_note: t.port_note.clone(),
                 stats: t.handle.stats().snapshot(),
                 finished: t.handle.is_finished(),
+                protocol: m.protocol.clone(),
+                url: m.url.clone(),
             })
             .collect()
     }

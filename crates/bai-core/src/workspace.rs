@@ -2,7 +2,8 @@
 //! (restore, log in with or without "remember me", log out), the session list, SSH tunnels of
 //! the current login with what the connection dialog shows about them, saving a session's key,
 //! the profile's preferences, and (in `workspace/keypair.rs`) the account's SSH keypair and the
-//! profile's own key. The app's commands call these one line each; the CLI shares
+//! profile's own key, and (in `workspace/apps.rs`) tunnels to the session's other apps. The
+//! app's commands call these one line each; the CLI shares
 //! the pieces it needs ([`save_profile`], [`crate::config::validate_port`],
 //! [`crate::config::validate_account`]), so the two cannot drift.
 //!
@@ -15,7 +16,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+mod apps;
 mod keypair;
+pub use apps::{app_url_path, AppTunnel};
 pub use keypair::{keypair_of_private_file, AccountKey};
 
 use bai_api::{Mode, Sensitive, Session};
@@ -25,8 +28,8 @@ use crate::config::{mode_name, parse_endpoint, validate_account, validate_port};
 use crate::registry::{TunnelInfo, TunnelKey, TunnelMeta, TunnelRegistry};
 use crate::secrets::{MemoryStore, SecretKind, SecretStore};
 use crate::{
-    Config, Connection, Credentials, EnvOverrides, Error, Overrides, ResolvedProfile, Result,
-    TunnelRequest, SSHD_APP,
+    Config, Connection, Credentials, EnvOverrides, Error, OpenTunnel, Overrides, ResolvedProfile,
+    Result, TunnelRequest, SSHD_APP,
 };
 
 /// A login form: the server, the mode and the credentials of that mode.
@@ -312,6 +315,70 @@ impl Workspace {
         Some((conn, key))
     }
 
+    /// The current login's open tunnel to `app` of `session` (name or id), when it is still
+    /// that session's: its key. A tunnel of a session since re-created under the same name is
+    /// stopped. Also returns the session when it had to be looked up.
+    async fn reusable_tunnel(
+        &self,
+        session: &str,
+        app: &str,
+    ) -> Result<(Option<TunnelKey>, Option<Session>)> {
+        let Some(conn) = self.connection() else {
+            return Ok((None, None));
+        };
+        let Some(key) = self.tunnels.find(&conn.login_id(), session, app) else {
+            return Ok((None, None));
+        };
+        // Found by name: the session may have been re-created under it (a new id).
+        if key.session == session {
+            return Ok((Some(key), None));
+        }
+        let s = conn.find_session(session).await?;
+        if s.id == key.session {
+            return Ok((Some(key), Some(s)));
+        }
+        self.tunnels.stop(&key).await;
+        Ok((None, Some(s)))
+    }
+
+    /// Registers a tunnel `conn` just opened, with its dialog data, and returns its key;
+    /// unless another click won the race (its tunnel is kept, this one stopped) or the login
+    /// changed while it opened (stopped, [`Error::NotLoggedIn`]).
+    async fn register_tunnel(
+        &self,
+        conn: &Connection,
+        tunnel: OpenTunnel,
+        meta: TunnelMeta,
+    ) -> Result<TunnelKey> {
+        let key = TunnelKey::of(&tunnel);
+        if self.tunnels.local_addr(&key).is_some() {
+            // Another click won the race: keep its tunnel.
+            tunnel.handle.stop().await;
+            return Ok(key);
+        }
+        let still_logged_in = || self.connection().map(|c| c.login_id()) == Some(key.login.clone());
+        let logged_out = || Error::NotLoggedIn {
+            profile: conn.profile().name.clone(),
+        };
+        if !still_logged_in() {
+            // Logged out, or in as someone else, while this tunnel was opening.
+            tunnel.handle.stop().await;
+            return Err(logged_out());
+        }
+        if let Some(old) = self.tunnels.insert_with(tunnel, meta) {
+            old.handle.stop().await;
+        }
+        // Checked again after the insert: a logout or a new login that ran meanwhile either
+        // stopped this tunnel already or is seen here.
+        if !still_logged_in() {
+            if let Some(t) = self.tunnels.remove(&key) {
+                t.handle.stop().await;
+            }
+            return Err(logged_out());
+        }
+        Ok(key)
+    }
+
     /// Opens (or returns the open) SSH tunnel of `session` (name or id): the preferred SSH port
     /// when free, else a random one; ready once sshd's banner came through it. `account`
     /// replaces the profile's account for this session (validated like the profile's).
@@ -319,23 +386,12 @@ impl Workspace {
         let account = nonempty(account)
             .map(|a| validate_account(&a))
             .transpose()?;
-        let mut found = None;
-        if let Some((conn, key)) = self.ssh_key_of(session) {
-            // Found by name: the session may have been re-created under it (a new id).
-            let current = if key.session == session {
-                true
-            } else {
-                let s = conn.find_session(session).await?;
-                found = Some(s.clone());
-                s.id == key.session
-            };
-            if current {
-                if let Some(user) = account {
-                    self.tunnels.update_meta(&key, |m| m.user = user);
-                }
-                return self.ssh_tunnel(session);
+        let (open, found) = self.reusable_tunnel(session, SSHD_APP).await?;
+        if let Some(key) = open {
+            if let Some(user) = account {
+                self.tunnels.update_meta(&key, |m| m.user = user);
             }
-            self.tunnels.stop(&key).await;
+            return self.ssh_tunnel(session);
         }
         let conn = self.require_connection()?;
         let prefs = self.profile_prefs()?;
@@ -371,43 +427,17 @@ impl Workspace {
             )),
             _ => None,
         };
-        let key = TunnelKey::of(&tunnel);
-        if self.tunnels.local_addr(&key).is_some() {
-            // Another click won the race: keep its tunnel.
-            tunnel.handle.stop().await;
-            return self.ssh_tunnel(session);
-        }
-        let still_logged_in = || self.connection().map(|c| c.login_id()) == Some(key.login.clone());
-        if !still_logged_in() {
-            // Logged out, or in as someone else, while this tunnel was opening.
-            tunnel.handle.stop().await;
-            return Err(Error::NotLoggedIn {
-                profile: conn.profile().name.clone(),
-            });
-        }
         tracing::info!(session, port, note = %tunnel.port_note, "ssh tunnel ready");
         let meta = TunnelMeta {
             user,
             preferred,
             fallback,
-            key_path: None,
-            key_saved: None,
             has_id_container,
             key_problem,
+            protocol: "tcp".to_owned(),
+            ..TunnelMeta::default()
         };
-        if let Some(old) = self.tunnels.insert_with(tunnel, meta) {
-            old.handle.stop().await;
-        }
-        // Checked again after the insert: a logout or a new login that ran meanwhile either
-        // stopped this tunnel already or is seen here.
-        if !still_logged_in() {
-            if let Some(t) = self.tunnels.remove(&key) {
-                t.handle.stop().await;
-            }
-            return Err(Error::NotLoggedIn {
-                profile: conn.profile().name.clone(),
-            });
-        }
+        self.register_tunnel(&conn, tunnel, meta).await?;
         self.ssh_tunnel(session)
     }
 

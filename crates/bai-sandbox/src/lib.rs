@@ -32,6 +32,7 @@ mod session;
 pub mod sign;
 mod sweep;
 mod tunnel;
+mod webapps;
 mod webserver;
 mod ws;
 
@@ -51,6 +52,7 @@ pub use crypto::{decrypt_login_body, encrypt_login_body, login_key, totp_at, tot
 pub use error::Error;
 pub use faults::Faults;
 pub use session::{SessionInfo, SessionSpec, SshServer, Status};
+pub use webapps::WebApp;
 
 use session::{reap, Account, SessionEntry, SshdProcess};
 
@@ -69,7 +71,8 @@ pub struct Config {
     /// Manager port on 127.0.0.1 (0 = webserver port + 1 when that is free and the webserver
     /// port was given, else any free port).
     pub manager_port: u16,
-    /// Number of RUNNING demo sessions (`demo-1`, `demo-2`, ...) created at start.
+    /// Number of RUNNING demo sessions (`demo-1`, `demo-2`, ...) created at start, each with
+    /// the built-in apps ([`SessionSpec::web_apps`]).
     pub demo_sessions: usize,
     /// Extra TCP apps added to every demo session.
     pub demo_apps: Vec<(String, SocketAddr)>,
@@ -295,7 +298,7 @@ impl Sandbox {
         tracing::info!(%webserver, %manager, "sandbox listening");
 
         for i in 1..=config.demo_sessions {
-            let mut spec = SessionSpec::running(format!("demo-{i}"));
+            let mut spec = SessionSpec::running(format!("demo-{i}")).web_apps();
             spec.apps = config.demo_apps.clone();
             sandbox.create_session(spec).await?;
         }

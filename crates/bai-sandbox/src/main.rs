@@ -138,7 +138,7 @@ async fn main() -> anyhow::Result<()> {
         ("demo-pending", Status::Pending),
         ("demo-terminated", Status::Terminated),
     ] {
-        let mut spec = SessionSpec::with_status(name, status);
+        let mut spec = SessionSpec::with_status(name, status).web_apps();
         spec.apps = args.apps.clone();
         sandbox
             .create_session(spec)

@@ -36,10 +36,11 @@ pub async fn with_sessions(
     (sb, infos)
 }
 
-/// What the desktop app's tests see: `s1` RUNNING (with sshd) and `prep` PREPARING.
+/// What the desktop app's tests see: `s1` RUNNING (with sshd and the built-in apps:
+/// `jupyter`, `jupyterlab`, `tcp-echo`) and `prep` PREPARING.
 pub fn desktop_sessions() -> [SessionSpec; 2] {
     [
-        SessionSpec::running("s1"),
+        SessionSpec::running("s1").web_apps(),
         SessionSpec::with_status("prep", Status::Preparing),
     ]
 }

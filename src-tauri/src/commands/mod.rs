@@ -3,6 +3,7 @@
 //! come in (the login form) and never go back to the webview.
 
 pub mod app;
+pub mod apps;
 pub mod auth;
 pub mod keys;
 pub mod sessions;

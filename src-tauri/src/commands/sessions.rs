@@ -32,6 +32,8 @@ pub struct SessionView {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
     pub ssh_reason: Option<String>,
+    /// The session's apps (its service ports, `sshd` included), in the server's order.
+    pub apps: Vec<crate::commands::apps::AppView>,
 }
 
 impl SessionView {
@@ -56,6 +58,14 @@ impl SessionView {
             created_at: s.created_at.clone().unwrap_or_default(),
             ssh_available: ssh_reason.is_none(),
             ssh_reason,
+            apps: s
+                .service_ports
+                .iter()
+                .map(|p| crate::commands::apps::AppView {
+                    name: p.name.clone(),
+                    protocol: p.protocol.clone(),
+                })
+                .collect(),
         }
     }
 }

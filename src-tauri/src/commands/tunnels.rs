@@ -1,5 +1,5 @@
 //! SSH/SFTP: open a tunnel to a session's sshd, show how to connect, save the key, list and
-//! stop tunnels. Every change emits [`TUNNELS_CHANGED`].
+//! stop tunnels (SSH ones and those of other apps, `commands/apps.rs`). Every change emits [`TUNNELS_CHANGED`].
 
 use std::path::{Path, PathBuf};
 
@@ -162,6 +162,12 @@ impl TunnelView {
 pub struct TunnelStatus {
     /// The session.
     pub session: String,
+    /// The app (`sshd` for SSH/SFTP).
+    pub app: String,
+    /// Its protocol (`tcp`, `http`, …).
+    pub protocol: String,
+    /// For an app opened in the browser: its URL.
+    pub url: Option<String>,
     /// The local port.
     pub port: u16,
     /// Connections open now.
@@ -217,14 +223,23 @@ pub fn list_tunnels(state: State<'_, AppState>) -> CommandResult<Vec<TunnelStatu
     Ok(state.list_tunnels())
 }
 
-/// `stop_tunnel({session})`.
+/// `stop_tunnel({session, app?})`: without `app`, the session's tunnels (SSH's dialog);
+/// with it, only the tunnel to that app.
 #[tauri::command]
 pub async fn stop_tunnel<R: Runtime>(
     app: AppHandle<R>,
     state: State<'_, AppState>,
     session: String,
+    name: Option<String>,
 ) -> CommandResult<()> {
-    state.stop_tunnel(&session).await;
+    match name {
+        Some(name) => {
+            state.workspace().stop_app_tunnel(&session, &name).await;
+        }
+        None => {
+            state.stop_tunnel(&session).await;
+        }
+    }
     notify(&app);
     Ok(())
 }

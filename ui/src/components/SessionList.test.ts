@@ -111,4 +111,58 @@ describe('SessionList', () => {
     await waitFor(() => expect(rows(container)).toHaveLength(3));
     expect(within(row(container, 'train-gpu')).getByTestId('ssh-availability')).toHaveTextContent('Tunnel :10022');
   });
+
+  it('lists each running session\'s apps; HTTP apps open through Rust, TCP apps show host:port to copy', async () => {
+    const calls = installIpc({
+      list_sessions: SESSIONS,
+      open_app: (a) =>
+        a.name === 'jupyter'
+          ? { session: 'train-gpu', app: 'jupyter', protocol: 'http', host: '127.0.0.1', port: 40001, url: 'http://127.0.0.1:40001/tree' }
+          : { session: 'train-gpu', app: 'redis', protocol: 'tcp', host: '127.0.0.1', port: 40002, url: null },
+      'plugin:clipboard-manager|write_text': null,
+    });
+    const { container } = render(SessionList, { refreshSeconds: 0, tunnels: [], onssh: vi.fn(), onexpired: vi.fn() });
+    await waitFor(() => expect(rows(container)).toHaveLength(3));
+    const menu = within(row(container, 'train-gpu')).getByTestId('apps-menu');
+    expect(menu).toHaveTextContent('Apps (2)');
+    const items = Array.from(menu.querySelectorAll<HTMLElement>('[data-testid=app-item]'));
+    expect(items.map((i) => i.dataset.app)).toEqual(['jupyter', 'redis']); // sshd has its own button
+    expect(row(container, 'notebook').querySelector('[data-testid=apps-menu]')).toBeNull(); // not running
+    expect(within(row(container, 'web-only')).getByTestId('apps-menu')).toHaveTextContent('Apps (1)');
+
+    const [jupyter, redis] = items;
+    expect(within(jupyter).getByTestId('app-open')).toHaveTextContent('Open in browser');
+    await fireEvent.click(within(jupyter).getByTestId('app-open'));
+    await waitFor(() => expect(within(jupyter).getByTestId('app-address')).toHaveTextContent('opened 127.0.0.1:40001'));
+    // Only the session and the app name go to Rust: never a URL.
+    expect(calls.filter((c) => c.cmd === 'open_app')).toEqual([{ cmd: 'open_app', args: { session: 'train-gpu', name: 'jupyter' } }]);
+    expect(jupyter.querySelector('button[id^=copy-]')).toBeNull();
+
+    expect(within(redis).getByTestId('app-open')).toHaveTextContent('Open tunnel');
+    await fireEvent.click(within(redis).getByTestId('app-open'));
+    await waitFor(() => expect(within(redis).getByTestId('app-address')).toHaveTextContent('127.0.0.1:40002'));
+    const copy = redis.querySelector<HTMLButtonElement>('button[id^=copy-]')!;
+    expect(copy).toBeTruthy();
+    await fireEvent.click(copy);
+    await waitFor(() =>
+      expect(calls.find((c) => c.cmd === 'plugin:clipboard-manager|write_text')?.args).toMatchObject({ text: '127.0.0.1:40002' }),
+    );
+  });
+
+  it('shows why an app could not be opened', async () => {
+    installIpc({ list_sessions: SESSIONS, open_app: () => fail('AppNotFound', 'The session has no app jupyter.') });
+    const { container } = render(SessionList, { refreshSeconds: 0, tunnels: [], onssh: vi.fn(), onexpired: vi.fn() });
+    await waitFor(() => expect(rows(container)).toHaveLength(3));
+    const item = row(container, 'train-gpu').querySelector<HTMLElement>('[data-app=jupyter]')!;
+    await fireEvent.click(within(item).getByTestId('app-open'));
+    await waitFor(() => expect(within(item).getByRole('alert')).toHaveTextContent('no app jupyter'));
+  });
+
+  it('counts only SSH tunnels as the SSH column\'s tunnel', async () => {
+    installIpc({ list_sessions: SESSIONS });
+    const tunnels = [tunnelStatus({ app: 'jupyter', protocol: 'http', port: 40001, url: 'http://127.0.0.1:40001/tree' })];
+    const { container } = render(SessionList, { refreshSeconds: 0, tunnels, onssh: vi.fn(), onexpired: vi.fn() });
+    await waitFor(() => expect(rows(container)).toHaveLength(3));
+    expect(within(row(container, 'train-gpu')).getByTestId('ssh-availability')).toHaveTextContent('Available');
+  });
 });

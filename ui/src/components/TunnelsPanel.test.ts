@@ -53,4 +53,21 @@ describe('TunnelsPanel', () => {
     await fireEvent.click(container.querySelector('[data-testid=tunnel-details]')!);
     expect(ondetails).toHaveBeenCalledWith('train-gpu');
   });
+
+  it('lists app tunnels with their app name and stops only that app', async () => {
+    const calls = installIpc({ stop_tunnel: null });
+    const onstopped = vi.fn();
+    const tunnels = [
+      tunnelStatus(),
+      tunnelStatus({ app: 'jupyter', protocol: 'http', port: 40001, url: 'http://127.0.0.1:40001/tree' }),
+    ];
+    const { container } = render(TunnelsPanel, { tunnels, ondetails: vi.fn(), onstopped });
+    const rows = Array.from(container.querySelectorAll<HTMLElement>('[data-testid=tunnel-row]'));
+    expect(rows.map((r) => within(r).getByTestId('tunnel-app').textContent)).toEqual(['SSH/SFTP', 'jupyter']);
+    expect(within(rows[1]).getByTestId('tunnel-port')).toHaveTextContent('127.0.0.1:40001');
+    expect(rows[1].querySelector('[data-testid=tunnel-details]')).toBeNull(); // the SSH dialog is for sshd
+    await fireEvent.click(within(rows[1]).getByTestId('stop-tunnel'));
+    await waitFor(() => expect(onstopped).toHaveBeenCalled());
+    expect(calls).toEqual([{ cmd: 'stop_tunnel', args: { session: 'train-gpu', name: 'jupyter' } }]);
+  });
 });

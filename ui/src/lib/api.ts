@@ -10,7 +10,7 @@
 import { invoke } from '@tauri-apps/api/core';
 import { listen, type UnlistenFn } from '@tauri-apps/api/event';
 
-import { ERROR_CODES, type ErrorCode, type KeyFormat, type LoginRequest, type LoginState, type Session, type Settings, type TunnelInfo, type TunnelStatus, type AppInfo, type SavedKey, type AccountKeyView, type RecentServer, type AboutView } from './bindings';
+import { ERROR_CODES, type ErrorCode, type KeyFormat, type LoginRequest, type LoginState, type Session, type Settings, type TunnelInfo, type TunnelStatus, type AppInfo, type SavedKey, type AccountKeyView, type RecentServer, type AboutView, type AppTunnel } from './bindings';
 
 // The IPC types are generated from the Rust side (src-tauri/src/bindings.rs): never by hand.
 export * from './bindings';
@@ -72,7 +72,13 @@ export const tunnelInfo = (session: string) => call<TunnelInfo>('tunnel_info', {
 export const saveKey = (session: string, format: KeyFormat) =>
   call<SavedKey | null>('save_key', { session, format });
 export const listTunnels = () => call<TunnelStatus[]>('list_tunnels');
-export const stopTunnel = (session: string) => call<void>('stop_tunnel', { session });
+/** Stops the session's tunnels, or with `app` only the tunnel to that app. */
+export const stopTunnel = (session: string, app?: string) =>
+  call<void>('stop_tunnel', app && app !== 'sshd' ? { session, name: app } : { session });
+/** Opens a tunnel to an app of a session; an HTTP app's URL is opened in the browser by Rust. */
+export const openApp = (session: string, app: string) => call<AppTunnel>('open_app', { session, name: app });
+/** Whether an app of this protocol opens in a browser (the rest show host:port). */
+export const opensInBrowser = (protocol: string) => protocol === 'http' || protocol === 'preopen';
 /** The account's stored SSH public key (`null`: none). */
 export const accountKeypair = () => call<AccountKeyView | null>('account_keypair');
 /** A new server-generated keypair; it reaches new sessions only. */

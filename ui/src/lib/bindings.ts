@@ -208,6 +208,19 @@ role?: string,
 tls: TlsState, };
 
 /**
+ * One app of a session, from its service ports (`SessionApp` in TypeScript).
+ */
+export type SessionApp = { 
+/**
+ * Its name (`jupyter`).
+ */
+name: string, 
+/**
+ * Its protocol (`http`, `tcp`, `preopen`, `vnc`, …).
+ */
+protocol: string, };
+
+/**
  * One row of the session list (`Session` in TypeScript).
  */
 export type Session = { 
@@ -242,7 +255,11 @@ sshAvailable: boolean,
 /**
  * Why not (the tooltip).
  */
-sshReason?: string, };
+sshReason?: string, 
+/**
+ * The session's apps (its service ports, `sshd` included), in the server's order.
+ */
+apps: Array<SessionApp>, };
 
 /**
  * The settings as the UI sees them. Numbers are wide so that out-of-range values arrive
@@ -381,6 +398,18 @@ export type TunnelStatus = {
  */
 session: string, 
 /**
+ * The app (`sshd` for SSH/SFTP).
+ */
+app: string, 
+/**
+ * Its protocol (`tcp`, `http`, …).
+ */
+protocol: string, 
+/**
+ * For an app opened in the browser: its URL.
+ */
+url: string | null, 
+/**
  * The local port.
  */
 port: number, 
@@ -408,6 +437,35 @@ since: string,
  * The last connection error.
  */
 lastError: string | null, };
+
+/**
+ * An open app tunnel (`AppTunnel` in TypeScript).
+ */
+export type AppTunnel = { 
+/**
+ * The session.
+ */
+session: string, 
+/**
+ * The app.
+ */
+app: string, 
+/**
+ * Its protocol.
+ */
+protocol: string, 
+/**
+ * `127.0.0.1`.
+ */
+host: string, 
+/**
+ * The local port.
+ */
+port: number, 
+/**
+ * For an app opened in the browser: the URL that was opened.
+ */
+url: string | null, };
 
 /**
  * Where a key was saved.

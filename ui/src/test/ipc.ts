@@ -36,6 +36,11 @@ export const SESSIONS: Session[] = [
     image: 'cr.backend.ai/stable/python-pytorch:2.3-py312-cuda12.4',
     createdAt: new Date(Date.now() - 3 * 3600_000).toISOString(),
     sshAvailable: true,
+    apps: [
+      { name: 'sshd', protocol: 'tcp' },
+      { name: 'jupyter', protocol: 'http' },
+      { name: 'redis', protocol: 'tcp' },
+    ],
   },
   {
     id: 's-2',
@@ -46,6 +51,7 @@ export const SESSIONS: Session[] = [
     createdAt: new Date(Date.now() - 60_000).toISOString(),
     sshAvailable: false,
     sshReason: 'The session is not running yet.',
+    apps: [],
   },
   {
     id: 's-3',
@@ -55,6 +61,7 @@ export const SESSIONS: Session[] = [
     createdAt: new Date(Date.now() - 86400_000).toISOString(),
     sshAvailable: false,
     sshReason: 'The image has no sshd service port.',
+    apps: [{ name: 'ttyd', protocol: 'http' }],
   },
 ];
 
@@ -88,6 +95,9 @@ export function tunnel(over: Partial<TunnelInfo> = {}): TunnelInfo {
 export function tunnelStatus(over: Partial<TunnelStatus> = {}): TunnelStatus {
   return {
     session: 'train-gpu',
+    app: 'sshd',
+    protocol: 'tcp',
+    url: null,
     port: 10022,
     active: 2,
     total: 5,

@@ -32,6 +32,7 @@ pub(crate) struct Resolved {
     pub home: PathBuf,
     pub sshd_port: Option<u16>,
     pub apps: Vec<(String, SocketAddr)>,
+    pub web_apps: Vec<crate::WebApp>,
     pub faults: Faults,
     pub tunnels: CancellationToken,
     pub created_at: DateTime<Utc>,
@@ -63,6 +64,7 @@ pub(crate) fn resolve(state: &State, s: &str, path: &str) -> Result<Resolved, Pr
         home: e.home.clone(),
         sshd_port: e.sshd.as_ref().map(|p| p.port),
         apps: e.apps.clone(),
+        web_apps: e.web_apps.clone(),
         faults: e.faults.clone(),
         tunnels: e.tunnels.clone(),
         created_at: e.created_at,
@@ -79,7 +81,8 @@ pub(super) struct Service {
     pub target: SocketAddr,
 }
 
-/// The session's service ports: none until RUNNING (with an sshd), then sshd plus extra apps.
+/// The session's service ports: none until RUNNING (with an sshd), then sshd, the built-in
+/// apps (`crate::webapps`) and the extra apps.
 pub(super) fn services(r: &Resolved) -> Vec<Service> {
     let Some(port) = r.sshd_port.filter(|_| r.status == Status::Running) else {
         return Vec::new();
@@ -90,6 +93,12 @@ pub(super) fn services(r: &Resolved) -> Vec<Service> {
         container_port: 2200,
         target: SocketAddr::from(([127, 0, 0, 1], port)),
     }];
+    v.extend(r.web_apps.iter().map(|a| Service {
+        name: a.name.clone(),
+        protocol: if a.protocol == "http" { "http" } else { "tcp" },
+        container_port: a.container_port,
+        target: a.addr,
+    }));
     v.extend(r.apps.iter().map(|(name, addr)| Service {
         name: name.clone(),
         protocol: "tcp",

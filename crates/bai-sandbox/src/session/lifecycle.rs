@@ -59,6 +59,13 @@ impl Sandbox {
         } else {
             None
         };
+        let (web_apps, web_apps_guard) = if spec.web_apps {
+            let stop = self.state.cancel.child_token();
+            let apps = crate::webapps::start(&name, stop.clone()).await?;
+            (apps, Some(stop.drop_guard()))
+        } else {
+            (Vec::new(), None)
+        };
         let now = Utc::now();
         let entry = SessionEntry {
             name: name.clone(),
@@ -70,6 +77,8 @@ impl Sandbox {
             authorized_keys_file: ak_file,
             id_container,
             apps: spec.apps,
+            web_apps,
+            _web_apps_guard: web_apps_guard,
             ssh_server: server,
             sshd,
             faults: Faults::new(),

@@ -199,6 +199,9 @@ pub struct SessionSpec {
     pub authorized_keys: Option<String>,
     /// The SSH server; `None` takes the sandbox's ([`crate::Config::ssh_server`]).
     pub ssh_server: Option<SshServer>,
+    /// Whether the session serves the built-in apps (`jupyter`, `jupyterlab`, `tcp-echo`;
+    /// [`crate::WebApp`]), as every demo session does.
+    pub web_apps: bool,
 }
 
 impl SessionSpec {
@@ -217,7 +220,14 @@ impl SessionSpec {
             apps: Vec::new(),
             authorized_keys: None,
             ssh_server: None,
+            web_apps: false,
         }
+    }
+
+    /// Serves the built-in apps (`jupyter`, `jupyterlab`, `tcp-echo`) as service ports.
+    pub fn web_apps(mut self) -> Self {
+        self.web_apps = true;
+        self
     }
 
     /// Adds an extra TCP app.
@@ -255,6 +265,8 @@ pub struct SessionInfo {
     pub id_container: Option<PathBuf>,
     /// Extra TCP apps.
     pub apps: Vec<(String, SocketAddr)>,
+    /// The built-in apps ([`SessionSpec::web_apps`]), listed after sshd and before `apps`.
+    pub web_apps: Vec<crate::WebApp>,
 }
 
 /// The sandbox's record of a session.
@@ -269,6 +281,9 @@ pub(crate) struct SessionEntry {
     pub authorized_keys_file: PathBuf,
     pub id_container: Option<PathBuf>,
     pub apps: Vec<(String, SocketAddr)>,
+    pub web_apps: Vec<crate::WebApp>,
+    /// Stops the built-in apps' servers when the record goes.
+    pub _web_apps_guard: Option<tokio_util::sync::DropGuard>,
     pub ssh_server: SshServer,
     pub sshd: Option<SshdProcess>,
     pub faults: Faults,
@@ -291,6 +306,7 @@ impl SessionEntry {
             sshd_port: self.sshd.as_ref().map(|s| s.port),
             id_container: self.id_container.clone(),
             apps: self.apps.clone(),
+            web_apps: self.web_apps.clone(),
         }
     }
 

@@ -76,6 +76,7 @@ impl Env {
                 apps: vec![("echo".into(), echo)],
                 authorized_keys: None,
                 ssh_server: None,
+                web_apps: false,
             })
             .await
             .expect("session starts");
