@@ -11,9 +11,7 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 
-meta="$(cargo metadata --format-version 1 --no-deps)"
-target_dir="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["target_directory"])' "$meta")"
-version="$(python3 -c 'import json,sys; print(next(p["version"] for p in json.loads(sys.argv[1])["packages"] if p["name"] == "bai-cli"))' "$meta")"
+. scripts/meta.sh
 dist="$target_dir/dist"
 gen="$root/src-tauri/tauri.conf.json"
 

@@ -14,14 +14,15 @@ const state = {
   loggedIn: params.get('restored') === '1',
   settings: { preferredSshPort: null, refreshSeconds: 30, account: 'work' },
   sessions: [
-    { id: 'a1b2c3d4-0001', name: 'train-gpu', status: 'RUNNING', image: 'cr.backend.ai/stable/python-pytorch:2.3-py312-cuda12.4', createdAt: minutesAgo(190), sshAvailable: true },
-    { id: 'a1b2c3d4-0002', name: 'eda-notebook', status: 'RUNNING', image: 'cr.backend.ai/stable/python:3.12-ubuntu22.04', createdAt: minutesAgo(35), sshAvailable: true },
-    { id: 'a1b2c3d4-0003', name: 'batch-job', status: 'PENDING', statusInfo: 'waiting for GPU resources', image: 'cr.backend.ai/stable/python-tensorflow:2.16-py312-cuda12.3', createdAt: minutesAgo(2), sshAvailable: false, sshReason: 'The session is pending; SSH needs a running session.' },
-    { id: 'a1b2c3d4-0004', name: 'web-demo', status: 'RUNNING', image: 'cr.backend.ai/community/nginx:1.27', createdAt: minutesAgo(60 * 26), sshAvailable: false, sshReason: 'The image has no sshd service port.' },
-    { id: 'a1b2c3d4-0005', name: 'old-run', status: 'ERROR', statusInfo: 'agent lost', image: 'cr.backend.ai/stable/python:3.11', createdAt: minutesAgo(60 * 24 * 4), sshAvailable: false, sshReason: 'The session failed (agent lost).' },
+    { id: 'a1b2c3d4-0001', name: 'train-gpu', status: 'RUNNING', image: 'cr.backend.ai/stable/python-pytorch:2.3-py312-cuda12.4', createdAt: minutesAgo(190), sshAvailable: true, apps: [{ name: 'sshd', protocol: 'tcp' }, { name: 'jupyter', protocol: 'http' }, { name: 'tensorboard', protocol: 'http' }] },
+    { id: 'a1b2c3d4-0002', name: 'eda-notebook', status: 'RUNNING', image: 'cr.backend.ai/stable/python:3.12-ubuntu22.04', createdAt: minutesAgo(35), sshAvailable: true, apps: [{ name: 'sshd', protocol: 'tcp' }, { name: 'jupyterlab', protocol: 'http' }] },
+    { id: 'a1b2c3d4-0003', name: 'batch-job', status: 'PENDING', statusInfo: 'waiting for GPU resources', image: 'cr.backend.ai/stable/python-tensorflow:2.16-py312-cuda12.3', createdAt: minutesAgo(2), sshAvailable: false, sshReason: 'The session is pending; SSH needs a running session.', apps: [] },
+    { id: 'a1b2c3d4-0004', name: 'web-demo', status: 'RUNNING', image: 'cr.backend.ai/community/nginx:1.27', createdAt: minutesAgo(60 * 26), sshAvailable: false, sshReason: 'The image has no sshd service port.', apps: [{ name: 'nginx', protocol: 'http' }] },
+    { id: 'a1b2c3d4-0005', name: 'old-run', status: 'ERROR', statusInfo: 'agent lost', image: 'cr.backend.ai/stable/python:3.11', createdAt: minutesAgo(60 * 24 * 4), sshAvailable: false, sshReason: 'The session failed (agent lost).', apps: [] },
   ],
   /** session name -> { info, status } */
   tunnels: new Map(),
+  recent: [{ endpoint: 'https://backend.example.com', mode: 'session', user: 'demo@example.com' }],
   /** The account's SSH keypair (public half), or null. */
   keypair: null,
   nextRandomPort: 41234,
@@ -122,7 +123,7 @@ const handlers = {
     const info = makeInfo(session, port, preferred, fallback, account ?? state.settings.account);
     state.tunnels.set(session, {
       info,
-      status: { session, port, active: 0, total: 0, bytesUp: 0, bytesDown: 0, since: new Date().toISOString(), lastError: null },
+      status: { session, app: 'sshd', protocol: 'tcp', url: null, port, active: 0, total: 0, bytesUp: 0, bytesDown: 0, since: new Date().toISOString(), lastError: null },
     });
     emitTunnelsChanged();
     return info;
@@ -170,6 +171,27 @@ const handlers = {
     if (!state.tunnels.delete(session)) throw err('SessionNotFound', `no tunnel for ${session}`);
     emitTunnelsChanged();
     return null;
+  },
+  recent_servers: () => state.recent,
+  forget_recent_server: ({ server }) => {
+    state.recent = state.recent.filter((r) => !(r.endpoint === server.endpoint && r.mode === server.mode && r.user === server.user));
+    return state.recent;
+  },
+  about: () => ({
+    version: '0.1.0',
+    commit: '0123456789ab',
+    server: state.loggedIn ? { endpoint: 'https://backend.example.com', mode: 'session', apiVersion: 'v9.20250722', managerVersion: '26.8.0', error: null } : null,
+    logDir: '/home/demo/.local/share/ai.bai.desktop/logs',
+  }),
+  open_log_folder: () => null,
+  open_app: ({ session, name }) => {
+    requireLogin();
+    const s = state.sessions.find((x) => x.name === session);
+    const a = s?.apps.find((x) => x.name === name);
+    if (!a) throw err('AppNotFound', `session ${session} has no app ${name}`);
+    const port = state.nextRandomPort++;
+    const url = a.protocol === 'http' ? `http://127.0.0.1:${port}/` : null;
+    return { session, app: name, protocol: a.protocol, host: '127.0.0.1', port, url };
   },
   'plugin:clipboard-manager|write_text': () => null,
   'plugin:opener|open_url': () => null,
