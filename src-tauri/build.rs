@@ -26,6 +26,7 @@ const COMMANDS: &[&str] = &[
     "save_key_to",
     "list_tunnels",
     "stop_tunnel",
+    "restore_tunnels",
     "open_app",
     "account_keypair",
     "generate_keypair",

@@ -9,6 +9,7 @@ use crate::commands::app::{AboutView, AppInfo, SandboxInfo, ServerAbout};
 use crate::commands::apps::{AppTunnelView, AppView};
 use crate::commands::auth::{LoginMode, LoginRequest, LoginState, TlsState};
 use crate::commands::keys::AccountKeyView;
+use crate::commands::restore::{DroppedTunnel, ReopenedTunnel, RestoredTunnels};
 use crate::commands::sessions::SessionView;
 use crate::commands::settings::{SettingsView, REFRESH_MAX, REFRESH_MIN};
 use crate::commands::tunnels::{
@@ -64,6 +65,9 @@ pub fn typescript() -> String {
     decl::<KeyFormat>(&cfg, &mut out);
     decl::<TunnelStatus>(&cfg, &mut out);
     decl::<AppTunnelView>(&cfg, &mut out);
+    decl::<ReopenedTunnel>(&cfg, &mut out);
+    decl::<DroppedTunnel>(&cfg, &mut out);
+    decl::<RestoredTunnels>(&cfg, &mut out);
     decl::<SavedKey>(&cfg, &mut out);
     decl::<AccountKeyView>(&cfg, &mut out);
     out.push_str(&format!(

@@ -1,9 +1,11 @@
 //! The app-only settings file, `desktop.json` next to bai's `config.toml`: the session list's
-//! auto-refresh, host key pinning, and the recent servers of the login screen.
+//! auto-refresh, host key pinning, whether tunnels are reopened at start (and the tunnels
+//! recorded at exit for that: session id, name, app, port and the account, no secret), and
+//! the recent servers of the login screen.
 //!
 //! A recent server is the endpoint, the mode and the identity (email or access key) of one of
 //! the last [`RECENT_MAX`] successful logins, most recent first: never a password, secret key
-//! or login id. Every writer goes through [`update`], which keeps the keys it does not know.
+//! or login id. Every writer goes through [`DesktopFile::update`], which keeps the keys it does not know.
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -22,6 +24,7 @@ pub const DEFAULT_REFRESH_SECONDS: u32 = 30;
 pub const RECENT_MAX: usize = 5;
 
 const RECENT_KEY: &str = "recentServers";
+const LAST_TUNNELS_KEY: &str = "lastTunnels";
 
 /// A server logged in to recently, as the login screen offers it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
@@ -41,6 +44,8 @@ pub struct DesktopSettings {
     pub refresh_seconds: u32,
     /// Copied commands pin host keys.
     pub pin_host_keys: bool,
+    /// The tunnels open at exit are reopened at the next start (default on).
+    pub restore_tunnels: bool,
     /// Most recent first, at most [`RECENT_MAX`].
     pub recent: Vec<RecentServer>,
 }
@@ -81,6 +86,10 @@ pub fn read(dir: &Path) -> DesktopSettings {
             .get("pinHostKeys")
             .and_then(Value::as_bool)
             .unwrap_or(false),
+        restore_tunnels: m
+            .get("restoreTunnels")
+            .and_then(Value::as_bool)
+            .unwrap_or(true),
         recent: recent_of(&m),
     }
 }
@@ -125,6 +134,22 @@ impl DesktopFile {
         Ok(out)
     }
 
+    /// Records the tunnels to reopen at the next start (`None`: none).
+    pub fn record_tunnels(
+        &self,
+        dir: &Path,
+        tunnels: Option<&bai_core::SavedTunnels>,
+    ) -> CommandResult<()> {
+        self.update(dir, |m| match tunnels {
+            Some(t) if !t.tunnels.is_empty() => {
+                m.insert(LAST_TUNNELS_KEY.into(), serde_json::json!(t));
+            }
+            _ => {
+                m.remove(LAST_TUNNELS_KEY);
+            }
+        })
+    }
+
     /// Removes `server` from the recent servers; returns what is left.
     pub fn forget(&self, dir: &Path, server: &RecentServer) -> CommandResult<Vec<RecentServer>> {
         let mut out = Vec::new();
@@ -136,6 +161,13 @@ impl DesktopFile {
         })?;
         Ok(out)
     }
+}
+
+/// The tunnels recorded at the last exit, if any.
+pub fn last_tunnels(dir: &Path) -> Option<bai_core::SavedTunnels> {
+    read_object(dir)
+        .get(LAST_TUNNELS_KEY)
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
 }
 
 #[cfg(test)]

@@ -75,6 +75,7 @@ macro_rules! app_handler {
             commands::tunnels::save_key,
             commands::tunnels::list_tunnels,
             commands::tunnels::stop_tunnel,
+            commands::restore::restore_tunnels,
             commands::apps::open_app,
             commands::keys::account_keypair,
             commands::keys::generate_keypair,
@@ -126,10 +127,12 @@ pub fn add_test_capability<R: Runtime>(app: &App<R>) -> Result<(), Box<dyn std::
     Ok(())
 }
 
-/// Stops every tunnel (on [`tauri::RunEvent::Exit`]).
+/// Records the current login's tunnels for the next start (unless turned off in Preferences),
+/// then stops every tunnel (on [`tauri::RunEvent::Exit`]).
 pub fn stop_tunnels_on_exit<R: Runtime>(app: &tauri::AppHandle<R>) {
     use tauri::Manager;
     let state = app.state::<AppState>();
+    state.record_tunnels_for_restart();
     tauri::async_runtime::block_on(state.stop_all_tunnels());
 }
 

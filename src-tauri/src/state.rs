@@ -4,6 +4,7 @@
 //! preferences (`desktop.json`); there is no login, profile or tunnel logic in this crate.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bai_core::bai_api::Mode;
@@ -12,6 +13,7 @@ use bai_core::commands::{known_hosts_path, HostKeyPin};
 use bai_core::{Connection, KeyFormat, SecretStore, Workspace};
 
 use crate::commands::auth::{LoginMode, LoginRequest, LoginState, TlsState};
+use crate::commands::restore::RestoredTunnels;
 use crate::commands::sessions::SessionView;
 use crate::commands::settings::SettingsView;
 use crate::commands::tunnels::{Fallback, SavedKey, TunnelStatus, TunnelView};
@@ -27,6 +29,10 @@ pub struct AppState {
     ws: Workspace,
     demo: Option<DemoSandbox>,
     desktop: DesktopFile,
+    // The saved login was restored in this run (the tunnels of the last run may come back).
+    login_restored: AtomicBool,
+    // The tunnels of the last run were restored (once per run).
+    tunnels_restored: AtomicBool,
 }
 
 impl AppState {
@@ -40,6 +46,8 @@ impl AppState {
             ws: Workspace::new(config_dir, store),
             demo,
             desktop: DesktopFile::default(),
+            login_restored: AtomicBool::new(false),
+            tunnels_restored: AtomicBool::new(false),
         }
     }
 
@@ -66,6 +74,7 @@ impl AppState {
     /// demo user; else `None`.
     pub async fn restore_login(&self) -> CommandResult<Option<LoginState>> {
         if let Some(c) = self.ws.restore_saved().await? {
+            self.login_restored.store(true, Ordering::SeqCst);
             return Ok(Some(login_state(&c)));
         }
         match self.demo.clone() {
@@ -215,6 +224,60 @@ impl AppState {
         self.ws.stop_all_tunnels().await;
     }
 
+    /// Records the current login's tunnels for the next start (whenever they change, and just
+    /// before they stop at exit); with "Reopen tunnels at start" off, records none. Before
+    /// the last run's tunnels were restored (or found nothing to restore), the record of the
+    /// last run is kept.
+    pub fn record_tunnels_for_restart(&self) {
+        let dir = self.ws.config_dir();
+        if self.login_restored.load(Ordering::SeqCst)
+            && !self.tunnels_restored.load(Ordering::SeqCst)
+            && self.ws.list_tunnels().is_empty()
+        {
+            // Quit (or a change) before the restore ran: keep what is to be restored.
+            return;
+        }
+        let saved = if desktop::read(dir).restore_tunnels {
+            self.ws.tunnels_to_restore()
+        } else {
+            None
+        };
+        let n = saved.as_ref().map_or(0, |s| s.tunnels.len());
+        match self.desktop.record_tunnels(dir, saved.as_ref()) {
+            Ok(()) => tracing::debug!(tunnels = n, "tunnels recorded for the next start"),
+            Err(e) => tracing::warn!(error = %e, "cannot record the tunnels for the next start"),
+        }
+    }
+
+    /// Reopens the tunnels recorded at the last exit (see `bai_core::workspace::restore`):
+    /// once per run, and only after [`AppState::restore_login`] restored the saved login;
+    /// nothing with the preference off. The record is used up once restored.
+    pub async fn restore_tunnels(&self) -> CommandResult<RestoredTunnels> {
+        let dir = self.ws.config_dir();
+        if !self.login_restored.load(Ordering::SeqCst)
+            || self.tunnels_restored.swap(true, Ordering::SeqCst)
+        {
+            return Ok(RestoredTunnels::default());
+        }
+        let saved = match desktop::last_tunnels(dir) {
+            Some(saved) if desktop::read(dir).restore_tunnels => saved,
+            _ => {
+                self.desktop.record_tunnels(dir, None)?;
+                return Ok(RestoredTunnels::default());
+            }
+        };
+        let report = match self.ws.restore_tunnels(&saved).await {
+            Ok(r) => r,
+            Err(e) => {
+                // Kept for a later run: the server may be back then.
+                self.tunnels_restored.store(false, Ordering::SeqCst);
+                return Err(e.into());
+            }
+        };
+        self.desktop.record_tunnels(dir, None)?;
+        Ok(report.into())
+    }
+
     /// Fetches the session's key and writes it at `path` (mode 0600) as `format`.
     pub async fn save_key_to(
         &self,
@@ -237,6 +300,7 @@ impl AppState {
             refresh_seconds: i64::from(desktop.refresh_seconds),
             account: p.account,
             pin_host_keys: desktop.pin_host_keys,
+            restore_tunnels: desktop.restore_tunnels,
         })
     }
 
@@ -250,6 +314,7 @@ impl AppState {
         self.desktop.update(self.ws.config_dir(), |m| {
             m.insert("refreshSeconds".into(), refresh.into());
             m.insert("pinHostKeys".into(), s.pin_host_keys.into());
+            m.insert("restoreTunnels".into(), s.restore_tunnels.into());
         })?;
         Ok(SettingsView {
             preferred_ssh_port: p.preferred_ssh_port.map(i64::from),

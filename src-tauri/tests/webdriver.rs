@@ -549,3 +549,78 @@ async fn c1_open_an_http_app() {
     })
     .await;
 }
+
+/// The first line read through the tunnel at `port`.
+async fn d_banner(port: u16) -> Res<String> {
+    use tokio::io::AsyncBufReadExt as _;
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    let mut line = String::new();
+    tokio::io::BufReader::new(tcp).read_line(&mut line).await?;
+    Ok(line)
+}
+
+#[tokio::test]
+async fn d1_tunnels_come_back_after_restart() {
+    let Some(env) = env() else { return };
+    with_timeout("tunnels come back after a restart", async {
+        let sb = start_sandbox().await?;
+        sb.create_session(bai_sandbox::SessionSpec::running("s2"))
+            .await?;
+        let mut ports = (0u16, 0u16);
+        let first = with_app(&env, |c| {
+            let (sb, ports) = (&sb, &mut ports);
+            async move {
+                to_login_screen(&c).await?;
+                session_login(&c, sb, &sb.user().password, true).await?;
+                let p1 = open_ssh_dialog(&c, "s1").await?;
+                close_dialog(&c).await?;
+                let p2 = open_ssh_dialog(&c, "s2").await?;
+                close_dialog(&c).await?;
+                *ports = (p1, p2);
+                Ok(())
+            }
+        })
+        .await;
+        // The WebDriver session's end closed the app: its tunnels are gone.
+        let (p1, p2) = ports;
+        let second = match first {
+            Err(e) => Err(e),
+            Ok(()) => {
+                with_app(&env, |c| async move {
+                    let text = until(&c, "the restore banner", |c| async move {
+                        let b = c.find(Locator::Id("restore-banner")).await.ok()?;
+                        b.text().await.ok()
+                    })
+                    .await?;
+                    shot(&c, "12-tunnels-restored").await?;
+                    assert!(text.contains("Reopened 2 tunnels"), "{text}");
+                    assert!(
+                        text.contains(&format!("s1 on {p1}"))
+                            && text.contains(&format!("s2 on {p2}")),
+                        "the same ports: {text}"
+                    );
+                    for p in [p1, p2] {
+                        let b = d_banner(p).await?;
+                        assert!(b.starts_with("SSH-2.0-"), "port {p}: {b:?}");
+                    }
+                    el(&c, &tunnel_row("s1")).await?;
+                    el(&c, &tunnel_row("s2")).await?;
+                    el(&c, "#restore-dismiss").await?.click().await?;
+                    until(&c, "the banner to go", |c| async move {
+                        c.find(Locator::Id("restore-banner"))
+                            .await
+                            .is_err()
+                            .then_some(())
+                    })
+                    .await?;
+                    logout(&c).await?;
+                    Ok(())
+                })
+                .await
+            }
+        };
+        sb.shutdown().await;
+        second
+    })
+    .await;
+}

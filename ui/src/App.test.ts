@@ -10,6 +10,7 @@ const base = {
   list_sessions: SESSIONS,
   list_tunnels: [],
   logout: null,
+  restore_tunnels: { reopened: [], dropped: [] },
 };
 
 describe('App', () => {
@@ -28,6 +29,44 @@ describe('App', () => {
     await fireEvent.click(container.querySelector('#logout')!);
     await waitFor(() => expect(container.querySelector('#login-button')).toBeInTheDocument());
     expect(calls.some((c) => c.cmd === 'logout')).toBe(true);
+  });
+
+  it('says once which tunnels of the last run came back, and the banner can be dismissed', async () => {
+    const calls = installIpc({
+      ...base,
+      restore_login: { endpoint: 'https://x', mode: 'session', user: 'me' },
+      restore_tunnels: {
+        reopened: [
+          { session: 's1', app: 'sshd', port: 2222, movedFrom: null, note: null },
+          { session: 's2', app: 'sshd', port: 40123, movedFrom: 2200, note: 'port 2200 was taken; port 40123 is used instead' },
+        ],
+        dropped: [{ session: 's3', app: 'sshd', reason: 'the session ended (it is no longer listed)' }],
+      },
+    });
+    const { container } = render(App);
+    await waitFor(() => expect(container.querySelector('#restore-banner')).toBeInTheDocument());
+    const banner = container.querySelector('#restore-banner')!;
+    expect(banner).toHaveTextContent('Reopened 2 tunnels: s1 on 2222, s2 on 40123 (2200 was taken)');
+    expect(banner).toHaveTextContent('Dropped s3: the session ended');
+    expect(calls.filter((c) => c.cmd === 'restore_tunnels')).toHaveLength(1);
+    // Only after the login was restored.
+    const order = calls.map((c) => c.cmd);
+    expect(order.indexOf('restore_login')).toBeLessThan(order.indexOf('restore_tunnels'));
+    await fireEvent.click(container.querySelector('#restore-dismiss')!);
+    expect(container.querySelector('#restore-banner')).toBeNull();
+  });
+
+  it('shows no banner when nothing was reopened, and never restores without a saved login', async () => {
+    const calls = installIpc({ ...base, restore_login: { endpoint: 'https://x', mode: 'session', user: 'me' } });
+    const { container } = render(App);
+    await waitFor(() => expect(container.querySelector('[data-testid=session-row]')).toBeInTheDocument());
+    expect(container.querySelector('#restore-banner')).toBeNull();
+    expect(calls.some((c) => c.cmd === 'restore_tunnels')).toBe(true);
+
+    const none = installIpc({ ...base, restore_login: null });
+    const second = render(App);
+    await waitFor(() => expect(second.container.querySelector('#login-button')).toBeInTheDocument());
+    expect(none.some((c) => c.cmd === 'restore_tunnels')).toBe(false);
   });
 
   it('shows the TLS state of the login in the header', async () => {

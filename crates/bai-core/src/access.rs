@@ -2,6 +2,7 @@
 //! only once the app answers through it) and the stdio proxy behind `ProxyCommand`.
 
 use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use bai_api::TcpproxyTarget;
@@ -21,23 +22,37 @@ pub const SSHD_APP: &str = "sshd";
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// A [`Connector`] that asks bai-api for a fresh, authenticated tcpproxy request for every
-/// connection (a new signature date in API mode).
+/// connection (a new signature date in API mode). Clones share the target, so the registry
+/// can give a running tunnel the credentials of a new login of the same account
+/// ([`TcpproxyConnector::replace_target`]); connections already open keep theirs.
 #[derive(Debug, Clone)]
 pub struct TcpproxyConnector {
-    target: TcpproxyTarget,
+    target: Arc<RwLock<TcpproxyTarget>>,
 }
 
 impl TcpproxyConnector {
     /// Wraps a target from `Client::tcpproxy_target`.
     pub fn new(target: TcpproxyTarget) -> Self {
-        TcpproxyConnector { target }
+        TcpproxyConnector {
+            target: Arc::new(RwLock::new(target)),
+        }
+    }
+
+    /// New connections use `target` (its URL and credentials) from now on. The caller makes
+    /// sure it is the same account on the same server (see `Workspace::login`).
+    pub fn replace_target(&self, target: TcpproxyTarget) {
+        *self.target.write().unwrap_or_else(|e| e.into_inner()) = target;
     }
 }
 
 impl Connector for TcpproxyConnector {
     fn target(&self) -> BoxFuture<'_, std::result::Result<Target, BoxError>> {
-        let result = self
+        let target = self
             .target
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let result = target
             .request()
             .map(|ws| Target {
                 request: ws.request,
@@ -121,6 +136,9 @@ pub struct OpenTunnel {
     pub port_note: String,
     /// The SSH banner read by the probe, if probed.
     pub banner: Option<String>,
+    /// Where its connections go and with which credentials (`None`: a tunnel not opened by
+    /// [`Connection::open_tunnel`], e.g. in tests).
+    pub connector: Option<TcpproxyConnector>,
 }
 
 impl OpenTunnel {
@@ -175,11 +193,8 @@ impl Connection {
                 })?;
         let port_note = bound.describe();
         let choice = bound.choice.clone();
-        let tunnel = Tunnel::new(
-            bound.listener,
-            TcpproxyConnector::new(target),
-            req.options.clone(),
-        )?;
+        let connector = TcpproxyConnector::new(target);
+        let tunnel = Tunnel::new(bound.listener, connector.clone(), req.options.clone())?;
         let mut events = tunnel.subscribe();
         let handle = tunnel.spawn();
         tracing::info!(session = %req.session, app = %req.app, addr = %handle.local_addr(), "tunnel listening");
@@ -225,6 +240,7 @@ impl Connection {
             choice,
             port_note,
             banner,
+            connector: Some(connector),
         })
     }
 

@@ -52,7 +52,8 @@ pub use secrets::{
     open_store, AutoStore, FileStore, KeyringStore, MemoryStore, SecretKind, SecretStore,
 };
 pub use workspace::{
-    app_url_path, AppTunnel, KeyFormat, LoginForm, ProfilePrefs, SshTunnel, Workspace,
+    app_url_path, AppTunnel, KeyFormat, LoginForm, ProfilePrefs, RestoreReport, SavedTunnel,
+    SavedTunnels, SshTunnel, Workspace,
 };
 
 /// The Backend.AI client crate, re-exported so callers share its types (`Mode`, `Session`,

@@ -1,7 +1,9 @@
 //! The registry of running tunnels, keyed by (login, session id, app) → [`OpenTunnel`], with
 //! their live stats: what the desktop app lists, restarts and stops. A tunnel belongs to the
 //! login that opened it: another login (a re-login, another server or user) never finds it,
-//! and logging out stops it. Locks are never held across an `.await`.
+//! and logging out stops it; only a new login of the same account can take it over
+//! ([`TunnelRegistry::adopt`], with the new credentials). Locks are never held across an
+//! `.await`.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -33,6 +35,12 @@ impl LoginId {
     /// The id as text (for logs).
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The account on the server (endpoint + mode + user) without the login's generation:
+    /// the same for every login of that user to that server. Not a secret.
+    pub fn account(&self) -> &str {
+        self.0.split_once('#').map_or(self.0.as_str(), |(a, _)| a)
     }
 }
 
@@ -243,6 +251,37 @@ impl TunnelRegistry {
         self.stop_where(|k| &k.login != login).await
     }
 
+    /// The tunnels of `login`'s account (same endpoint, mode and user) opened by another login
+    /// of it: `(key, session name, connector)`, for [`TunnelRegistry::adopt`].
+    pub fn of_same_account(
+        &self,
+        login: &LoginId,
+    ) -> Vec<(TunnelKey, String, Option<crate::TcpproxyConnector>)> {
+        self.lock()
+            .iter()
+            .filter(|(k, _)| &k.login != login && k.login.account() == login.account())
+            .map(|(k, (t, _))| (k.clone(), t.session.clone(), t.connector.clone()))
+            .collect()
+    }
+
+    /// Gives the tunnel `key` to `login` (a new login of the same account, whose credentials
+    /// its connector now uses); returns its new key, `None` when there is no such tunnel or
+    /// `login` is another account (then nothing changes).
+    pub fn adopt(&self, key: &TunnelKey, login: &LoginId) -> Option<TunnelKey> {
+        if key.login.account() != login.account() {
+            return None;
+        }
+        let mut map = self.lock();
+        let (mut tunnel, meta) = map.remove(key)?;
+        tunnel.login = login.clone();
+        let new = TunnelKey::of(&tunnel);
+        if let Some((old, _)) = map.insert(new.clone(), (tunnel, meta)) {
+            // Cannot happen (the new login opened nothing of that session yet); never leak.
+            old.handle.cancel();
+        }
+        Some(new)
+    }
+
     /// Stops everything (app exit).
     pub async fn stop_all(&self) {
         let taken: Vec<OpenTunnel> = std::mem::take(&mut *self.lock())
@@ -289,6 +328,7 @@ mod tests {
             choice,
             port_note,
             banner: None,
+            connector: None,
         }
     }
 
@@ -346,6 +386,24 @@ mod tests {
             assert!(r.find(&other, "s1", "sshd").is_none());
             assert_eq!(r.stop_login(&alice).await, 2);
             assert!(r.is_empty());
+
+            // A new login of the same account may take a tunnel over; another account never.
+            let first = alice.clone().of_generation(1);
+            let again = alice.clone().of_generation(2);
+            r.insert(fake(&first, "s1", Some("id-1")).await);
+            let key = r.find(&first, "s1", "sshd").expect("found");
+            assert_eq!(r.of_same_account(&again).len(), 1);
+            assert!(r.of_same_account(&bob.clone().of_generation(3)).is_empty());
+            assert!(r.adopt(&key, &bob.clone().of_generation(3)).is_none());
+            assert!(r.adopt(&key, &other.clone().of_generation(4)).is_none());
+            assert!(r.find(&first, "s1", "sshd").is_some(), "unchanged");
+            let moved = r.adopt(&key, &again).expect("the same account");
+            assert_eq!(moved.login, again);
+            assert!(r.find(&first, "s1", "sshd").is_none());
+            assert!(r.find(&again, "s1", "sshd").is_some());
+            assert_eq!(r.list()[0].key.login, again);
+            assert_eq!(r.stop_other_logins(&again).await, 0);
+            r.stop_all().await;
         })
         .await
         .expect("timed out");

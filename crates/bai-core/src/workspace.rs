@@ -18,8 +18,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 mod apps;
 mod keypair;
+mod relogin;
+mod restore;
 pub use apps::{app_url_path, AppTunnel};
 pub use keypair::{keypair_of_private_file, AccountKey};
+pub use restore::{restore_with, Dropped, Reopened, RestoreReport, SavedTunnel, SavedTunnels};
 
 use bai_api::{Mode, Sensitive, Session};
 use bai_tunnel::PortChoice;
@@ -207,7 +210,9 @@ impl Workspace {
 
     /// Logs in. With `remember` the login and the profile (endpoint, mode, user) are saved for
     /// the next start; without it nothing is persisted and any saved login of the profile is
-    /// forgotten. Tunnels of the previous login stop: a new login never inherits them.
+    /// forgotten. Tunnels of the previous login stop, unless it was the same account (same
+    /// endpoint, mode and user): those of its sessions still running are kept and use the new
+    /// login's credentials from now on (`workspace/relogin.rs`).
     pub async fn login(&self, form: LoginForm) -> Result<Connection> {
         let endpoint = parse_endpoint(&form.endpoint)?;
         let mut config = self.load_config()?;
@@ -261,8 +266,10 @@ impl Workspace {
             self.forget_secrets(&name)?;
         }
         // The new login first, then the old tunnels stop: a tunnel of the old login that
-        // finishes opening in between sees the change and stops itself (open_ssh).
+        // finishes opening in between sees the change and stops itself (open_ssh). Those of
+        // the same account are taken over first, with the new credentials.
         self.replace_connection(Some(conn.clone()));
+        self.adopt_tunnels(&conn).await;
         self.tunnels.stop_other_logins(&conn.login_id()).await;
         tracing::info!(endpoint = %conn.profile().endpoint, mode = mode_name(conn.profile().mode), remember = form.remember, "logged in");
         Ok(conn)
@@ -383,6 +390,17 @@ impl Workspace {
     /// when free, else a random one; ready once sshd's banner came through it. `account`
     /// replaces the profile's account for this session (validated like the profile's).
     pub async fn open_ssh(&self, session: &str, account: Option<String>) -> Result<SshTunnel> {
+        self.open_ssh_with(session, account, None).await
+    }
+
+    /// [`Workspace::open_ssh`], trying `port` first (else the profile's preferred port) with
+    /// fallback to a free port.
+    async fn open_ssh_with(
+        &self,
+        session: &str,
+        account: Option<String>,
+        port: Option<u16>,
+    ) -> Result<SshTunnel> {
         let account = nonempty(account)
             .map(|a| validate_account(&a))
             .transpose()?;
@@ -396,7 +414,7 @@ impl Workspace {
         let conn = self.require_connection()?;
         let prefs = self.profile_prefs()?;
         let user = account.unwrap_or(prefs.account);
-        let preferred = prefs.preferred_ssh_port;
+        let preferred = port.or(prefs.preferred_ssh_port);
         // The registry keys on the session's id: a session re-created under the same name is
         // another session.
         let found = match found {

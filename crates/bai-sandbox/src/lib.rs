@@ -269,8 +269,6 @@ impl Sandbox {
             download_limit: config.download_limit,
         });
 
-        let manager_router = manager::router(state.clone());
-        let web_router = webserver::router(state.clone(), manager_router.clone(), manager);
         let mut sandbox = Sandbox {
             state: state.clone(),
             webserver,
@@ -278,23 +276,7 @@ impl Sandbox {
             tasks: Vec::new(),
             _root: root,
         };
-        for (listener, router) in [
-            (manager_listener, manager_router),
-            (web_listener, web_router),
-        ] {
-            use axum::serve::ListenerExt as _;
-            let listener = listener.tap_io(|tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
-            let cancel = state.cancel.clone();
-            sandbox.tasks.push(tokio::spawn(async move {
-                let serve = axum::serve(listener, router)
-                    .with_graceful_shutdown(async move { cancel.cancelled().await });
-                if let Err(e) = serve.await {
-                    tracing::error!(error = %e, "sandbox server failed");
-                }
-            }));
-        }
+        sandbox.serve(manager_listener, web_listener);
         tracing::info!(%webserver, %manager, "sandbox listening");
 
         for i in 1..=config.demo_sessions {
@@ -343,6 +325,90 @@ impl Sandbox {
     /// The global fault knobs.
     pub fn faults(&self) -> &Faults {
         &self.state.faults
+    }
+
+    /// Serves the manager and the webserver on these listeners.
+    fn serve(
+        &mut self,
+        manager_listener: tokio::net::TcpListener,
+        web_listener: tokio::net::TcpListener,
+    ) {
+        let manager_router = manager::router(self.state.clone());
+        let web_router =
+            webserver::router(self.state.clone(), manager_router.clone(), self.manager);
+        for (listener, router) in [
+            (manager_listener, manager_router),
+            (web_listener, web_router),
+        ] {
+            use axum::serve::ListenerExt as _;
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            let cancel = self.state.cancel.clone();
+            self.tasks.push(tokio::spawn(async move {
+                let serve = axum::serve(listener, router)
+                    .with_graceful_shutdown(async move { cancel.cancelled().await });
+                if let Err(e) = serve.await {
+                    tracing::error!(error = %e, "sandbox server failed");
+                }
+            }));
+        }
+    }
+
+    /// Stops the manager and the webserver: their listeners close (connections already
+    /// accepted are not cut); sessions, their sshds, users and web logins stay, as behind a
+    /// restarted server. [`Sandbox::start_servers`] starts them again on the same ports.
+    pub async fn stop_servers(&mut self) {
+        for t in std::mem::take(&mut self.tasks) {
+            t.abort();
+            let _ = t.await;
+        }
+        tracing::info!(webserver = %self.webserver, manager = %self.manager, "sandbox servers stopped");
+    }
+
+    /// Starts the manager and the webserver again on their ports (after
+    /// [`Sandbox::stop_servers`]; a no-op while they run).
+    ///
+    /// # Errors
+    /// When a port cannot be bound again within 10 seconds.
+    pub async fn start_servers(&mut self) -> Result<(), Error> {
+        if !self.tasks.is_empty() {
+            return Ok(());
+        }
+        let rebind = |port: u16| async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            loop {
+                match bind(port).await {
+                    Ok(l) => return Ok(l),
+                    Err(e) if tokio::time::Instant::now() >= deadline => return Err(e),
+                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                }
+            }
+        };
+        let manager_listener = rebind(self.manager.port()).await?;
+        let web_listener = rebind(self.webserver.port()).await?;
+        self.serve(manager_listener, web_listener);
+        tracing::info!(webserver = %self.webserver, manager = %self.manager, "sandbox servers started again");
+        Ok(())
+    }
+
+    /// Ends every web login (session mode), as when they expire: the next request with one of
+    /// their session ids is unauthenticated. Returns how many ended.
+    pub fn expire_web_logins(&self) -> usize {
+        let mut logins = lock(&self.state.web_sessions);
+        let n = logins.len();
+        logins.clear();
+        n
+    }
+
+    /// [`Sandbox::stop_servers`] then [`Sandbox::start_servers`]: a server restarted on the
+    /// same ports.
+    ///
+    /// # Errors
+    /// When a port cannot be bound again.
+    pub async fn restart_servers(&mut self) -> Result<(), Error> {
+        self.stop_servers().await;
+        self.start_servers().await
     }
 
     /// Stops everything and waits (briefly) for the servers to finish.

@@ -6,6 +6,7 @@ pub mod app;
 pub mod apps;
 pub mod auth;
 pub mod keys;
+pub mod restore;
 pub mod sessions;
 pub mod settings;
 pub mod tunnels;

@@ -1,5 +1,6 @@
 //! Preferences: the preferred SSH port and account (saved in bai's profile, shared with the
-//! CLI) and the session list's auto-refresh interval (app-only).
+//! CLI) and the app-only ones: the session list's auto-refresh interval, host key pinning and
+//! reopening the tunnels at start.
 
 use serde::{Deserialize, Serialize};
 use tauri::State;
@@ -33,6 +34,15 @@ pub struct SettingsView {
     #[serde(default)]
     #[ts(optional = nullable)]
     pub pin_host_keys: bool,
+    /// The tunnels open when the app quits are reopened at the next start (same ports when
+    /// free), after the saved login is restored. Default on.
+    #[serde(default = "default_true")]
+    #[ts(optional = nullable)]
+    pub restore_tunnels: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 impl SettingsView {

@@ -191,8 +191,13 @@ pub struct SavedKey {
     pub path: String,
 }
 
-/// Tells the UI the tunnels changed (best effort).
+/// Tells the UI the tunnels changed (best effort), and records them for the next start: the
+/// exit hook records them again, but an app that is killed never runs it.
 pub fn notify<R: Runtime>(app: &AppHandle<R>) {
+    use tauri::Manager as _;
+    if let Some(state) = app.try_state::<AppState>() {
+        state.record_tunnels_for_restart();
+    }
     if let Err(e) = app.emit(TUNNELS_CHANGED, ()) {
         tracing::warn!(error = %e, "cannot emit {TUNNELS_CHANGED}");
     }

@@ -51,9 +51,25 @@ describe('Preferences', () => {
     expect($('#pref-pin').checked).toBe(false);
     await fireEvent.click($('#pref-pin'));
     await fireEvent.click($('#pref-save'));
-    const expected = { preferredSshPort: 10022, refreshSeconds: 15, account: 'root', pinHostKeys: true };
+    const expected = { preferredSshPort: 10022, refreshSeconds: 15, account: 'root', pinHostKeys: true, restoreTunnels: true };
     await waitFor(() => expect(onsaved).toHaveBeenCalledWith(expected));
     expect(calls.at(0)).toEqual({ cmd: 'set_settings', args: { settings: expected } });
+  });
+
+  it('reopening tunnels at start is on by default and can be turned off', async () => {
+    const { $, calls, onsaved } = setup();
+    expect($('#pref-restore').checked).toBe(true);
+    expect($('#pref-restore-help').textContent).toMatch(/same ports/);
+    await fireEvent.click($('#pref-restore'));
+    await fireEvent.click($('#pref-save'));
+    await waitFor(() => expect(onsaved).toHaveBeenCalled());
+    expect(calls.at(0).args).toEqual({ settings: { ...settings, pinHostKeys: false, restoreTunnels: false } });
+  });
+
+  it('shows a saved "off" as unchecked', () => {
+    installIpc({ set_settings: ({ settings }: Record<string, unknown>) => settings, account_keypair: null });
+    const r = render(Preferences, { settings: { ...settings, restoreTunnels: false }, onsaved: vi.fn(), onclose: vi.fn() });
+    expect(r.container.querySelector<HTMLInputElement>('#pref-restore')!.checked).toBe(false);
   });
 
   it('warns (but allows) ports outside the recommended range', async () => {

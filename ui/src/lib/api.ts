@@ -10,7 +10,7 @@
 import { invoke } from '@tauri-apps/api/core';
 import { listen, type UnlistenFn } from '@tauri-apps/api/event';
 
-import { ERROR_CODES, type ErrorCode, type KeyFormat, type LoginRequest, type LoginState, type Session, type Settings, type TunnelInfo, type TunnelStatus, type AppInfo, type SavedKey, type AccountKeyView, type RecentServer, type AboutView, type AppTunnel } from './bindings';
+import { ERROR_CODES, type ErrorCode, type KeyFormat, type LoginRequest, type LoginState, type Session, type Settings, type TunnelInfo, type TunnelStatus, type AppInfo, type SavedKey, type AccountKeyView, type RecentServer, type AboutView, type AppTunnel, type RestoredTunnels } from './bindings';
 
 // The IPC types are generated from the Rust side (src-tauri/src/bindings.rs): never by hand.
 export * from './bindings';
@@ -63,6 +63,8 @@ export const openLogFolder = () => call<string>('open_log_folder');
 export const restoreLogin = () => call<LoginState | null>('restore_login');
 export const login = (req: LoginRequest) => call<LoginState>('login', { ...req });
 export const logout = () => call<void>('logout');
+/** Once after the saved login is restored: reopens the tunnels open at the last quit (unless turned off in Preferences). */
+export const restoreTunnels = () => call<RestoredTunnels>('restore_tunnels');
 export const listSessions = () => call<Session[]>('list_sessions');
 export const getSettings = () => call<Settings>('get_settings');
 export const setSettings = (settings: Settings) => call<Settings>('set_settings', { settings });

@@ -282,7 +282,12 @@ account: string,
  * Copied commands pin the session's host key (bai's known_hosts, `HostKeyAlias` = the
  * session id, `StrictHostKeyChecking accept-new`) instead of the guide's unchecked form.
  */
-pinHostKeys?: boolean, };
+pinHostKeys?: boolean, 
+/**
+ * The tunnels open when the app quits are reopened at the next start (same ports when
+ * free), after the saved login is restored. Default on.
+ */
+restoreTunnels?: boolean, };
 
 /**
  * The preferred port that was taken, and why.
@@ -466,6 +471,61 @@ port: number,
  * For an app opened in the browser: the URL that was opened.
  */
 url: string | null, };
+
+/**
+ * A tunnel reopened at start.
+ */
+export type ReopenedTunnel = { 
+/**
+ * The session's name.
+ */
+session: string, 
+/**
+ * The app (`sshd`, `jupyter`, …).
+ */
+app: string, 
+/**
+ * The port it listens on now.
+ */
+port: number, 
+/**
+ * The port it had last time, when that one was taken.
+ */
+movedFrom: number | null, 
+/**
+ * Why it moved, naming both ports.
+ */
+note: string | null, };
+
+/**
+ * A tunnel of the last run that was not reopened.
+ */
+export type DroppedTunnel = { 
+/**
+ * The session's name (as it was).
+ */
+session: string, 
+/**
+ * The app.
+ */
+app: string, 
+/**
+ * Why ("the session ended …").
+ */
+reason: string, };
+
+/**
+ * What `restore_tunnels` did (both lists empty: nothing to tell).
+ */
+export type RestoredTunnels = { 
+/**
+ * Open again.
+ */
+reopened: Array<ReopenedTunnel>, 
+/**
+ * Not reopened, with the reason.
+ */
+dropped: Array<DroppedTunnel>, };
 
 /**
  * Where a key was saved.

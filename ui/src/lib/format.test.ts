@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ApiError, toApiError } from './api';
-import { formatBytes, loginErrorText, parseAccount, parseEndpoint, parsePreferredPort, parseRefreshSeconds, relativeTime } from './format';
+import { formatBytes, loginErrorText, parseAccount, parseEndpoint, parsePreferredPort, parseRefreshSeconds, relativeTime, restoreSummary } from './format';
 
 describe('parsePreferredPort', () => {
   it('blank means random', () => {
@@ -75,5 +75,29 @@ describe('errors', () => {
     expect(loginErrorText(new ApiError('AuthFailed', ''), 'session', false)).toBe('Wrong email or password.');
     expect(loginErrorText(new ApiError('AuthFailed', ''), 'api', false)).toMatch(/access key or secret key/);
     expect(loginErrorText(new ApiError('TotpRequired', ''), 'session', true)).toMatch(/not accepted/);
+  });
+});
+
+describe('restoreSummary', () => {
+  it('names each reopened tunnel, its port and a taken one, then each dropped one', () => {
+    expect(
+      restoreSummary({
+        reopened: [
+          { session: 's1', app: 'sshd', port: 2222, movedFrom: null, note: null },
+          { session: 's2', app: 'sshd', port: 40123, movedFrom: 2200, note: 'x' },
+          { session: 's1', app: 'jupyter', port: 40200, movedFrom: null, note: null },
+        ],
+        dropped: [{ session: 's3', app: 'sshd', reason: 'the session ended' }],
+      }),
+    ).toEqual([
+      'Reopened 3 tunnels: s1 on 2222, s2 on 40123 (2200 was taken), s1 (jupyter) on 40200',
+      'Dropped s3: the session ended',
+    ]);
+  });
+  it('one tunnel, and nothing to tell', () => {
+    expect(restoreSummary({ reopened: [{ session: 'a', app: 'sshd', port: 1, movedFrom: null, note: null }], dropped: [] })).toEqual([
+      'Reopened 1 tunnel: a on 1',
+    ]);
+    expect(restoreSummary({ reopened: [], dropped: [] })).toEqual([]);
   });
 });

@@ -1,5 +1,5 @@
 /** Pure helpers for display and validation (unit-tested in format.test.ts). */
-import type { ApiError, ErrorCode } from './api';
+import type { ApiError, ErrorCode, RestoredTunnels } from './api';
 import { ACCOUNT_MAX, PORT_MAX, PORT_MIN, REFRESH_MAX, REFRESH_MIN } from './bindings';
 
 // The limits come from the Rust side (bai-core), which checks them again.
@@ -149,4 +149,27 @@ const GENERAL_TEXT: Partial<Record<ErrorCode, string>> = {
 /** A short headline for any other failure. */
 export function errorHeadline(err: ApiError): string {
   return GENERAL_TEXT[err.code] ?? 'Something went wrong.';
+}
+
+/** "s1" for SSH, "s1 (jupyter)" for another app. */
+function tunnelName(session: string, app: string): string {
+  return app === 'sshd' ? session : `${session} (${app})`;
+}
+
+/**
+ * The start-up banner's lines about the tunnels of the last run: "Reopened 2 tunnels: s1 on
+ * 2222, s2 on 40123 (2200 was taken)", then one "Dropped s3: the session ended …" per tunnel
+ * not reopened. Empty when there is nothing to tell.
+ */
+export function restoreSummary(r: RestoredTunnels): string[] {
+  const lines: string[] = [];
+  if (r.reopened.length > 0) {
+    const items = r.reopened.map(
+      (t) => `${tunnelName(t.session, t.app)} on ${t.port}${t.movedFrom != null ? ` (${t.movedFrom} was taken)` : ''}`,
+    );
+    const n = r.reopened.length;
+    lines.push(`Reopened ${n} tunnel${n === 1 ? '' : 's'}: ${items.join(', ')}`);
+  }
+  for (const d of r.dropped) lines.push(`Dropped ${tunnelName(d.session, d.app)}: ${d.reason}`);
+  return lines;
 }

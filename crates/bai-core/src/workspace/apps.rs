@@ -60,6 +60,16 @@ impl Workspace {
     /// is not running with `SessionNotRunning`). `sshd` opens the SSH tunnel
     /// ([`Workspace::open_ssh`]).
     pub async fn open_app(&self, session: &str, app: &str) -> Result<AppTunnel> {
+        self.open_app_with(session, app, None).await
+    }
+
+    /// [`Workspace::open_app`] trying `port` first, with fallback to a free port.
+    pub(super) async fn open_app_with(
+        &self,
+        session: &str,
+        app: &str,
+        port: Option<u16>,
+    ) -> Result<AppTunnel> {
         if app == SSHD_APP {
             let t = self.open_ssh(session, None).await?;
             return self.app_tunnel(&t.session, app);
@@ -73,8 +83,11 @@ impl Workspace {
             Some(s) => s,
             None => conn.find_session(session).await?,
         };
-        let mut req = TunnelRequest::new(&conn, session, app, None);
+        let mut req = TunnelRequest::new(&conn, session, app, port);
         req.session_id = Some(found.id.clone());
+        if port.is_some() {
+            req.bind.fallback = true;
+        }
         // Checks the app against `/stream/session/{s}/apps` first (AppNotFound).
         let tunnel = conn.open_tunnel(req).await?;
         let protocol = found
