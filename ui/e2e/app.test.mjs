@@ -248,6 +248,11 @@ describe('bai UI (mock IPC, headless Chromium)', () => {
       }
       await page.keyboard.press('Escape');
       await page.waitForSelector('#prefs-dialog', { state: 'detached' });
+      // The modal gives focus back on the next task (its opener may still be inert when it
+      // unmounts): wait for it rather than race it.
+      await page
+        .waitForFunction(() => document.activeElement?.id === 'prefs-button', null, { timeout: 2000 })
+        .catch(() => {});
       assert.equal(await page.evaluate(() => document.activeElement?.id), 'prefs-button');
     } finally {
       await context.close();
