@@ -57,11 +57,33 @@ impl From<bai_core::AppTunnel> for AppTunnelView {
     }
 }
 
+/// The IPC tests' opener log: set here rather than through the environment, which a test must
+/// not change while others run.
+#[cfg(test)]
+pub(crate) static TEST_OPENER_LOG: std::sync::Mutex<Option<std::path::PathBuf>> =
+    std::sync::Mutex::new(None);
+
+/// Where test builds write opened URLs instead of opening them, if anywhere.
+#[cfg(any(test, feature = "e2e-commands"))]
+fn opener_log() -> Option<std::path::PathBuf> {
+    #[cfg(test)]
+    if let Some(p) = TEST_OPENER_LOG
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone()
+    {
+        return Some(p);
+    }
+    std::env::var_os(OPENER_LOG_ENV)
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from)
+}
+
 /// Hands `url` (built in Rust) to the system browser; in test builds with
 /// [`OPENER_LOG_ENV`] set, appends it to that file instead.
 fn open_url(url: &str) -> CommandResult<()> {
     #[cfg(any(test, feature = "e2e-commands"))]
-    if let Some(log) = std::env::var_os(OPENER_LOG_ENV).filter(|v| !v.is_empty()) {
+    if let Some(log) = opener_log() {
         use std::io::Write as _;
         let append = std::fs::OpenOptions::new()
             .create(true)

@@ -5,7 +5,7 @@
 use serde_json::{json, Value};
 
 use super::{harness, session_login, Server};
-use crate::commands::apps::OPENER_LOG_ENV;
+use crate::commands::apps::TEST_OPENER_LOG;
 
 /// Fetches `url` (plain HTTP to the local tunnel) on the sandbox's runtime.
 fn fetch(server: &Server, url: &str) -> String {
@@ -24,10 +24,11 @@ fn open_app_serves_http_apps_in_the_browser_and_tcp_apps_as_host_port() {
     let server = Server::start();
     let sb = server.sb();
     let h = harness();
-    // The opener log (read by open_url in test builds); the variable is only read here and
-    // in the WebDriver build, so setting it in this process does not disturb other tests.
+    // The opener log (open_url in test builds writes the URL there instead of opening it).
     let log = h.dir.path().join("opener.log");
-    std::env::set_var(OPENER_LOG_ENV, &log);
+    *TEST_OPENER_LOG
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(log.clone());
     session_login(&h, sb, &sb.user().password, false).expect("login");
 
     // The row lists the session's apps, sshd included.
@@ -124,5 +125,7 @@ fn open_app_serves_http_apps_in_the_browser_and_tcp_apps_as_host_port() {
     let list = h.ok("list_tunnels", json!({}));
     assert_eq!(list.as_array().map(Vec::len), Some(1));
     assert_eq!(list[0]["app"], "tcp-echo");
-    std::env::remove_var(OPENER_LOG_ENV);
+    *TEST_OPENER_LOG
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
 }
