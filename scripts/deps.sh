@@ -21,6 +21,7 @@ want=(
   libwebkit2gtk-4.1-dev libgtk-3-dev librsvg2-dev libsoup-3.0-dev libssl-dev libxdo-dev
   xvfb xauth webkit2gtk-driver imagemagick gnome-keyring libsecret-tools chromium curl
   xclip                                               # reads the X11 clipboard in the copy-button tests
+  libayatana-appindicator3-1                          # the tray icon: Tauri loads it at run time
 )
 # `make test-dist` (scripts/deps.sh dist): the package checkers.
 if [ "${1:-}" = dist ]; then

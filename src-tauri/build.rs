@@ -34,6 +34,8 @@ const COMMANDS: &[&str] = &[
     "upload_keypair_from",
     "use_own_key",
     "use_own_key_from",
+    "tray_menu",
+    "tray_action",
 ];
 
 fn placeholder_ui(out_dir: &Path) -> PathBuf {

@@ -17,6 +17,7 @@ use crate::commands::tunnels::{
 };
 use crate::desktop::RecentServer;
 use crate::error::CommandError;
+use crate::tray::TrayItem;
 use bai_core::ErrorCode;
 
 /// Where the generated file lives, relative to the repository root.
@@ -65,6 +66,7 @@ pub fn typescript() -> String {
     decl::<KeyFormat>(&cfg, &mut out);
     decl::<TunnelStatus>(&cfg, &mut out);
     decl::<AppTunnelView>(&cfg, &mut out);
+    decl::<TrayItem>(&cfg, &mut out);
     decl::<ReopenedTunnel>(&cfg, &mut out);
     decl::<DroppedTunnel>(&cfg, &mut out);
     decl::<RestoredTunnels>(&cfg, &mut out);

@@ -48,6 +48,12 @@ pub struct DesktopSettings {
     pub restore_tunnels: bool,
     /// Most recent first, at most [`RECENT_MAX`].
     pub recent: Vec<RecentServer>,
+    /// Closing the main window hides it into the tray while tunnels run (default on).
+    pub keep_in_tray: bool,
+    /// bai starts at login (default off; the OS entry is made by the autostart plugin).
+    pub start_at_login: bool,
+    /// The one-time "bai keeps running in the tray" notice was shown.
+    pub tray_notice_shown: bool,
 }
 
 fn read_object(dir: &Path) -> Map<String, Value> {
@@ -91,7 +97,14 @@ pub fn read(dir: &Path) -> DesktopSettings {
             .and_then(Value::as_bool)
             .unwrap_or(true),
         recent: recent_of(&m),
+        keep_in_tray: flag(&m, "keepInTray", true),
+        start_at_login: flag(&m, "startAtLogin", false),
+        tray_notice_shown: flag(&m, "trayNoticeShown", false),
     }
+}
+
+fn flag(m: &Map<String, Value>, key: &str, default: bool) -> bool {
+    m.get(key).and_then(Value::as_bool).unwrap_or(default)
 }
 
 /// Serializes the writers of one `desktop.json` (read, change, write back).
@@ -147,6 +160,13 @@ impl DesktopFile {
             _ => {
                 m.remove(LAST_TUNNELS_KEY);
             }
+        })
+    }
+
+    /// Remembers that the tray notice was shown.
+    pub fn mark_tray_notice_shown(&self, dir: &Path) -> CommandResult<()> {
+        self.update(dir, |m| {
+            m.insert("trayNoticeShown".into(), true.into());
         })
     }
 

@@ -326,16 +326,16 @@ fn settings_round_trip_and_validation() {
     let h = harness();
     assert_eq!(
         h.ok("get_settings", json!({})),
-        json!({"preferredSshPort": null, "refreshSeconds": 30, "account": "work", "pinHostKeys": false, "restoreTunnels": true})
+        json!({"preferredSshPort": null, "refreshSeconds": 30, "account": "work", "pinHostKeys": false, "restoreTunnels": true, "keepInTray": true, "startAtLogin": false})
     );
     let s = json!({"preferredSshPort": 10022, "refreshSeconds": 0, "account": " work2 "});
     assert_eq!(
         h.ok("set_settings", json!({"settings": s})),
-        json!({"preferredSshPort": 10022, "refreshSeconds": 0, "account": "work2", "pinHostKeys": false, "restoreTunnels": true})
+        json!({"preferredSshPort": 10022, "refreshSeconds": 0, "account": "work2", "pinHostKeys": false, "restoreTunnels": true, "keepInTray": true, "startAtLogin": false})
     );
     assert_eq!(
         h.ok("get_settings", json!({})),
-        json!({"preferredSshPort": 10022, "refreshSeconds": 0, "account": "work2", "pinHostKeys": false, "restoreTunnels": true})
+        json!({"preferredSshPort": 10022, "refreshSeconds": 0, "account": "work2", "pinHostKeys": false, "restoreTunnels": true, "keepInTray": true, "startAtLogin": false})
     );
     let config = std::fs::read_to_string(h.dir.path().join("config.toml")).expect("config");
     assert!(
@@ -958,3 +958,4 @@ fn a_saved_key_replaced_by_another_sessions_key_is_flagged() {
 mod about;
 mod apps;
 mod restore;
+mod tray;

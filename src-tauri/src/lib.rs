@@ -14,6 +14,7 @@ pub mod desktop;
 pub mod error;
 mod logging;
 pub mod state;
+pub mod tray;
 mod webview;
 
 use tauri::{App, Builder, Runtime};
@@ -81,6 +82,8 @@ macro_rules! app_handler {
             commands::keys::generate_keypair,
             commands::keys::upload_keypair,
             commands::keys::use_own_key,
+            tray::tray_menu,
+            tray::tray_action,
             $($extra,)*
         ]
     };
@@ -153,10 +156,17 @@ pub fn run() {
     let builder = Builder::default()
         .plugin(tauri_plugin_dialog::init())
         .plugin(tauri_plugin_clipboard_manager::init())
-        .plugin(tauri_plugin_opener::init());
+        .plugin(tauri_plugin_opener::init())
+        .plugin(tauri_plugin_autostart::Builder::new().build())
+        .on_window_event(|window, event| {
+            if let tauri::WindowEvent::CloseRequested { api, .. } = event {
+                tray::on_close_requested(window, api);
+            }
+        });
     let app = run_app(builder, state, |app| {
         logging::init(app)?;
         webview::tune(app);
+        tray::install(app.handle());
         Ok(())
     })
     .build(tauri::generate_context!("../tauri.conf.json"));

@@ -301,7 +301,16 @@ impl AppState {
             account: p.account,
             pin_host_keys: desktop.pin_host_keys,
             restore_tunnels: desktop.restore_tunnels,
+            keep_in_tray: desktop.keep_in_tray,
+            start_at_login: desktop.start_at_login,
         })
+    }
+
+    /// Remembers that the one-time tray notice was shown (best effort).
+    pub fn mark_tray_notice_shown(&self) {
+        if let Err(e) = self.desktop.mark_tray_notice_shown(self.ws.config_dir()) {
+            tracing::warn!(error = %e, "cannot remember the tray notice");
+        }
     }
 
     /// Validates and saves the preferences; returns what was saved.
@@ -315,6 +324,8 @@ impl AppState {
             m.insert("refreshSeconds".into(), refresh.into());
             m.insert("pinHostKeys".into(), s.pin_host_keys.into());
             m.insert("restoreTunnels".into(), s.restore_tunnels.into());
+            m.insert("keepInTray".into(), s.keep_in_tray.into());
+            m.insert("startAtLogin".into(), s.start_at_login.into());
         })?;
         Ok(SettingsView {
             preferred_ssh_port: p.preferred_ssh_port.map(i64::from),

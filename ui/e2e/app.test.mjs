@@ -167,7 +167,7 @@ describe('bai UI (mock IPC, headless Chromium)', () => {
       await page.fill('#pref-port', '10022');
       await page.click('#pref-save');
       await page.waitForSelector('#prefs-dialog', { state: 'detached' });
-      assert.deepEqual((await calls(page, 'set_settings')).at(-1).args, { settings: { preferredSshPort: 10022, refreshSeconds: 30, account: 'work', pinHostKeys: false, restoreTunnels: true } });
+      assert.deepEqual((await calls(page, 'set_settings')).at(-1).args, { settings: { preferredSshPort: 10022, refreshSeconds: 30, account: 'work', pinHostKeys: false, restoreTunnels: true, keepInTray: true, startAtLogin: false } });
 
       // preferred port taken → fallback notice naming both ports
       await page.click('[data-session=eda-notebook] [data-testid=ssh-button]');

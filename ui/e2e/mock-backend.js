@@ -12,7 +12,7 @@ const minutesAgo = (m) => new Date(Date.now() - m * 60_000).toISOString();
 
 const state = {
   loggedIn: params.get('restored') === '1',
-  settings: { preferredSshPort: null, refreshSeconds: 30, account: 'work', pinHostKeys: false, restoreTunnels: true },
+  settings: { preferredSshPort: null, refreshSeconds: 30, account: 'work', pinHostKeys: false, restoreTunnels: true, keepInTray: true, startAtLogin: false },
   sessions: [
     { id: 'a1b2c3d4-0001', name: 'train-gpu', status: 'RUNNING', image: 'cr.backend.ai/stable/python-pytorch:2.3-py312-cuda12.4', createdAt: minutesAgo(190), sshAvailable: true, apps: [{ name: 'sshd', protocol: 'tcp' }, { name: 'jupyter', protocol: 'http' }, { name: 'tensorboard', protocol: 'http' }] },
     { id: 'a1b2c3d4-0002', name: 'eda-notebook', status: 'RUNNING', image: 'cr.backend.ai/stable/python:3.12-ubuntu22.04', createdAt: minutesAgo(35), sshAvailable: true, apps: [{ name: 'sshd', protocol: 'tcp' }, { name: 'jupyterlab', protocol: 'http' }] },

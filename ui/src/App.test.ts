@@ -6,7 +6,7 @@ import { SESSIONS, fail, installIpc, tunnelStatus } from './test/ipc';
 
 const base = {
   app_info: { version: '0.1.0', sandbox: null },
-  get_settings: { preferredSshPort: null, refreshSeconds: 0, account: 'work' },
+  get_settings: { preferredSshPort: null, refreshSeconds: 0, account: 'work', keepInTray: true, startAtLogin: false },
   list_sessions: SESSIONS,
   list_tunnels: [],
   logout: null,

@@ -3,9 +3,9 @@
 //! reopening the tunnels at start.
 
 use serde::{Deserialize, Serialize};
-use tauri::State;
+use tauri::{AppHandle, Manager as _, Runtime, State};
 
-use crate::error::{CommandError, CommandResult};
+use crate::error::{CommandError, CommandResult, ErrorCode};
 use crate::AppState;
 
 /// Lowest preferred port (unprivileged).
@@ -39,6 +39,14 @@ pub struct SettingsView {
     #[serde(default = "default_true")]
     #[ts(optional = nullable)]
     pub restore_tunnels: bool,
+    /// Closing the main window hides it into the tray while tunnels run. Default on.
+    #[serde(default = "default_true")]
+    #[ts(optional = nullable)]
+    pub keep_in_tray: bool,
+    /// bai starts at login (the autostart plugin's OS entry). Default off.
+    #[serde(default)]
+    #[ts(optional = nullable)]
+    pub start_at_login: bool,
 }
 
 fn default_true() -> bool {
@@ -69,11 +77,38 @@ pub fn get_settings(state: State<'_, AppState>) -> CommandResult<SettingsView> {
     state.get_settings()
 }
 
-/// `set_settings({settings}) -> Settings`.
+/// `set_settings({settings}) -> Settings`: also turns start at login on or off (before
+/// anything is saved, so a failure changes nothing).
 #[tauri::command]
-pub fn set_settings(
+pub fn set_settings<R: Runtime>(
+    app: AppHandle<R>,
     state: State<'_, AppState>,
     settings: SettingsView,
 ) -> CommandResult<SettingsView> {
+    let settings = settings.validated()?;
+    apply_start_at_login(&app, settings.start_at_login)?;
     state.set_settings(settings)
+}
+
+/// Makes the OS start bai at login, or not, through the autostart plugin. Without the plugin
+/// (the IPC tests' mock app) only turning it off is accepted.
+fn apply_start_at_login<R: Runtime>(app: &AppHandle<R>, on: bool) -> CommandResult<()> {
+    let Some(m) = app.try_state::<tauri_plugin_autostart::AutoLaunchManager>() else {
+        return if on {
+            Err(CommandError::new(
+                ErrorCode::Unknown,
+                "Start at login is not available in this build.",
+            ))
+        } else {
+            Ok(())
+        };
+    };
+    if m.is_enabled().ok() == Some(on) {
+        return Ok(());
+    }
+    let done = if on { m.enable() } else { m.disable() };
+    done.map_err(|e| {
+        let what = if on { "turn on" } else { "turn off" };
+        CommandError::new(ErrorCode::Io, format!("Cannot {what} start at login: {e}"))
+    })
 }

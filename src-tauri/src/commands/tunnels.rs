@@ -1,5 +1,6 @@
 //! SSH/SFTP: open a tunnel to a session's sshd, show how to connect, save the key, list and
-//! stop tunnels (SSH ones and those of other apps, `commands/apps.rs`). Every change emits [`TUNNELS_CHANGED`].
+//! stop tunnels (SSH ones and those of other apps, `commands/apps.rs`). Every change emits [`TUNNELS_CHANGED`]
+//! and rebuilds the tray menu.
 
 use std::path::{Path, PathBuf};
 
@@ -201,6 +202,7 @@ pub fn notify<R: Runtime>(app: &AppHandle<R>) {
     if let Err(e) = app.emit(TUNNELS_CHANGED, ()) {
         tracing::warn!(error = %e, "cannot emit {TUNNELS_CHANGED}");
     }
+    crate::tray::refresh(app);
 }
 
 /// `open_ssh({session, account?}) -> TunnelInfo`.

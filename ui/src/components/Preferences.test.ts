@@ -51,7 +51,7 @@ describe('Preferences', () => {
     expect($('#pref-pin').checked).toBe(false);
     await fireEvent.click($('#pref-pin'));
     await fireEvent.click($('#pref-save'));
-    const expected = { preferredSshPort: 10022, refreshSeconds: 15, account: 'root', pinHostKeys: true, restoreTunnels: true };
+    const expected = { preferredSshPort: 10022, refreshSeconds: 15, account: 'root', pinHostKeys: true, restoreTunnels: true, keepInTray: true, startAtLogin: false };
     await waitFor(() => expect(onsaved).toHaveBeenCalledWith(expected));
     expect(calls.at(0)).toEqual({ cmd: 'set_settings', args: { settings: expected } });
   });
@@ -63,7 +63,27 @@ describe('Preferences', () => {
     await fireEvent.click($('#pref-restore'));
     await fireEvent.click($('#pref-save'));
     await waitFor(() => expect(onsaved).toHaveBeenCalled());
-    expect(calls.at(0).args).toEqual({ settings: { ...settings, pinHostKeys: false, restoreTunnels: false } });
+    expect(calls.at(0).args).toEqual({ settings: { ...settings, pinHostKeys: false, restoreTunnels: false, keepInTray: true, startAtLogin: false } });
+  });
+
+  it('keeping bai in the tray is on by default, start at login off; both can be changed', async () => {
+    const { $, calls, onsaved } = setup();
+    expect($('#pref-tray').checked).toBe(true);
+    expect($('#pref-autostart').checked).toBe(false);
+    expect($('#pref-tray').closest('label')).toHaveTextContent('Keep running in the tray when the window is closed (while tunnels are open)');
+    expect($('#pref-autostart').closest('label')).toHaveTextContent('Start bai at login');
+    await fireEvent.click($('#pref-tray'));
+    await fireEvent.click($('#pref-autostart'));
+    await fireEvent.click($('#pref-save'));
+    await waitFor(() => expect(onsaved).toHaveBeenCalled());
+    expect(calls.at(0).args).toEqual({ settings: { ...settings, pinHostKeys: false, restoreTunnels: true, keepInTray: false, startAtLogin: true } });
+  });
+
+  it('shows saved tray and login choices', () => {
+    installIpc({ set_settings: ({ settings }: Record<string, unknown>) => settings, account_keypair: null });
+    const r = render(Preferences, { settings: { ...settings, keepInTray: false, startAtLogin: true }, onsaved: vi.fn(), onclose: vi.fn() });
+    expect(r.container.querySelector<HTMLInputElement>('#pref-tray')!.checked).toBe(false);
+    expect(r.container.querySelector<HTMLInputElement>('#pref-autostart')!.checked).toBe(true);
   });
 
   it('shows a saved "off" as unchecked', () => {

@@ -10,7 +10,7 @@
 import { invoke } from '@tauri-apps/api/core';
 import { listen, type UnlistenFn } from '@tauri-apps/api/event';
 
-import { ERROR_CODES, type ErrorCode, type KeyFormat, type LoginRequest, type LoginState, type Session, type Settings, type TunnelInfo, type TunnelStatus, type AppInfo, type SavedKey, type AccountKeyView, type RecentServer, type AboutView, type AppTunnel, type RestoredTunnels } from './bindings';
+import { ERROR_CODES, type ErrorCode, type KeyFormat, type LoginRequest, type LoginState, type Session, type Settings, type TunnelInfo, type TunnelStatus, type AppInfo, type SavedKey, type AccountKeyView, type RecentServer, type AboutView, type AppTunnel, type RestoredTunnels, type TrayItem } from './bindings';
 
 // The IPC types are generated from the Rust side (src-tauri/src/bindings.rs): never by hand.
 export * from './bindings';
@@ -68,6 +68,10 @@ export const restoreTunnels = () => call<RestoredTunnels>('restore_tunnels');
 export const listSessions = () => call<Session[]>('list_sessions');
 export const getSettings = () => call<Settings>('get_settings');
 export const setSettings = (settings: Settings) => call<Settings>('set_settings', { settings });
+/** The tray icon's menu as it is now (the running tunnels, Open, Stop all, Quit). */
+export const trayMenu = () => call<TrayItem[]>('tray_menu');
+/** Clicks a tray item; resolves to the text copied, if any. */
+export const trayAction = (id: string) => call<string | null>('tray_action', { id });
 export const openSsh = (session: string, account?: string) =>
   call<TunnelInfo>('open_ssh', account ? { session, account } : { session });
 export const tunnelInfo = (session: string) => call<TunnelInfo>('tunnel_info', { session });

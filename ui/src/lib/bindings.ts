@@ -287,7 +287,15 @@ pinHostKeys?: boolean,
  * The tunnels open when the app quits are reopened at the next start (same ports when
  * free), after the saved login is restored. Default on.
  */
-restoreTunnels?: boolean, };
+restoreTunnels?: boolean, 
+/**
+ * Closing the main window hides it into the tray while tunnels run. Default on.
+ */
+keepInTray?: boolean, 
+/**
+ * bai starts at login (the autostart plugin's OS entry). Default off.
+ */
+startAtLogin?: boolean, };
 
 /**
  * The preferred port that was taken, and why.
@@ -471,6 +479,23 @@ port: number,
  * For an app opened in the browser: the URL that was opened.
  */
 url: string | null, };
+
+/**
+ * One item of the tray menu.
+ */
+export type TrayItem = { 
+/**
+ * What [`tray_action`] takes.
+ */
+id: string, 
+/**
+ * What the menu shows.
+ */
+label: string, 
+/**
+ * Whether it can be clicked.
+ */
+enabled: boolean, };
 
 /**
  * A tunnel reopened at start.
