@@ -56,9 +56,11 @@ test-ui: deps ui/node_modules/.package-lock.json
 test-desktop: deps ui
 	$(CARGO) test -p bai-desktop --lib --bins
 	BAI_SKIP_UI_BUILD=1 bash scripts/test-desktop.sh
+	BAI_SKIP_UI_BUILD=1 BAI_DESKTOP_SUITE=tray bash scripts/test-desktop.sh
 
 # Release packages in target/dist/: the .deb and .rpm (app + CLI), the CLI tarball, SHA256SUMS.
-dist: deps
+dist:
+	@bash scripts/deps.sh dist
 	bash scripts/dist.sh
 
 # Installs what `make dist` built into throw-away roots and runs it: package metadata and

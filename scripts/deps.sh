@@ -25,7 +25,8 @@ want=(
 )
 # `make test-dist` (scripts/deps.sh dist): the package checkers.
 if [ "${1:-}" = dist ]; then
-  want+=(lintian rpm desktop-file-utils binutils x11-utils)
+  # The bundler looks for the tray library (pkg-config) to name it among the dependencies.
+  want+=(lintian rpm desktop-file-utils binutils x11-utils libayatana-appindicator3-dev)
 fi
 
 missing=()

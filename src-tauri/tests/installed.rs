@@ -13,23 +13,8 @@ mod support;
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use bai_sandbox::SessionSpec;
 use support::*;
-use tokio::io::AsyncReadExt as _;
-
-/// Reads the SSH identification line a fresh connection to `port` gets.
-async fn ssh_banner(port: u16) -> Res<String> {
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-    let mut buf = vec![0u8; 256];
-    let mut got = 0;
-    while !buf[..got].contains(&b'\n') && got < buf.len() {
-        let n = tokio::time::timeout(UI_TIMEOUT, s.read(&mut buf[got..])).await??;
-        if n == 0 {
-            break;
-        }
-        got += n;
-    }
-    Ok(String::from_utf8_lossy(&buf[..got]).trim_end().to_owned())
-}
 
 /// One process's PSS in KiB (`/proc/PID/smaps_rollup`), 0 when it is gone.
 fn pss_kib(pid: u32) -> u64 {

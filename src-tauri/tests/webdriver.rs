@@ -16,6 +16,7 @@ mod support;
 use std::path::PathBuf;
 use std::time::Instant;
 
+use bai_sandbox::SessionSpec;
 use bai_testkit::{free_port, mode, SshTarget};
 use serde_json::json;
 use support::*;

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 pub use std::time::Duration;
 
-pub use bai_sandbox::{Config as SandboxConfig, Sandbox, SessionSpec};
+pub use bai_sandbox::{Config as SandboxConfig, Sandbox};
 use bai_testkit::{sandbox, within};
 use fantoccini::elements::Element;
 use fantoccini::ClientBuilder;
@@ -364,4 +364,20 @@ pub async fn text_content(c: &Client, css: &str) -> Res<String> {
         )
         .await?;
     Ok(v.as_str().unwrap_or_default().to_owned())
+}
+
+/// Reads the SSH identification line a fresh connection to `port` gets.
+pub async fn ssh_banner(port: u16) -> Res<String> {
+    use tokio::io::AsyncReadExt as _;
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    let mut buf = vec![0u8; 256];
+    let mut got = 0;
+    while !buf[..got].contains(&b'\n') && got < buf.len() {
+        let n = tokio::time::timeout(UI_TIMEOUT, s.read(&mut buf[got..])).await??;
+        if n == 0 {
+            break;
+        }
+        got += n;
+    }
+    Ok(String::from_utf8_lossy(&buf[..got]).trim_end().to_owned())
 }
