@@ -44,7 +44,7 @@ field() { dpkg-deb -f "$deb" "$1"; }
 [ "$(field Version)" = "$version" ] || fail "Version $(field Version), the workspace says $version"
 [ "$(field Architecture)" = amd64 ] || fail "Architecture is $(field Architecture)"
 depends="$(field Depends)"
-for d in libc6 libwebkit2gtk-4.1-0 libgtk-3-0 libdbus-1-3; do
+for d in libc6 libwebkit2gtk-4.1-0 libgtk-3-0 libdbus-1-3 libayatana-appindicator3-1; do
   grep -qE "(^|, )$d( |,|$)" <<<"$depends" || fail "Depends lacks $d: $depends"
 done
 grep -q openssh-client <<<"$(field Recommends)" || fail "Recommends lacks openssh-client"

@@ -70,10 +70,9 @@ impl Key {
                 public: pk, seed, ..
             } => {
                 put_string(&mut public, pk);
-                // PuTTY stores the private scalar as an unsigned little-endian string without
-                // high zero bytes (which are trailing ones here).
-                let len = seed.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
-                put_string(&mut private, &seed[..len]);
+                // The 32 bytes as they are: puttygen (0.78) writes all 32 even when the last ones
+                // are zero (checked against it on keys ending in 0x00: always 32 bytes).
+                put_string(&mut private, &seed[..]);
             }
         }
         (public, private)
@@ -319,7 +318,7 @@ mod tests {
             eprintln!("puttygen not installed: skipped");
             return;
         }
-        // Several keys: some seeds end in a zero byte, which PuTTY drops.
+        // Several keys: a seed may end in zero bytes, which puttygen keeps (all 32 bytes).
         for _ in 0..4 {
             roundtrip_type(&["-t", "ed25519"], &[]);
         }
