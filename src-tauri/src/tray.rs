@@ -60,7 +60,13 @@ pub fn menu_model(tunnels: &[TunnelStatus]) -> Vec<TrayItem> {
             let app = if is_ssh(t) { "ssh" } else { t.app.as_str() };
             TrayItem {
                 id: format!("{TUNNEL_PREFIX}{}", t.port),
-                label: format!("{} · {app} · 127.0.0.1:{}", t.session, t.port),
+                // Names come from the server: no control or bidi characters in the menu.
+                label: format!(
+                    "{} · {} · 127.0.0.1:{}",
+                    bai_core::display::clean_line(&t.session),
+                    bai_core::display::clean_line(app),
+                    t.port
+                ),
                 enabled: true,
             }
         })

@@ -16,31 +16,48 @@ use crate::access::OpenTunnel;
 /// Who a tunnel belongs to: the endpoint, the mode and the user (email or access key) of the
 /// login that opened it. Two logins with the same id are the same account on the same server.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct LoginId(String);
+pub struct LoginId {
+    /// `{mode}:{user}@{endpoint}`.
+    account: String,
+    /// Which login of that account (a re-login is another); none for the account itself.
+    generation: Option<u64>,
+}
 
 impl LoginId {
     /// The id of a login of `user` to `endpoint` in `mode` (`session` or `api`).
     pub fn new(endpoint: &str, mode: &str, user: &str) -> Self {
-        LoginId(format!(
-            "{mode}:{user}@{}",
-            endpoint.trim_end_matches('/').to_ascii_lowercase()
-        ))
+        LoginId {
+            account: format!(
+                "{mode}:{user}@{}",
+                endpoint.trim_end_matches('/').to_ascii_lowercase()
+            ),
+            generation: None,
+        }
     }
 
     /// The same account on the same server, as one particular login (a re-login is another).
     pub fn of_generation(self, generation: u64) -> Self {
-        LoginId(format!("{}#{generation}", self.0))
-    }
-
-    /// The id as text (for logs).
-    pub fn as_str(&self) -> &str {
-        &self.0
+        LoginId {
+            generation: Some(generation),
+            ..self
+        }
     }
 
     /// The account on the server (endpoint + mode + user) without the login's generation:
-    /// the same for every login of that user to that server. Not a secret.
+    /// the same for every login of that user to that server. Not a secret. Kept apart from
+    /// the generation, so no character of a user name (`#` is valid in an email) can make
+    /// two accounts look alike.
     pub fn account(&self) -> &str {
-        self.0.split_once('#').map_or(self.0.as_str(), |(a, _)| a)
+        &self.account
+    }
+}
+
+impl std::fmt::Display for LoginId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.generation {
+            Some(g) => write!(f, "{}#{g}", self.account),
+            None => f.write_str(&self.account),
+        }
     }
 }
 
@@ -357,6 +374,22 @@ mod tests {
         })
         .await
         .expect("timed out");
+    }
+
+    #[test]
+    fn accounts_differ_whatever_the_user_name_holds() {
+        // `#` is valid in an email's local part; it once separated the generation.
+        let a = LoginId::new("https://b.example", "session", "a#1@x").of_generation(2);
+        let b = LoginId::new("https://b.example", "session", "a#2@x").of_generation(2);
+        assert_ne!(a.account(), b.account());
+        assert_ne!(a, b);
+        let c = LoginId::new("https://c.example", "session", "a#1@x").of_generation(2);
+        assert_ne!(a.account(), c.account());
+        assert_eq!(
+            a.account(),
+            LoginId::new("https://b.example/", "session", "a#1@x").account()
+        );
+        assert_eq!(a.to_string(), "session:a#1@x@https://b.example#2");
     }
 
     #[tokio::test]

@@ -370,4 +370,50 @@ mod tests {
         assert_eq!(a.clone().of_generation(3).account(), a.account());
         assert_eq!(a.account(), "api:AK@https://b.example");
     }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+        use std::sync::Mutex;
+
+        proptest! {
+            /// What `desktop.json` says is hostile too: whatever it holds, only sessions the
+            /// server lists as running, of the same account, are opened; each saved tunnel is
+            /// either reopened or dropped; nothing panics.
+            #[test]
+            fn only_running_sessions_of_the_same_account_are_reopened(
+                tunnels in prop::collection::vec(("[ab#@ ]{0,3}", "\\PC{0,6}", "\\PC{0,6}", any::<u16>()), 0..6),
+                listed in prop::collection::vec(("[ab#@ ]{0,3}", "\\PC{0,6}", any::<bool>()), 0..6),
+                same_account in any::<bool>(),
+            ) {
+                let me = LoginId::new("https://b.example", "session", "a#1@x").of_generation(1);
+                let other = LoginId::new("https://b.example", "session", "a#2@x");
+                let saved = SavedTunnels {
+                    login: if same_account { me.account() } else { other.account() }.to_owned(),
+                    tunnels: tunnels.iter().map(|(id, name, app, port)| SavedTunnel {
+                        session_id: id.clone(), session: name.clone(), app: app.clone(), port: *port,
+                    }).collect(),
+                };
+                let sessions: Vec<Session> = listed.iter().map(|(id, name, running)| {
+                    session(id, name, if *running { "RUNNING" } else { "TERMINATED" })
+                }).collect();
+                let opened = Mutex::new(Vec::new());
+                let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+                let report = rt.block_on(restore_with(&saved, &me, &sessions, |t, name| {
+                    opened.lock().expect("lock").push((t.session_id.clone(), name));
+                    async move { Ok::<u16, Error>(t.port) }
+                }));
+                let opened = opened.into_inner().expect("lock");
+                if !same_account {
+                    prop_assert!(report.is_empty() && opened.is_empty());
+                } else {
+                    prop_assert_eq!(report.reopened.len() + report.dropped.len(), saved.tunnels.len());
+                    for (id, name) in &opened {
+                        let s = sessions.iter().find(|s| &s.id == id);
+                        prop_assert!(s.is_some_and(|s| s.is_running() && &s.name == name));
+                    }
+                }
+            }
+        }
+    }
 }
