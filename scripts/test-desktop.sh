@@ -129,7 +129,11 @@ export BAI_TEST_OPENER_LOG="$tmp/opener.log"
 export BAI_SCREENSHOT_DIR="${BAI_SCREENSHOT_DIR:-$target_dir/screenshots}"
 export BAI_E2E_OUT="$tmp"
 export XDG_CONFIG_HOME="$tmp/xdg-config" XDG_DATA_HOME="$tmp/xdg-data" XDG_CACHE_HOME="$tmp/xdg-cache"
-mkdir -p "$BAI_CONFIG_DIR" "$BAI_SCREENSHOT_DIR"
+# A home of its own too: the autostart plugin writes ~/.config/autostart whatever XDG says, and
+# ssh reads ~/.ssh. Cargo and rustup keep theirs.
+export CARGO_HOME="${CARGO_HOME:-$HOME/.cargo}" RUSTUP_HOME="${RUSTUP_HOME:-$HOME/.rustup}"
+export HOME="$tmp/home"
+mkdir -p "$BAI_CONFIG_DIR" "$BAI_SCREENSHOT_DIR" "$HOME"
 
 start=$(date +%s)
 rc=0

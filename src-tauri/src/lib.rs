@@ -125,7 +125,11 @@ pub fn add_test_capability<R: Runtime>(app: &App<R>) -> Result<(), Box<dyn std::
             .window("main")
             .permission("allow-save-key-to")
             .permission("allow-upload-keypair-from")
-            .permission("allow-use-own-key-from"),
+            .permission("allow-use-own-key-from")
+            // The tray suite closes the window as a window manager would (a close request the
+            // close-to-tray handler answers) and checks whether it is shown.
+            .permission("core:window:allow-close")
+            .permission("core:window:allow-is-visible"),
     )?;
     Ok(())
 }
