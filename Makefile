@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 NPM ?= npm
 
-.PHONY: test lint deps bench run sandbox test-rust test-ui test-desktop ui fuzz dist test-dist test-dist-if-built
+.PHONY: test lint deps deps-test bench run sandbox test-rust test-ui test-desktop ui fuzz dist test-dist test-dist-if-built
 
 # Property tests (proptest) of every parser that faces the network: a fixed seed and a bounded
 # number of cases in `make test` (the same cases every run); `make fuzz` runs many more, from
@@ -14,6 +14,10 @@ FUZZ_CASES ?= 20000
 
 deps:
 	@bash scripts/deps.sh
+
+# What the tests need on top: the real Backend.AI stack (databases, a Python 3.13 venv).
+deps-test:
+	@bash scripts/deps.sh test
 
 # Formatting, clippy, rustdoc (broken links and missing docs are errors), and no dependency a
 # crate never uses (scripts/unused-deps.py).
@@ -27,7 +31,7 @@ lint: deps
 # Playwright in headless Chromium) and the real desktop app through WebDriver under Xvfb.
 test: deps lint test-rust test-ui test-desktop test-dist-if-built
 
-test-rust: deps
+test-rust: deps-test
 	PROPTEST_RNG_SEED=$(PROPTEST_SEED) PROPTEST_CASES=$(PROPTEST_TEST_CASES) \
 	  $(CARGO) test --workspace --exclude bai-desktop --no-fail-fast
 
@@ -53,10 +57,11 @@ test-ui: deps ui/node_modules/.package-lock.json
 	$(NPM) --prefix ui test
 	$(NPM) --prefix ui run test:e2e
 
-test-desktop: deps ui
+test-desktop: deps-test ui
 	$(CARGO) test -p bai-desktop --lib --bins
 	BAI_SKIP_UI_BUILD=1 bash scripts/test-desktop.sh
 	BAI_SKIP_UI_BUILD=1 BAI_DESKTOP_SUITE=tray bash scripts/test-desktop.sh
+	BAI_SKIP_UI_BUILD=1 BAI_DESKTOP_SUITE=remote BAI_REMOTE_MIB=64 bash scripts/test-desktop.sh
 
 # Release packages in target/dist/: the .deb and .rpm (app + CLI), the CLI tarball, SHA256SUMS.
 dist:

@@ -3,7 +3,8 @@
 # and idempotently: Debian packages (only the missing ones, one `apt-get update` at most), the OS
 # account `work` that sandbox sessions log in as (as in production), sshd's privilege-separation
 # directory, and a Python venv with the official Backend.AI client for the interop tests.
-# `scripts/deps.sh dist` adds what `make test-dist` needs (lintian, rpm).
+# `scripts/deps.sh dist` adds what `make test-dist` needs (lintian, rpm); `scripts/deps.sh test`
+# adds the real Backend.AI stack of the real-manager tests (below).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -64,3 +65,46 @@ if [ ! -f "$stamp" ]; then
   "$venv/bin/pip" install -q --disable-pip-version-check 'backend.ai-client==23.9.10' 'yarl==1.8.2'
   touch "$stamp"
 fi
+
+# The real Backend.AI stack of the real-stack tests (bai-testkit's realstack module): the
+# databases from Debian, and a Python 3.13 venv with the manager, agent, webserver and client
+# 26.9.6 (wheels, about 630 MB, about 30 s). 3.13 comes from pyenv (its root, or `pyenv root`),
+# else `python3.13` on PATH. BAI_SKIP_REAL_MANAGER=1 skips it (and those tests).
+realstack() {
+  local version=26.9.6 venv=.venv-realstack
+  [ "${BAI_SKIP_REAL_MANAGER:-}" = 1 ] && return 0
+  local need=() p
+  for p in postgresql redis-server etcd-server etcd-client; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
+  done
+  if ((${#need[@]})); then
+    if [ "$(id -u)" -ne 0 ]; then
+      echo "deps: missing Debian packages for the real-stack tests: ${need[*]} (run as root, or set BAI_SKIP_REAL_MANAGER=1)" >&2
+      exit 1
+    fi
+    echo "deps: installing ${need[*]}"
+    apt-get update -qq >/dev/null
+    # The packages' services are not started: the tests run their own servers on free ports.
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  fi
+  [ -f "$venv/.bai-realstack-$version" ] && return 0
+  local py="" root
+  root=${PYENV_ROOT:-$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")}
+  for p in $(ls -d "$root"/versions/3.13* 2>/dev/null | sort -V -r); do
+    [ -x "$p/bin/python3.13" ] && { py=$p/bin/python3.13; break; }
+  done
+  [ -n "$py" ] || py=$(command -v python3.13 || true)
+  if [ -z "$py" ]; then
+    echo "deps: the real-stack tests need Python 3.13 (pyenv install 3.13, or python3.13 on PATH; $root/versions has none), or BAI_SKIP_REAL_MANAGER=1" >&2
+    exit 1
+  fi
+  echo "deps: creating $venv with backend.ai-manager/agent/webserver/client==$version ($py)"
+  rm -rf "$venv"
+  "$py" -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check "backend.ai-manager==$version" \
+    "backend.ai-agent==$version" "backend.ai-webserver==$version" "backend.ai-client==$version" \
+    "backend.ai-cli==$version"
+  touch "$venv/.bai-realstack-$version"
+}
+# Only for the tests (`scripts/deps.sh test`): `make run` and `make bench` do not need it.
+if [ "${1:-}" = test ]; then realstack; fi

@@ -8,10 +8,12 @@ use ts_rs::{Config, TS};
 use crate::commands::app::{AboutView, AppInfo, SandboxInfo, ServerAbout};
 use crate::commands::apps::{AppTunnelView, AppView};
 use crate::commands::auth::{LoginMode, LoginRequest, LoginState, TlsState};
+use crate::commands::files::{FileEntryView, ListingView, TransferView};
 use crate::commands::keys::AccountKeyView;
 use crate::commands::restore::{DroppedTunnel, ReopenedTunnel, RestoredTunnels};
 use crate::commands::sessions::SessionView;
 use crate::commands::settings::{SettingsView, REFRESH_MAX, REFRESH_MIN};
+use crate::commands::terminal::{TerminalEvent, TerminalView};
 use crate::commands::tunnels::{
     CommandLines, Fallback, KeyFormat, SavedKey, TunnelStatus, TunnelView,
 };
@@ -72,6 +74,11 @@ pub fn typescript() -> String {
     decl::<RestoredTunnels>(&cfg, &mut out);
     decl::<SavedKey>(&cfg, &mut out);
     decl::<AccountKeyView>(&cfg, &mut out);
+    decl::<TerminalView>(&cfg, &mut out);
+    decl::<TerminalEvent>(&cfg, &mut out);
+    decl::<FileEntryView>(&cfg, &mut out);
+    decl::<ListingView>(&cfg, &mut out);
+    decl::<TransferView>(&cfg, &mut out);
     out.push_str(&format!(
         "\n/** Input limits, checked again by the Rust side (bai-core). */\n\
          export const PORT_MIN = {};\nexport const PORT_MAX = {};\n\

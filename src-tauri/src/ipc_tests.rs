@@ -957,5 +957,8 @@ fn a_saved_key_replaced_by_another_sessions_key_is_flagged() {
 
 mod about;
 mod apps;
+mod generations;
+mod real_manager;
+mod remote;
 mod restore;
 mod tray;

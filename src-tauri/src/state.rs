@@ -33,6 +33,8 @@ pub struct AppState {
     login_restored: AtomicBool,
     // The tunnels of the last run were restored (once per run).
     tunnels_restored: AtomicBool,
+    // The in-app SSH client: connections, terminals, transfers (commands/files.rs).
+    remote: crate::commands::files::RemoteState,
 }
 
 impl AppState {
@@ -48,7 +50,13 @@ impl AppState {
             desktop: DesktopFile::default(),
             login_restored: AtomicBool::new(false),
             tunnels_restored: AtomicBool::new(false),
+            remote: crate::commands::files::RemoteState::default(),
         }
+    }
+
+    /// The in-app SSH client's state (terminals, files, transfers).
+    pub fn remote(&self) -> &crate::commands::files::RemoteState {
+        &self.remote
     }
 
     /// State from the environment: `$BAI_CONFIG_DIR` (else the platform's config dir),
@@ -112,8 +120,12 @@ impl AppState {
         self.desktop.forget(self.ws.config_dir(), server)
     }
 
-    /// Logs out; every tunnel stops.
+    /// Logs out; every tunnel stops, and so do the in-app terminals, transfers and SSH connections.
     pub async fn logout(&self) -> CommandResult<()> {
+        // The in-app terminals, transfers and SSH connections belong to the login that ends.
+        self.remote.transfers.cancel_all();
+        self.remote.terminals.close_all();
+        self.remote.remotes.close_all().await;
         Ok(self.ws.logout().await?)
     }
 

@@ -3,7 +3,7 @@
 // Run with `npm run test:e2e` (builds first). Screenshots: <repo>/target/ui-screenshots/.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -35,6 +35,9 @@ after(async () => {
  */
 async function open(query = '', opts = {}) {
   const context = await browser.newContext({ viewport: { width: 1180, height: 800 }, colorScheme: opts.colorScheme ?? 'light', locale: 'en-US' });
+  // As in the app (tauri.conf.json `freezePrototype`): a library that assigns over a built-in
+  // of Object.prototype throws here as it would there.
+  await context.addInitScript(() => { Object.freeze(Object.prototype); });
   const page = await context.newPage();
   /** @type {string[]} */ const problems = [];
   page.on('console', (m) => {
@@ -230,6 +233,196 @@ describe('bai UI (mock IPC, headless Chromium)', () => {
       await page.waitForSelector('#prefs-dialog');
       await shot(page, '12-prefs-dark');
       assert.deepEqual(problems, []);
+    } finally {
+      await context.close();
+    }
+  });
+
+  test('terminal tabs and the Files view: shell I/O, exit and reconnect, browse, upload with progress, replace, delete', async () => {
+    const { page, context, problems } = await open('?restored=1');
+    const termText = (key) => page.evaluate((k) => window.__e2e.terminalText(k) ?? '', key);
+    const waitTerm = (key, re) => page.waitForFunction(([k, src, flags]) => new RegExp(src, flags).test(window.__e2e.terminalText(k) ?? ''), [key, re.source, re.flags], { timeout: 10_000 });
+    try {
+      await page.waitForSelector('[data-session=train-gpu] [data-testid=terminal-button]');
+      // not running, or no sshd: disabled with the reason
+      const pendingTerm = page.locator('[data-session=batch-job] [data-testid=terminal-button]');
+      assert.equal(await pendingTerm.isDisabled(), true);
+      assert.match(await pendingTerm.getAttribute('title'), /pending/);
+      assert.equal(await page.locator('[data-session=web-demo] [data-testid=files-button]').isDisabled(), true);
+
+      // xterm's DOM renderer adds <style> elements at run time: that needs style-src 'unsafe-inline'
+      // to stay in force, which an inline <style> in index.html would end (Tauri nonces it).
+      assert.doesNotMatch(await readFile(new URL('../dist/index.html', import.meta.url), 'utf8'), /<style/i);
+
+      // --- terminal: output, typed input, UTF-8 and colours
+      await page.click('[data-session=train-gpu] [data-testid=terminal-button]');
+      await page.waitForSelector('[data-testid=terminal-t1] .xterm-rows');
+      await waitTerm('t1', /work@train-gpu:~\$/);
+      assert.equal(await page.getAttribute('#tab-t1', 'aria-selected'), 'true');
+      assert.equal(await page.textContent('#panel-t1 [data-testid=terminal-title]'), 'work@train-gpu: ~', 'the shell sets the title (OSC 0)');
+      assert.equal((await page.textContent('#tab-t1 [data-testid=tab-title]')).trim(), 'train-gpu — 1');
+      const open1 = /** @type {{cols: number, rows: number, session: string}} */ ((await calls(page, 'terminal_open'))[0].args);
+      const open1Id = Number(await page.getAttribute('[data-testid=terminal-t1]', 'data-terminal-id'));
+      assert.equal(open1.session, 'train-gpu');
+      assert.ok(open1.cols > 40 && open1.rows > 10, `the terminal was sized before opening (${open1.cols}x${open1.rows})`);
+      await page.click('[data-testid=terminal-t1]');
+      await page.keyboard.type('echo hello bai\r');
+      await waitTerm('t1', /^hello bai$/m);
+      await page.keyboard.type('utf8\r');
+      await waitTerm('t1', /héllo wörld — ✓ λ → ∑/);
+      await page.keyboard.type('ls\r');
+      await waitTerm('t1', /notebooks {2}latest/);
+      const inputs = (await calls(page, 'terminal_input')).map((c) => c.args.data).join('');
+      assert.equal(inputs, 'echo hello bai\rutf8\rls\r', 'keystrokes reach the shell in order');
+      await page.locator('#workspace').scrollIntoViewIfNeeded();
+      await page.locator('#workspace').screenshot({ path: `${SHOTS}20-terminal.png` });
+
+      // resize follows the window (debounced terminal_resize)
+      await page.setViewportSize({ width: 900, height: 800 });
+      await page.waitForFunction((cols) => window.__ipcCalls.some((c) => c.cmd === 'terminal_resize' && Number(c.args.cols) < cols), open1.cols);
+      const rs = /** @type {{cols: number}} */ ((await calls(page, 'terminal_resize')).at(-1).args);
+      assert.ok(rs.cols < open1.cols, `narrower window, fewer columns (${rs.cols} < ${open1.cols})`);
+      await page.setViewportSize({ width: 1180, height: 800 });
+
+      // a second terminal on another session, then the exit status and Reconnect
+      await page.click('[data-session=eda-notebook] [data-testid=terminal-button]');
+      await waitTerm('t2', /work@eda-notebook:~\$/);
+      assert.equal(await page.locator('[data-testid=workspace-tab]').count(), 2);
+      await page.click('[data-testid=terminal-t2]');
+      await page.keyboard.type('exit 3\r');
+      await waitTerm('t2', /\[shell exited with status 3\]/);
+      await page.waitForSelector('#panel-t2 [data-testid=terminal-reconnect]');
+      await page.click('#panel-t2 [data-testid=terminal-reconnect]');
+      await page.waitForSelector('[data-testid=terminal-t2][data-state=open]');
+      assert.equal((await calls(page, 'terminal_open')).length, 3);
+      await page.click('[data-testid=terminal-t2]');
+      await page.keyboard.type('drop\r');
+      await waitTerm('t2', /\[connection closed: the tunnel to sshd closed/);
+      await page.waitForSelector('#panel-t2 [data-testid=terminal-error][data-code=Network]');
+      // closing a tab closes its shell; the first terminal keeps its text
+      await page.click('[data-key=t2] [data-testid=tab-close]');
+      assert.equal(await page.locator('[data-testid=workspace-tab]').count(), 1);
+      await page.click('#tab-t1');
+      assert.match(await termText('t1'), /hello bai/);
+
+      // --- files: home, hidden files, navigation, breadcrumbs, symlinks
+      await page.click('[data-session=train-gpu] [data-testid=files-button]');
+      await page.waitForSelector('[data-testid=files-train-gpu][data-path="/home/work"] [data-testid=file-row][data-name=data]');
+      assert.equal(await page.locator('[data-testid=file-row][data-name=".bashrc"]').count(), 0, 'hidden files are hidden');
+      await page.check('[data-testid=files-show-hidden]');
+      await page.waitForSelector('[data-testid=file-row][data-name=".bashrc"]');
+      await page.uncheck('[data-testid=files-show-hidden]');
+      assert.match(await page.textContent('[data-testid=file-row][data-name=latest] [data-testid=link-target]'), /→ data\/run-42/);
+      await page.dblclick('[data-testid=file-row][data-name=data]');
+      await page.waitForSelector('[data-testid=files-train-gpu][data-path="/home/work/data"]');
+      assert.deepEqual(await page.locator('[data-testid=crumb]').evaluateAll((b) => b.map((x) => x.textContent)), ['/', 'home', 'work']);
+      await page.click('[data-testid=crumb][data-path="/home/work"]');
+      await page.waitForSelector('[data-testid=files-train-gpu][data-path="/home/work"]');
+      await page.click('[data-testid=file-row][data-name=latest] [data-testid=file-open]');
+      await page.waitForSelector('[data-testid=files-train-gpu][data-path="/home/work/data/run-42"] [data-testid=file-row][data-name="model.pt"]');
+      await page.click('[data-testid=files-up]');
+      await page.click('[data-testid=files-up]');
+      await page.waitForSelector('[data-testid=files-train-gpu][data-path="/home/work"]');
+
+      // new folder: validated inline, then created
+      await page.click('[data-testid=files-new-folder]');
+      await page.fill('[data-testid=files-name-input]', 'a/b');
+      await page.keyboard.press('Enter');
+      assert.match(await page.textContent('[data-testid=files-name-error]'), /“\/”/);
+      await page.fill('[data-testid=files-name-input]', 'experiments');
+      await page.keyboard.press('Enter');
+      await page.waitForSelector('[data-testid=file-row][data-name=experiments]');
+      assert.deepEqual((await calls(page, 'files_mkdir'))[0].args, { session: 'train-gpu', path: '/home/work/experiments' });
+
+      // rename (the new folder is selected)
+      assert.equal(await page.isChecked('[data-testid=file-row][data-name=experiments] [data-testid=file-select]'), true);
+      await page.click('[data-testid=files-rename]');
+      await page.fill('[data-testid=files-name-input]', 'exp-1');
+      await page.keyboard.press('Enter');
+      await page.waitForSelector('[data-testid=file-row][data-name=exp-1]');
+      assert.deepEqual((await calls(page, 'files_rename'))[0].args, { session: 'train-gpu', from: '/home/work/experiments', to: '/home/work/exp-1' });
+
+      // upload through the (mocked native) dialog: progress with bytes, speed and ETA, then done
+      await page.evaluate(() => (window.__e2e.state.holdTransfers = true));
+      await page.click('[data-testid=files-upload]');
+      await page.waitForSelector('[data-testid=transfer-row][data-direction=upload]');
+      assert.deepEqual((await calls(page, 'files_upload'))[0].args, { session: 'train-gpu', remoteDir: '/home/work', localPaths: null, folder: false, overwrite: false });
+      await page.evaluate(() => (window.__e2e.state.holdTransfers = false));
+      await page.waitForFunction(() => /\(([2-8]\d)%\)/.test(document.querySelector('[data-testid=transfer-row] [data-testid=transfer-bytes]')?.textContent ?? ''));
+      await page.evaluate(() => (window.__e2e.state.holdTransfers = true));
+      const row = page.locator('[data-testid=transfer-row]').first();
+      assert.match(await row.locator('[data-testid=transfer-bytes]').textContent(), /MiB of 48 MiB/);
+      assert.match(await row.locator('[data-testid=transfer-speed]').textContent(), /MiB\/s/);
+      assert.match(await row.locator('[data-testid=transfer-eta]').textContent(), /\d+ s left/);
+      // a second one by drag and drop from the desktop, highlighted while dragging
+      await page.evaluate(() => (window.__e2e.state.holdDrop = true));
+      await page.evaluate(() => window.__e2e.drop(['/home/demo/notes.txt', '/home/demo/plot.png', '/home/demo/project']));
+      await page.waitForSelector('[data-testid=files-drop-zone]');
+      await page.setViewportSize({ width: 1180, height: 1500 });
+      await page.evaluate(() => window.scrollTo(0, 0));
+      await shot(page, '21-files-drop');
+      await page.evaluate(() => (window.__e2e.state.holdDrop = false));
+      await page.evaluate(() => window.__e2e.drop(['/home/demo/notes.txt', '/home/demo/plot.png', '/home/demo/project']));
+      await page.waitForSelector('[data-testid=files-drop-zone]', { state: 'detached' });
+      await page.waitForFunction(() => document.querySelectorAll('[data-testid=transfer-row]').length === 4);
+      assert.deepEqual((await calls(page, 'files_upload')).at(-1).args.localPaths, ['/home/demo/notes.txt', '/home/demo/plot.png', '/home/demo/project']);
+      // at most 3 at once: the fourth waits
+      assert.equal(await page.locator('[data-testid=transfer-row][data-state=queued]').count(), 1);
+      await page.evaluate(() => (window.__e2e.state.holdTransfers = false));
+      await page.waitForFunction(() => Array.from(document.querySelectorAll('[data-testid=transfer-row][data-state=running] [data-testid=transfer-speed]')).every((e) => /\/s/.test(e.textContent ?? '')));
+      await page.evaluate(() => (window.__e2e.state.holdTransfers = true));
+      await shot(page, '22-files-transfer');
+      await page.evaluate(() => (window.__e2e.state.holdTransfers = false));
+      await page.waitForSelector('[data-testid=transfer-row][data-id="1"][data-state=done]');
+      await page.waitForSelector('[data-testid=file-row][data-name="dataset.tar.gz"]');
+
+      // uploading it again: "Replace …?" → Cancel sends nothing, Replace retries with overwrite
+      await page.click('[data-testid=files-upload]');
+      await page.waitForSelector('#replace-confirm');
+      assert.equal(await page.textContent('#replace-confirm-title'), 'Replace “dataset.tar.gz”?');
+      assert.match(await page.textContent('[data-testid=replace-what]'), /dataset\.tar\.gz already exists/);
+      await shot(page, '23-files-replace');
+      await page.click('#replace-cancel');
+      await page.waitForSelector('#replace-confirm', { state: 'detached' });
+      assert.equal((await calls(page, 'files_upload')).length, 3);
+      await page.click('[data-testid=files-upload]');
+      await page.click('#replace-yes');
+      await page.waitForFunction(() => window.__ipcCalls.filter((c) => c.cmd === 'files_upload').length === 5);
+      assert.equal((await calls(page, 'files_upload')).at(-1).args.overwrite, true);
+
+      // download a selected file that exists locally: replace asked too; then cancel a running one
+      await page.evaluate(() => (window.__e2e.state.holdTransfers = true));
+      await page.click('[data-testid=file-row][data-name="results.csv"] td.num'); // a click on the row selects only it
+      await page.click('[data-testid=files-download]');
+      await page.waitForSelector('#replace-confirm');
+      assert.match(await page.textContent('#replace-confirm-title'), /Replace “results\.csv”\?/);
+      await page.click('#replace-yes');
+      await page.waitForSelector('[data-testid=transfer-row][data-direction=download]');
+      assert.deepEqual((await calls(page, 'files_download')).at(-1).args, { session: 'train-gpu', remotePaths: ['/home/work/results.csv'], localDir: null, overwrite: true });
+      const dl = page.locator('[data-testid=transfer-row][data-direction=download]');
+      await dl.locator('[data-testid=transfer-cancel]').click();
+      await page.waitForSelector('[data-testid=transfer-row][data-direction=download][data-state=cancelled]');
+      await page.evaluate(() => (window.__e2e.state.holdTransfers = false));
+      await page.waitForFunction(() => Array.from(document.querySelectorAll('[data-testid=transfer-row]')).every((r) => !['queued', 'running'].includes(r.getAttribute('data-state') ?? '')));
+      await page.click('#transfers-clear');
+      await page.waitForSelector('#transfers-empty');
+
+      // delete, confirmed, naming the folder and its contents
+      await page.click('[data-testid=file-row][data-name=exp-1] td.num');
+      await page.click('[data-testid=files-delete]');
+      await page.waitForSelector('#delete-confirm');
+      assert.match(await page.textContent('#delete-confirm-title'), /Delete “exp-1”\?/);
+      assert.match(await page.textContent('[data-testid=delete-what]'), /exp-1 and everything in it/);
+      await shot(page, '24-files-delete');
+      await page.click('#delete-confirm-yes');
+      await page.waitForSelector('[data-testid=file-row][data-name=exp-1]', { state: 'detached' });
+      assert.deepEqual((await calls(page, 'files_delete'))[0].args, { session: 'train-gpu', path: '/home/work/exp-1' });
+
+      // closing the terminal tab tells the backend
+      await page.click('[data-key=t1] [data-testid=tab-close]');
+      await page.waitForFunction(() => window.__ipcCalls.some((c) => c.cmd === 'terminal_close'));
+      assert.deepEqual((await calls(page, 'terminal_close')).map((c) => c.args), [{ id: open1Id }]);
+      assert.deepEqual(problems, [], 'no console errors or CSP violations');
     } finally {
       await context.close();
     }

@@ -31,6 +31,25 @@ describe('App', () => {
     expect(calls.some((c) => c.cmd === 'logout')).toBe(true);
   });
 
+  it('opens a Files tab from the session list, and logging out closes it', async () => {
+    installIpc({
+      ...base,
+      restore_login: { endpoint: 'https://x', mode: 'session', user: 'me' },
+      files_home: '/home/work',
+      files_list: { path: '/home/work', entries: [] },
+      transfer_list: [],
+    });
+    const { container } = render(App);
+    await waitFor(() => expect(container.querySelector('[data-session=train-gpu] [data-testid=files-button]')).toBeInTheDocument());
+    await fireEvent.click(container.querySelector('[data-session=train-gpu] [data-testid=files-button]')!);
+    await waitFor(() => expect(container.querySelector('[data-testid=files-train-gpu][data-path="/home/work"]')).toBeInTheDocument());
+    expect(container.querySelector('[role=tab][aria-selected=true]')).toHaveTextContent('train-gpu — Files');
+    expect(container.querySelector('#transfers-panel')).toBeInTheDocument();
+    await fireEvent.click(container.querySelector('#logout')!);
+    await waitFor(() => expect(container.querySelector('#login-button')).toBeInTheDocument());
+    expect(container.querySelector('#workspace')).toBeNull();
+  });
+
   it('says once which tunnels of the last run came back, and the banner can be dismissed', async () => {
     const calls = installIpc({
       ...base,

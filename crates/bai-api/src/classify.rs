@@ -23,7 +23,8 @@
 //!    about the session (rule 7's test, or an `error_code` in the `session` domain).
 //! 7. 404 with a problem, on a session:
 //!    - session missing → [`ErrorKind::SessionNotFound`]: code `session_*_not-found`, type
-//!      `session-not-found`, or type `object-not-found` titled "No such session…";
+//!      `session-not-found`, type `object-not-found` titled "No such session…", or type
+//!      `entity-not-found` about a `SessionRow` (26.x);
 //!    - app missing → [`ErrorKind::AppNotFound`]: type `app-not-found`, or type
 //!      `object-not-found` titled "No such app…".
 //! 8. 5xx → [`ErrorKind::Server`]; any other problem → [`ErrorKind::Api`]; anything else
@@ -176,6 +177,9 @@ impl<'a> Signals<'a> {
             self.code_is("session", "not-found")
                 || self.slug_is("session-not-found")
                 || (self.slug_is("object-not-found") && self.title.starts_with("no such session"))
+                // 26.x's repository layer (real 26.9.6): "Entity not found.", msg "No
+                // SessionRow matches the given key" (its `error_code` says so too).
+                || (self.slug_is("entity-not-found") && self.message.contains("sessionrow"))
         } else {
             self.text_has(&["no such session", "session-not-found"])
                 || (self.text.contains("session_") && self.text.contains("not-found"))
@@ -405,6 +409,58 @@ mod tests {
             run(404, body, on_session(), Mode::Api),
             ErrorKind::SessionNotFound { .. }
         ));
+    }
+
+    #[test]
+    fn the_real_26_9_6_unknown_session_and_unreachable_proxy() {
+        // `GET /session/X`, `…/apps` of an unknown session on 26.9.6 (and the sandbox's 26.x).
+        let body = json!({"type": format!("{PROBS}entity-not-found"), "title": "Entity not found.",
+                          "error_code": "session_read_not-found",
+                          "msg": "No SessionRow matches the given key"});
+        assert!(matches!(
+            run(404, body, on_session(), Mode::Session),
+            ErrorKind::SessionNotFound { .. }
+        ));
+        // Without its code (a proxy that strips fields), the type and message still tell.
+        let body = json!({"type": format!("{PROBS}entity-not-found"), "title": "Entity not found.",
+                          "msg": "No SessionRow matches the given key"});
+        assert!(matches!(
+            run(404, body, on_session(), Mode::Api),
+            ErrorKind::SessionNotFound { .. }
+        ));
+        // Another entity is not a missing session.
+        let body = json!({"type": format!("{PROBS}entity-not-found"), "title": "Entity not found.",
+                          "msg": "No VFolderRow matches the given key"});
+        assert!(matches!(
+            run(404, body, on_session(), Mode::Api),
+            ErrorKind::Api { .. }
+        ));
+        // Nor is it a missing file, on a file request.
+        let body = json!({"type": format!("{PROBS}entity-not-found"), "title": "Entity not found.",
+                          "error_code": "session_read_not-found",
+                          "msg": "No SessionRow matches the given key"});
+        assert!(matches!(
+            run(404, body, on_file(), Mode::Api),
+            ErrorKind::SessionNotFound { .. }
+        ));
+        // The webserver's opaque 502 says nothing of a session or app: a server error, never
+        // "no such session" (bai asks `…/apps` first for that).
+        let body = json!({"type": format!("{PROBS}bad-gateway"),
+                          "title": "The proxy target server is inaccessible.",
+                          "error_code": "api_request_unreachable"});
+        match run(502, body, on_session(), Mode::Session) {
+            ErrorKind::Server {
+                status: 502,
+                problem: Some(p),
+                ..
+            } => {
+                assert_eq!(
+                    p.title.as_deref(),
+                    Some("The proxy target server is inaccessible.")
+                );
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

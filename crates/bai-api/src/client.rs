@@ -12,7 +12,9 @@ use url::Url;
 
 use crate::classify::Ctx;
 use crate::credentials::{lock_cell, Credentials, Mode};
+use crate::dialect::{is_uuid, Dialect};
 use crate::error::{redact, Error, ErrorKind, Result};
+use crate::model::StatusFilter;
 use crate::sensitive::Sensitive;
 use crate::tls::{self, TlsOptions};
 use crate::version::{ApiVersion, CLIENT_API_VERSION, MIN_SUPPORTED_MAJOR};
@@ -91,6 +93,8 @@ pub(crate) struct Inner {
     /// The rustls configuration of `wss` tunnels (the same as the HTTP client's).
     pub(crate) tls: Arc<rustls::ClientConfig>,
     version: tokio::sync::OnceCell<ServerInfo>,
+    /// The download method the server accepted after a fallback (see [`crate::Dialect`]).
+    pub(crate) download_method: Mutex<Option<Method>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -158,6 +162,7 @@ impl Client {
                 endpoint,
                 tls,
                 version: tokio::sync::OnceCell::new(),
+                download_method: Mutex::new(None),
             }),
         })
     }
@@ -293,9 +298,55 @@ impl Client {
         })
     }
 
+    /// The call shapes of the server's generation ([`Dialect`]), negotiating first.
+    pub async fn dialect(&self) -> Result<Dialect> {
+        Ok(Dialect::of(self.negotiate_version().await?))
+    }
+
     /// The path prefix of the session routes at the negotiated version.
     pub(crate) async fn prefix(&self) -> Result<&'static str> {
-        Ok(self.negotiate_version().await?.session_prefix())
+        Ok(self.dialect().await?.session_prefix())
+    }
+
+    /// How to name `session` in a path on this server: as given, except on a server that
+    /// finds sessions by prefix ([`Dialect::prefix_lookup`], 22.09), where a name is replaced
+    /// by the UUID of the live session of exactly that name (none: [`ErrorKind::SessionNotFound`]).
+    pub(crate) async fn session_ref(&self, session: &str) -> Result<String> {
+        if !self.dialect().await?.prefix_lookup() || is_uuid(session) {
+            return Ok(session.to_owned());
+        }
+        let sessions = self.list_sessions(StatusFilter::Active).await?;
+        match sessions
+            .iter()
+            .find(|s| s.name == session && !s.id.is_empty())
+        {
+            Some(s) => {
+                tracing::debug!(session, id = %s.id, "prefix-matching server: addressing the session by its id");
+                Ok(s.id.clone())
+            }
+            None => Err(ErrorKind::SessionNotFound {
+                session: session.to_owned(),
+            }
+            .into()),
+        }
+    }
+
+    /// Sends an authenticated manager API call (negotiating the version first), unchecked.
+    pub(crate) async fn send_call(
+        &self,
+        method: Method,
+        segments: &[&str],
+        query: &[(&str, &str)],
+        body: Body,
+    ) -> Result<(reqwest::Response, Url, Option<Sensitive<String>>)> {
+        let version = self.negotiate_version().await?;
+        let url = self.api_url(segments, query);
+        let (resp, sent) = self
+            .inner
+            .wire
+            .send(method, &url, body, Some(version), Auth::Yes)
+            .await?;
+        Ok((resp, url, sent))
     }
 
     /// Sends an authenticated manager API call (negotiating the version first) and checks it.
@@ -307,13 +358,12 @@ impl Client {
         body: Body,
         ctx: Ctx<'_>,
     ) -> Result<(reqwest::Response, Url)> {
-        let version = self.negotiate_version().await?;
-        let url = self.api_url(segments, query);
-        let wire = &self.inner.wire;
-        let (resp, sent) = wire
-            .send(method, &url, body, Some(version), Auth::Yes)
+        let (resp, url, sent) = self.send_call(method, segments, query, body).await?;
+        let resp = self
+            .inner
+            .wire
+            .check(resp, &url, ctx, sent.as_ref())
             .await?;
-        let resp = wire.check(resp, &url, ctx, sent.as_ref()).await?;
         Ok((resp, url))
     }
 

@@ -23,6 +23,7 @@ mod classify;
 mod client;
 mod credentials;
 mod diagnose;
+mod dialect;
 mod download;
 mod error;
 mod keypair;
@@ -38,6 +39,7 @@ mod wire;
 pub use client::{Client, ClientConfig, ServerInfo};
 pub use credentials::Mode;
 pub use diagnose::{ServerKind, TlsReason, UnreachableReason};
+pub use dialect::Dialect;
 pub use download::{
     id_container_path, CONTAINER_HOME, ID_CONTAINER, MAX_DOWNLOAD_FILES, MAX_FILE_SIZE,
 };

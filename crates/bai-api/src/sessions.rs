@@ -8,7 +8,6 @@ use crate::classify::Ctx;
 use crate::client::Client;
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{decode_service_ports, Session, SessionInfo, StatusFilter};
-use crate::version::ApiVersion;
 use crate::wire::Body;
 
 /// The page size of `compute_session_list` (the server's maximum).
@@ -21,19 +20,21 @@ pub const MAX_LISTED_SESSIONS: usize = 10_000;
 /// The most pages [`Client::list_sessions`] requests (enough for [`MAX_LISTED_SESSIONS`]).
 const MAX_PAGES: usize = MAX_LISTED_SESSIONS / PAGE_SIZE;
 
+/// Whether `e` is GraphQL refusing a field the schema does not have (graphene: `Cannot query
+/// field "NAME" on type …`).
+fn refuses_field(e: &Error, name: &str) -> bool {
+    match e.kind() {
+        ErrorKind::GraphQl { messages } => messages
+            .iter()
+            .any(|m| m.contains("Cannot query field") && m.contains(name)),
+        _ => false,
+    }
+}
+
 impl Client {
     /// Runs a GraphQL query and returns `data`; non-empty `errors` is an error.
     pub async fn graphql(&self, query: &str, variables: Value) -> Result<Value> {
-        let version = self.negotiate_version().await?;
-        let path = if version
-            < (ApiVersion {
-                major: 6,
-                date: 20210815,
-            }) {
-            "graphql"
-        } else {
-            "gql"
-        };
+        let path = self.dialect().await?.graphql_path();
         let body = json!({"query": query, "variables": variables});
         let v: Value = self
             .call_json(
@@ -66,8 +67,80 @@ impl Client {
     /// Paging follows `total_count` but never trusts it: it stops at the first page without
     /// items, and a list that does not end within [`MAX_LISTED_SESSIONS`] sessions' worth of
     /// pages (or a page with more items than asked for) is an [`ErrorKind::InvalidResponse`].
+    ///
+    /// A server whose schema no longer has `compute_session_list` (GraphQL answers "Cannot
+    /// query field …compute_session_list…") is asked through the relay connection
+    /// `compute_session_nodes` instead (24.09 and newer have both), filtered here by status.
     #[tracing::instrument(skip(self), err)]
     pub async fn list_sessions(&self, filter: StatusFilter) -> Result<Vec<Session>> {
+        match self.list_sessions_legacy(&filter).await {
+            Err(e) if refuses_field(&e, "compute_session_list") => {
+                tracing::debug!(
+                    "no compute_session_list in the schema: using compute_session_nodes"
+                );
+                self.list_session_nodes(&filter).await
+            }
+            other => other,
+        }
+    }
+
+    /// `compute_session_nodes` (relay), paged by `first`/`offset`, filtered here by status.
+    async fn list_session_nodes(&self, filter: &StatusFilter) -> Result<Vec<Session>> {
+        const QUERY: &str = "query($first:Int!, $offset:Int!) { \
+            compute_session_nodes(first:$first, offset:$offset) { \
+            edges { node { row_id name type status status_info created_at service_ports } } \
+            count } }";
+        let wanted: Vec<String> = filter.as_query().split(',').map(str::to_owned).collect();
+        let mut out = Vec::new();
+        let mut seen = 0usize;
+        for _ in 0..MAX_PAGES {
+            let data = self
+                .graphql(QUERY, json!({"first": PAGE_SIZE, "offset": seen}))
+                .await?;
+            let conn = data.get("compute_session_nodes").ok_or_else(|| {
+                Error::invalid_response(&self.inner.endpoint, "no compute_session_nodes in data")
+            })?;
+            let edges = conn
+                .get("edges")
+                .and_then(Value::as_array)
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            if edges.len() > PAGE_SIZE {
+                return Err(Error::invalid_response(
+                    &self.inner.endpoint,
+                    format!(
+                        "a session page holds {} edges, more than the {PAGE_SIZE} asked for",
+                        edges.len()
+                    ),
+                ));
+            }
+            let total = conn.get("count").and_then(Value::as_u64).unwrap_or(0);
+            for edge in edges {
+                let mut node = edge.get("node").cloned().unwrap_or(Value::Null);
+                if let Some(o) = node.as_object_mut() {
+                    // The relay `id` is a global id; the session's UUID is `row_id`.
+                    let row_id = o.get("row_id").cloned().unwrap_or(Value::Null);
+                    o.insert("id".into(), row_id);
+                }
+                let session = parse_session(&node).map_err(|e| {
+                    Error::invalid_response(&self.inner.endpoint, format!("bad session node: {e}"))
+                })?;
+                if wanted.contains(&session.status) {
+                    out.push(session);
+                }
+            }
+            seen += edges.len();
+            if edges.is_empty() || u64::try_from(seen).map_or(true, |n| n >= total) {
+                return Ok(out);
+            }
+        }
+        Err(Error::invalid_response(
+            &self.inner.endpoint,
+            format!("the session list does not end within {MAX_PAGES} pages"),
+        ))
+    }
+
+    async fn list_sessions_legacy(&self, filter: &StatusFilter) -> Result<Vec<Session>> {
         const QUERY: &str = "query($limit:Int!, $offset:Int!, $status:String) { \
             compute_session_list(limit:$limit, offset:$offset, status:$status) { \
             items { id name type image status status_info created_at group_name service_ports } \
@@ -122,12 +195,13 @@ impl Client {
     #[tracing::instrument(skip(self), err)]
     pub async fn session_info(&self, session: &str) -> Result<SessionInfo> {
         let prefix = self.prefix().await?;
+        let target = self.session_ref(session).await?;
         let ctx = Ctx {
             session: Some(session),
             ..Ctx::default()
         };
         let raw: Value = self
-            .call_json(Method::GET, &[prefix, session], &[], Body::Empty, ctx)
+            .call_json(Method::GET, &[prefix, &target], &[], Body::Empty, ctx)
             .await?;
         let status = raw
             .get("status")

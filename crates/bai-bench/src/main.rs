@@ -1,7 +1,8 @@
 //! `make bench`: the same workloads (a) straight to loopback servers, (b) through `bai app` and
 //! the sandbox's tcpproxy, (c) through the plainest tokio-tungstenite proxy (`bai-bench
 //! tt-proxy`, [`tt_proxy`]) and the same sandbox, (d) through the official Python client's
-//! `backend.ai app` proxy, and (e) through two socat relays, printed side by side in one run.
+//! `backend.ai app` proxy, and (e) through two socat relays, printed side by side in one run;
+//! then the in-app SSH client (bai-core) against OpenSSH through the same tunnel ([`remote`]).
 //!
 //! Every process whose CPU time or memory is measured (the proxies) is a child of its own, read
 //! from `/proc`; the sandbox, the echo and iperf3 servers and the load generators are shared by
@@ -22,6 +23,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
 
+mod remote;
 mod table;
 mod tt_proxy;
 mod workloads;
@@ -55,10 +57,13 @@ struct Args {
     /// MiB copied by scp each way.
     #[arg(long, default_value_t = 512)]
     scp_mib: usize,
+    /// MiB moved by SFTP each way (the in-app client vs OpenSSH `sftp`).
+    #[arg(long, default_value_t = 1024)]
+    sftp_mib: usize,
     /// Also write the table (markdown) to this file.
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Run only these workloads (comma-separated: iperf, setup, rss, held, scp); all by default.
+    /// Run only these workloads (comma-separated: iperf, setup, rss, held, scp, remote); all by default.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 }
@@ -209,7 +214,9 @@ async fn run(mut args: Args) -> Result<()> {
     );
 
     let payload = scratch.path().join("payload.bin");
-    write_payload(&payload, args.scp_mib)?;
+    if args.wants("scp") {
+        write_payload(&payload, args.scp_mib)?;
+    }
 
     let mut routes = vec![Route::Direct, Route::Bai, Route::TtProxy];
     if args.python.exists() {
@@ -222,6 +229,13 @@ async fn run(mut args: Args) -> Result<()> {
     }
 
     routes.push(Route::Socat);
+    // Only the in-app client's section asked for: no routes.
+    if !["iperf", "setup", "rss", "held", "scp"]
+        .iter()
+        .any(|w| args.wants(w))
+    {
+        routes.clear();
+    }
 
     let mut results = Vec::new();
     for route in routes {
@@ -234,7 +248,16 @@ async fn run(mut args: Args) -> Result<()> {
         results.push((route, fig));
     }
 
-    let table = render(&args, &results);
+    let mut table = if results.is_empty() {
+        String::new()
+    } else {
+        render(&args, &results)
+    };
+    if args.wants("remote") {
+        eprintln!("== in-app SSH client vs OpenSSH");
+        let f = remote::measure(&args, &info, scratch.path()).await;
+        table.push_str(&remote::render(&args, &f));
+    }
     println!("{table}");
     if let Some(out) = &args.out {
         std::fs::write(out, &table).with_context(|| format!("writing {}", out.display()))?;

@@ -19,6 +19,9 @@ Exit codes:
   9   network or server error (unreachable, timeout, 5xx, tunnel failure)
   10  the local port is in use
   11  no such file in the session (or no id_container)
+  12  the session's SSH host key changed, or its SSH server refused the key
+  13  the target already exists
+  130 cancelled
 
 Environment: BACKEND_ENDPOINT, BACKEND_ENDPOINT_TYPE (session|api), BACKEND_ACCESS_KEY,
 BACKEND_SECRET_KEY (also read from ./.env), BAI_PROFILE, BAI_CONFIG_DIR,
@@ -36,6 +39,9 @@ pub fn code_for(code: ErrorCode) -> u8 {
         ErrorCode::Network | ErrorCode::Unreachable | ErrorCode::Tls => 9,
         ErrorCode::PortInUse => 10,
         ErrorCode::FileNotFound => 11,
+        ErrorCode::HostKeyChanged | ErrorCode::SshAuthFailed => 12,
+        ErrorCode::Exists => 13,
+        ErrorCode::Cancelled => 130,
         ErrorCode::InvalidInput => 2,
         _ => 1,
     }

@@ -335,6 +335,14 @@ async fn app_with_port_fallback_then_plain_ssh_with_downloaded_key() {
             err.contains(" from 127.0.0.1:") && err.contains(" closed ("),
             "no connection events: {err}"
         );
+        // The close event names why the connection ended (ssh ended it, or the manager's 1001
+        // after the session's sshd closed its side).
+        assert!(
+            err.lines().any(|l| l.contains(" closed (")
+                && (l.ends_with("): local client closed")
+                    || l.contains("): the server closed the connection (1001: "))),
+            "no close reason: {err}"
+        );
         drop(taken);
     })
     .await;
@@ -443,6 +451,14 @@ async fn errors_are_clear_with_distinct_exit_codes() {
         w.login(&s1.account).await;
         fails_with(
             &w.bai_run(&["ssh", "nosuch", "--", "true"]).await,
+            6,
+            "no such session",
+        );
+        // As against the real 26.9.6 (its `entity-not-found` answers, which the sandbox now
+        // gives too): exit 6 for the session whatever the command, 7 for the app.
+        fails_with(&w.bai_run(&["app", "nosuch"]).await, 6, "no such session");
+        fails_with(
+            &w.bai_run(&["proxy", "--stdio", "nosuch"]).await,
             6,
             "no such session",
         );

@@ -24,6 +24,9 @@ fn exit_code(code: ErrorCode) -> i32 {
         ErrorCode::Network | ErrorCode::Unreachable | ErrorCode::Tls => 9,
         ErrorCode::PortInUse => 10,
         ErrorCode::FileNotFound => 11,
+        ErrorCode::HostKeyChanged | ErrorCode::SshAuthFailed => 12,
+        ErrorCode::Exists => 13,
+        ErrorCode::Cancelled => 130,
         ErrorCode::InvalidInput => 2,
         _ => 1,
     }

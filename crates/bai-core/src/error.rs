@@ -52,6 +52,15 @@ pub enum ErrorCode {
     Io,
     /// Anything else.
     Unknown,
+    /// The session's SSH host key differs from the one pinned for it (the in-app client
+    /// refuses to connect).
+    HostKeyChanged,
+    /// The session's SSH server refused the key (or the account).
+    SshAuthFailed,
+    /// The target of a transfer, rename or new folder already exists (overwrite needed).
+    Exists,
+    /// The user cancelled the operation.
+    Cancelled,
 }
 
 impl ErrorCode {
@@ -76,13 +85,17 @@ impl ErrorCode {
             ErrorCode::SecretStore => "secret_store",
             ErrorCode::Io => "io",
             ErrorCode::Unknown => "unknown",
+            ErrorCode::HostKeyChanged => "host_key_changed",
+            ErrorCode::SshAuthFailed => "ssh_auth_failed",
+            ErrorCode::Exists => "exists",
+            ErrorCode::Cancelled => "cancelled",
         }
     }
 }
 
 impl ErrorCode {
     /// Every code, in declaration order (for the generated TypeScript list and tests).
-    pub const ALL: [ErrorCode; 18] = [
+    pub const ALL: [ErrorCode; 22] = [
         ErrorCode::AuthFailed,
         ErrorCode::LoginRequired,
         ErrorCode::TotpRequired,
@@ -101,6 +114,10 @@ impl ErrorCode {
         ErrorCode::SecretStore,
         ErrorCode::Io,
         ErrorCode::Unknown,
+        ErrorCode::HostKeyChanged,
+        ErrorCode::SshAuthFailed,
+        ErrorCode::Exists,
+        ErrorCode::Cancelled,
     ];
 }
 
@@ -225,6 +242,55 @@ pub enum Error {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The session's SSH host key is not the one pinned for it: possibly a man-in-the-middle,
+    /// or the session's SSH server got a new key.
+    #[error(
+        "the SSH host key of session {session} has changed: it is now {fingerprint}, but \
+         {known_hosts} has another key pinned for it (\"{alias}\"); bai refuses to connect, \
+         since someone could be intercepting the connection (or the session's SSH server \
+         got a new key)"
+    )]
+    HostKeyChanged {
+        /// The session.
+        session: String,
+        /// The pin's alias (the session id).
+        alias: String,
+        /// The key offered now (`SHA256:…`).
+        fingerprint: String,
+        /// bai's `known_hosts`.
+        known_hosts: String,
+        /// The command that forgets the pin.
+        reset: String,
+    },
+    /// The session's SSH server refused the key for the account.
+    #[error(
+        "the SSH server of session {session} refused the key for the account \"{user}\" ({key})"
+    )]
+    SshAuthFailed {
+        /// The session.
+        session: String,
+        /// The account.
+        user: String,
+        /// Which key was tried (`the session's id_container`, or the own key's path).
+        key: String,
+    },
+    /// An SSH/SFTP operation failed; `code` classifies it (Network, FileNotFound, Io, …).
+    #[error("{message}")]
+    Remote {
+        /// The classification.
+        code: ErrorCode,
+        /// What failed (never a secret).
+        message: String,
+    },
+    /// The target already exists and overwriting was not asked for.
+    #[error("{path} already exists")]
+    Exists {
+        /// The path (remote or local).
+        path: String,
+    },
+    /// The user cancelled.
+    #[error("cancelled")]
+    Cancelled,
 }
 
 impl Error {
@@ -262,6 +328,11 @@ impl Error {
             Error::SecretStore { .. } => ErrorCode::SecretStore,
             Error::InvalidInput(_) => ErrorCode::InvalidInput,
             Error::Io { .. } => ErrorCode::Io,
+            Error::HostKeyChanged { .. } => ErrorCode::HostKeyChanged,
+            Error::SshAuthFailed { .. } => ErrorCode::SshAuthFailed,
+            Error::Remote { code, .. } => *code,
+            Error::Exists { .. } => ErrorCode::Exists,
+            Error::Cancelled => ErrorCode::Cancelled,
         }
     }
 
@@ -290,6 +361,17 @@ impl Error {
             Error::NotReady { app, .. } if app == "sshd" => {
                 "the session's SSH daemon may still be starting; retry in a few seconds".into()
             }
+            Error::HostKeyChanged { reset, .. } => format!(
+                "if the session's SSH server really has a new key (e.g. it was restarted with \
+                 one), forget the pinned key with `{reset}` and connect again"
+            ),
+            Error::SshAuthFailed { .. } => {
+                "check the account in Settings (the session's user, e.g. `work`), and that the \
+                 session was started with this key (sessions without id_container use your own \
+                 key, set in Settings)"
+                    .into()
+            }
+            Error::Exists { .. } => "choose to overwrite it, or pick another name".into(),
             Error::Api(e) => return api_hint(e),
             _ => return None,
         })

@@ -17,6 +17,8 @@
 //!   saving and the profile's preferences (the app's commands are one line over it).
 //! - [`about`]: bai's version and build commit (one place for the CLI and the app) and the
 //!   server's versions, for `bai version` and the app's About box.
+//! - [`remote`]: the in-app SSH/SFTP client over the in-process tunnel (terminals, files,
+//!   transfers).
 //! - [`display`]: server text made safe for a terminal; [`logging`]: the shared log-filter cap.
 //!
 //! The library never creates a runtime or a tracing subscriber.
@@ -36,6 +38,7 @@ pub mod keys;
 pub mod logging;
 pub mod ppk;
 pub mod registry;
+pub mod remote;
 pub mod secrets;
 pub mod ssh_config;
 pub mod validate;

@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 mod apps;
 mod keypair;
 mod relogin;
+mod remote;
 mod restore;
 pub use apps::{app_url_path, AppTunnel};
 pub use keypair::{keypair_of_private_file, AccountKey};

@@ -13,6 +13,11 @@
 //! `{"ssh_public_key": null}`); once stored, it is the key of every **new** session (the
 //! module docs of `keypair` and `session` say how).
 //!
+//! It plays one Backend.AI server generation ([`Generation`], `Config::generation`,
+//! `bai-sandbox --emulate GEN`): 22.09 … 26.x, each with its API version, session lookup,
+//! GraphQL schema, download verbs, webserver behaviour, login answers and error bodies (the
+//! table is `docs/compatibility.md`). The default is the newest.
+//!
 //! Fault knobs ([`Faults`]) inject refused ports, dropped WebSockets, slow upgrades, slow reads,
 //! failing routes and clock skew, globally or per session.
 #![forbid(unsafe_code)]
@@ -24,6 +29,7 @@ mod download;
 mod dropbear;
 mod error;
 mod faults;
+mod generation;
 mod gql;
 mod keypair;
 mod manager;
@@ -51,6 +57,7 @@ use uuid::Uuid;
 pub use crypto::{decrypt_login_body, encrypt_login_body, login_key, totp_at, totp_now};
 pub use error::Error;
 pub use faults::Faults;
+pub use generation::{Generation, Lookup, ParseGenerationError, VerbAnswer};
 pub use session::{SessionInfo, SessionSpec, SshServer, Status};
 pub use webapps::WebApp;
 
@@ -60,8 +67,9 @@ use session::{reap, Account, SessionEntry, SshdProcess};
 pub const DEFAULT_SERVER_VERSION: &str = "v9.20250722";
 /// The default [`Config::download_limit`]: 1 MiB, like Backend.AI's agent.
 pub const DEFAULT_DOWNLOAD_LIMIT: u64 = 1 << 20;
-/// The manager version string in `GET /`.
-pub const MANAGER_VERSION: &str = "26.8.0";
+/// The manager version string in `GET /` of the newest generation (the real manager bai's
+/// suites run against, `bai_testkit::realstack`).
+pub const MANAGER_VERSION: &str = "26.9.6";
 
 /// How to start a sandbox.
 #[derive(Debug, Clone)]
@@ -90,6 +98,9 @@ pub struct Config {
     /// the default). Larger requests are refused with 400 before anything is read; what is
     /// allowed is streamed, so memory does not grow with this limit.
     pub download_limit: u64,
+    /// The server generation played ([`Generation`]; the newest by default). It decides the
+    /// version `GET /` reports unless [`Config::server_version`] is changed from the default.
+    pub generation: Generation,
 }
 
 impl Default for Config {
@@ -104,6 +115,7 @@ impl Default for Config {
             password: None,
             ssh_server: SshServer::default(),
             download_limit: DEFAULT_DOWNLOAD_LIMIT,
+            generation: Generation::default(),
         }
     }
 }
@@ -144,9 +156,12 @@ pub(crate) struct State {
     /// The stored SSH keypair of each access key (`/auth/ssh-keypair`); none at start.
     pub ssh_keypairs: Mutex<HashMap<String, keypair::StoredKeypair>>,
     pub login_failures: Mutex<HashMap<String, Vec<std::time::Instant>>>,
+    /// The manager's rate-limit windows (`X-RateLimit-*`), per access key or anonymous.
+    pub rate_windows: Mutex<HashMap<String, manager::RateWindow>>,
     pub faults: Faults,
     pub cancel: CancellationToken,
     pub download_limit: u64,
+    pub generation: Generation,
 }
 
 /// Locks a mutex, ignoring poisoning (a panicking test must not wedge the clean-up).
@@ -255,7 +270,11 @@ impl Sandbox {
         };
         let state = Arc::new(State {
             user,
-            server_version: config.server_version.clone(),
+            server_version: if config.server_version == DEFAULT_SERVER_VERSION {
+                config.generation.api_version().to_owned()
+            } else {
+                config.server_version.clone()
+            },
             totp_secret: config.totp_secret.clone(),
             account,
             ssh_server: config.ssh_server,
@@ -264,9 +283,11 @@ impl Sandbox {
             web_sessions: Mutex::new(HashMap::new()),
             ssh_keypairs: Mutex::new(HashMap::new()),
             login_failures: Mutex::new(HashMap::new()),
+            rate_windows: Mutex::new(HashMap::new()),
             faults: Faults::new(),
             cancel: CancellationToken::new(),
             download_limit: config.download_limit,
+            generation: config.generation,
         });
 
         let mut sandbox = Sandbox {
@@ -320,6 +341,16 @@ impl Sandbox {
     /// The SSH server of sessions that do not choose one.
     pub fn ssh_server(&self) -> SshServer {
         self.state.ssh_server
+    }
+
+    /// The server generation played.
+    pub fn generation(&self) -> Generation {
+        self.state.generation
+    }
+
+    /// The API version `GET /` reports.
+    pub fn server_version(&self) -> &str {
+        &self.state.server_version
     }
 
     /// The global fault knobs.

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
-use bai_sandbox::{Config, Sandbox, SessionSpec, SshServer, Status};
+use bai_sandbox::{Config, Generation, Sandbox, SessionSpec, SshServer, Status};
 use clap::builder::{PossibleValuesParser, TypedValueParser as _};
 use clap::Parser;
 
@@ -36,9 +36,14 @@ struct Args {
     /// Print one JSON object (endpoints, credentials, sessions) as the first stdout line.
     #[arg(long)]
     json: bool,
-    /// API version advertised by `GET /`.
-    #[arg(long, default_value = bai_sandbox::DEFAULT_SERVER_VERSION)]
-    server_version: String,
+    /// The Backend.AI server generation to play: its API version and negotiation, session
+    /// lookup, GraphQL schema, download verbs, stream parameters, webserver behaviour, login
+    /// answers and error bodies (22.09, 23.09, 24.03, 24.09, 25.x, 26.4rc, 26.x).
+    #[arg(long, value_name = "GEN", default_value = "26.x")]
+    emulate: Generation,
+    /// API version advertised by `GET /` (default: the generation's own).
+    #[arg(long)]
+    server_version: Option<String>,
     /// Require a TOTP code at login (base32 secret).
     #[arg(long)]
     totp_secret: Option<String>,
@@ -117,15 +122,20 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
-    if !bai_sandbox::sign::version_supported(&args.server_version) {
-        bail!("unsupported --server-version {:?}", args.server_version);
+    let server_version = args
+        .server_version
+        .clone()
+        .unwrap_or_else(|| args.emulate.api_version().to_owned());
+    if !bai_sandbox::sign::version_supported(&server_version) {
+        bail!("unsupported --server-version {server_version:?}");
     }
     let sandbox = Sandbox::start(Config {
         webserver_port: args.port,
         manager_port: args.manager_port,
         demo_sessions: args.sessions,
         demo_apps: args.apps.clone(),
-        server_version: args.server_version.clone(),
+        server_version,
+        generation: args.emulate,
         totp_secret: args.totp_secret.clone(),
         password: args.password.clone(),
         ssh_server: args.ssh_server,
@@ -190,7 +200,8 @@ async fn main() -> anyhow::Result<()> {
             "password": user.password,
             "access_key": user.access_key,
             "secret_key": user.secret_key,
-            "server_version": args.server_version,
+            "server_version": sandbox.server_version(),
+            "generation": sandbox.generation().name(),
             "ssh_server": sandbox.ssh_server().as_str(),
             "sessions": list,
         });
@@ -198,7 +209,12 @@ async fn main() -> anyhow::Result<()> {
     } else {
         println!("bai-sandbox is running (Ctrl-C stops it)");
         println!("  webserver:  {}", sandbox.webserver_url());
-        println!("  manager:    {}", sandbox.manager_url());
+        println!(
+            "  manager:    {} (plays Backend.AI {}, API {})",
+            sandbox.manager_url(),
+            sandbox.generation(),
+            sandbox.server_version()
+        );
         println!("  email:      {}", user.email);
         println!("  password:   {}", user.password);
         println!("  access key: {}", user.access_key);

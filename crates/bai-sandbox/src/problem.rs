@@ -84,6 +84,34 @@ impl ProblemReply {
         ProblemReply::new(404, "object-not-found", "No such session.")
             .code("session_read_not-found")
     }
+    /// An unknown session as `generation` answers it: 26.x's repository layer says
+    /// `entity-not-found` (real 26.9.6), older generations `object-not-found`.
+    pub fn unknown_session(generation: crate::Generation) -> Self {
+        if generation.entity_not_found() {
+            ProblemReply::new(404, "entity-not-found", "Entity not found.")
+                .code("session_read_not-found")
+                .msg("No SessionRow matches the given key")
+        } else {
+            ProblemReply::no_session()
+        }
+    }
+    /// 22.09's prefix lookup found more than one session (`TooManySessionsMatched`, a 404).
+    pub fn too_many_sessions(matches: &[&crate::session::SessionEntry]) -> Self {
+        let list: Vec<Value> = matches
+            .iter()
+            .map(|e| {
+                json!({"session_id": e.id.to_string(), "session_name": e.name,
+                       "status": e.status.as_str(), "created_at": e.created_at.to_rfc3339()})
+            })
+            .collect();
+        let mut p = ProblemReply::new(
+            404,
+            "too-many-sessions-matched",
+            "Too many sessions matched.",
+        );
+        p.data = Some(Box::new(json!({ "matches": list })));
+        p
+    }
     pub fn no_app(s: &str, app: &str) -> Self {
         ProblemReply::new(404, "object-not-found", "No such app service.")
             .code("backendai_read_not-found")
@@ -97,6 +125,16 @@ impl ProblemReply {
         )
         .msg(msg)
     }
+    /// 26.x's refusal of a request model (`InvalidAPIParameters` around pydantic's report).
+    pub fn schema_invalid(msg: impl Into<String>) -> Self {
+        ProblemReply::new(
+            400,
+            "generic-bad-request",
+            "Invalid or Missing API Parameters.",
+        )
+        .code("api_parsing_invalid-parameters")
+        .msg(msg)
+    }
     pub fn not_found_url() -> Self {
         ProblemReply::new(404, "url-not-found", "Unknown URL path.")
     }
@@ -105,6 +143,16 @@ impl ProblemReply {
     }
     pub fn bad_gateway(details: impl Into<String>) -> Self {
         ProblemReply::new(502, "bad-gateway", "Bad gateway").details(details)
+    }
+    /// The webserver's `ProxyTargetUnreachableError`: any refused upstream WebSocket (real
+    /// 26.9.6: nothing of the manager's reason is passed on).
+    pub fn proxy_unreachable() -> Self {
+        ProblemReply::new(
+            502,
+            "bad-gateway",
+            "The proxy target server is inaccessible.",
+        )
+        .code("api_request_unreachable")
     }
     /// The answer of the fail-route fault.
     pub fn injected(status: u16) -> Self {

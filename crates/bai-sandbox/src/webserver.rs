@@ -3,8 +3,10 @@
 //!
 //! `/func/<path>` HTTP requests are re-signed with the user's keypair and handed to the manager's
 //! router in-process, so they go through the same HMAC check as API-mode requests. WebSocket
-//! upgrades under `/func/stream/` are checked with the manager's logic and bridged directly;
-//! any error before the upgrade becomes 502 `bad-gateway`, as with the real webserver.
+//! requests under `/func/stream/` (but `…/apps`) are checked with the manager's logic and
+//! bridged directly; any refusal of the manager's becomes 502 `bad-gateway` "The proxy target
+//! server is inaccessible." (`api_request_unreachable`, none of the manager's reason), and a
+//! request that is no WebSocket upgrade aiohttp's 400 `text/plain`, as with the real 26.9.6.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -221,17 +223,25 @@ async fn login(AxState(web): AxState<Web>, headers: HeaderMap, body: Bytes) -> R
                     .push(Instant::now());
             }
             // A TOTP request is a 200 the client reacts to; a wrong credential keeps the
-            // manager's status.
-            let status = if f.needs_otp {
+            // manager's status from 26.x on (200 before).
+            let generation = state.generation;
+            let status = if f.needs_otp || !generation.login_failure_keeps_status() {
                 StatusCode::OK
             } else {
                 StatusCode::from_u16(f.status).unwrap_or(StatusCode::UNAUTHORIZED)
             };
+            // Before 25.x the webserver has no TOTP answer of its own: the manager's refusal
+            // is passed on, and clients look for details "OTP not provided".
+            let (slug, title) = if f.needs_otp && !generation.typed_totp() {
+                ("auth-failed", "Credential/signature mismatch.")
+            } else {
+                (f.slug, f.title)
+            };
             (
                 status,
                 json!({"authenticated": false, "data": {
-                    "type": format!("https://api.backend.ai/probs/{}", f.slug),
-                    "title": f.title,
+                    "type": format!("https://api.backend.ai/probs/{slug}"),
+                    "title": title,
                     "details": f.details,
                 }}),
             )
@@ -256,7 +266,8 @@ async fn logout(AxState(web): AxState<Web>, headers: HeaderMap) -> Response {
     if let Some(id) = session_id(&headers) {
         lock(&web.state.web_sessions).remove(&id);
     }
-    let mut resp = StatusCode::CREATED.into_response();
+    // 200 with an empty body (`web.Response()`, real 26.9.6).
+    let mut resp = StatusCode::OK.into_response();
     resp.headers_mut().insert(
         header::SET_COOKIE,
         HeaderValue::from_static(
@@ -267,6 +278,10 @@ async fn logout(AxState(web): AxState<Web>, headers: HeaderMap) -> Response {
 }
 
 async fn extend(AxState(web): AxState<Web>, headers: HeaderMap) -> Response {
+    if !web.state.generation.has_extend_login_session() {
+        // Before 24.09 the route does not exist.
+        return ProblemReply::not_found_url().into_response();
+    }
     let Some((id, _)) = logged_in(&web.state, &headers) else {
         return unauthorized();
     };
@@ -314,18 +329,78 @@ async fn func(AxState(web): AxState<Web>, req: Request) -> Response {
     let Some((_, access_key)) = logged_in(&web.state, req.headers()) else {
         return unauthorized();
     };
-    if is_websocket(req.headers()) {
+    if is_websocket(req.headers()) || is_stream_proxy(req.method(), path) {
         return func_websocket(web, req).await;
     }
     forward(web, access_key, req).await
 }
 
-/// `/func/stream/session/{s}/tcpproxy` in-process: any pre-upgrade error is a 502.
+/// Whether the real webserver routes this request to its WebSocket proxy whatever its headers:
+/// `GET /func/stream/…` but `stream/session/X/apps` and `stream/kernel/_/events`.
+fn is_stream_proxy(method: &axum::http::Method, path: &str) -> bool {
+    let Some(rest) = path.strip_prefix("/func/stream/") else {
+        return false;
+    };
+    let segs: Vec<&str> = rest.split('/').collect();
+    let http_routes = matches!(
+        segs.as_slice(),
+        ["session", _, "apps"] | ["kernel", "_", "events"]
+    );
+    method == axum::http::Method::GET && !http_routes
+}
+
+/// aiohttp's refusal of a request that is no WebSocket handshake (`WebSocketResponse`'s
+/// `_handshake`), a 400 `text/plain`.
+fn not_a_websocket(req: &Request, e: crate::ws::HandshakeError) -> Response {
+    use crate::ws::HandshakeError as H;
+    let h = |name: header::HeaderName| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("None")
+            .to_owned()
+    };
+    let text = match e {
+        H::Upgrade | H::NotGet => format!(
+            "No WebSocket UPGRADE hdr: {}\n Can \"Upgrade\" only to \"WebSocket\".",
+            h(header::UPGRADE)
+        ),
+        H::Connection => format!("No CONNECTION upgrade hdr: {}", h(header::CONNECTION)),
+        H::Version => format!("Unsupported version: {}", h(header::SEC_WEBSOCKET_VERSION)),
+        // Python's `repr` of the key: quoted, or `None` when absent.
+        H::Key => match req
+            .headers()
+            .get(header::SEC_WEBSOCKET_KEY)
+            .and_then(|v| v.to_str().ok())
+        {
+            Some(k) => format!("Handshake error: '{k}'"),
+            None => "Handshake error: None".to_owned(),
+        },
+        H::NotUpgradable => return ProblemReply::proxy_unreachable().into_response(),
+    };
+    (
+        StatusCode::BAD_REQUEST,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        text,
+    )
+        .into_response()
+}
+
+/// `/func/stream/session/{s}/tcpproxy` in-process: the manager's refusal is a 502 that names
+/// nothing of it (the webserver opens the upstream WebSocket first, real 26.9.6); then a request
+/// that is no WebSocket handshake is aiohttp's 400.
 async fn func_websocket(web: Web, mut req: Request) -> Response {
     let state = &web.state;
     let mgr_path = req.uri().path().trim_start_matches("/func").to_owned();
     let segs: Vec<&str> = mgr_path.trim_start_matches('/').split('/').collect();
-    let bad_gateway = |why: &str| ProblemReply::bad_gateway(why.to_owned()).into_response();
+    let bad_gateway = |why: &str| {
+        tracing::debug!(why, "func/stream: the manager refused the WebSocket");
+        let mut p = ProblemReply::proxy_unreachable();
+        if !state.generation.has_error_code() {
+            p.error_code = None;
+        }
+        p.into_response()
+    };
     if let Some(status) = state.faults.failing_status(&mgr_path) {
         return bad_gateway(&format!("manager answered {status}"));
     }
@@ -334,7 +409,7 @@ async fn func_websocket(web: Web, mut req: Request) -> Response {
         .get("x-backendai-version")
         .and_then(|v| v.to_str().ok())
         .unwrap_or(&state.server_version);
-    if !sign::version_supported(version) {
+    if !state.generation.accepts_version(version) {
         return bad_gateway("manager answered 400");
     }
     if state.faults.clock_skew().abs() > 15 * 60 {
@@ -348,9 +423,13 @@ async fn func_websocket(web: Web, mut req: Request) -> Response {
         Ok(t) => t,
         Err(p) => return bad_gateway(&format!("manager answered {}", p.status.as_u16())),
     };
+    let mut target = target;
+    if !state.generation.webserver_relays_close() {
+        target.faults.swallow_close = true;
+    }
     match crate::ws::accept(&mut req) {
         Ok(up) => manager::upgrade(up, target).await,
-        Err(e) => bad_gateway(&format!("bad WebSocket handshake: {e}")),
+        Err(e) => not_a_websocket(&req, e),
     }
 }
 

@@ -1,14 +1,15 @@
 //! Proof that the sandbox speaks the real protocol: the official Python client
 //! (`backend.ai-client==23.9.10`, in the `.venv` that `make test` creates) logs in, lists
 //! sessions, downloads `id_container` and runs its own `app … sshd` proxy against the sandbox,
-//! in session mode and in API mode; then real `ssh` and `scp` go through that proxy.
+//! in session mode and in API mode; then real `ssh` and `scp` go through that proxy. The
+//! sandbox plays the client's own generation, 23.09 (`docs/compatibility.md`).
 //!
 //! Outside CI the test is skipped (with a message) when the venv is missing; under CI it fails.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use bai_sandbox::{Config, Sandbox, SessionSpec};
+use bai_sandbox::{Config, Generation, Sandbox, SessionSpec};
 use bai_testkit::{free_port, sha256_file, within, SshTarget};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
@@ -185,10 +186,17 @@ async fn ps_download_proxy_ssh_scp(env: &PyEnv, session: &str, account: &str) {
     proxy.kill().await.expect("stop proxy");
 }
 
+/// A sandbox playing the official client's own generation (`--emulate 23.09`): its API
+/// version, POST downloads with a JSON body, exact session lookup, a webserver that swallows
+/// the manager's close.
 async fn start_sandbox(session: &str) -> (Sandbox, String) {
+    let config = Config {
+        generation: Generation::G23_09,
+        ..Config::default()
+    };
     let (sandbox, infos) =
-        bai_testkit::sandbox::with_sessions(Config::default(), [SessionSpec::running(session)])
-            .await;
+        bai_testkit::sandbox::with_sessions(config, [SessionSpec::running(session)]).await;
+    assert_eq!(sandbox.server_version(), "v7.20230615");
     (sandbox, infos[0].account.clone())
 }
 

@@ -3,7 +3,8 @@
 //! OpenSSH clients with their options ([`SshTarget`]), process runners and `/proc` checks
 //! ([`process`]), hashes, file modes and test data ([`files`]), ports and tiny servers
 //! ([`net`]), servers that are not a working Backend.AI endpoint ([`fake`]: a foreign page,
-//! the WebUI's `GET /`, bad TLS certificates), and a Backend.AI request signer of its own ([`sign`]).
+//! the WebUI's `GET /`, bad TLS certificates), a Backend.AI request signer of its own ([`sign`]),
+//! and the real Backend.AI manager, agent and webserver on loopback ([`realstack`]).
 //!
 //! Dev-only: it depends on bai-sandbox and general crates, never on bai-api, bai-tunnel,
 //! bai-core, bai-cli or bai-desktop, so that each of them can use it in its tests. Helpers
@@ -14,6 +15,7 @@ pub mod fake;
 pub mod files;
 pub mod net;
 pub mod process;
+pub mod realstack;
 pub mod sandbox;
 pub mod sign;
 pub mod ssh;

@@ -2,7 +2,7 @@
 //! webserver sessions. Its URLs, user and keys are the sandbox's own (`webserver_url()`,
 //! `manager_url()`, `user()`, a session's `id_container`).
 
-use bai_sandbox::{Config, Sandbox, SessionInfo, SessionSpec, Status};
+use bai_sandbox::{Config, Generation, Sandbox, SessionInfo, SessionSpec, Status};
 
 /// Starts a sandbox with `config`.
 pub async fn start(config: Config) -> Sandbox {
@@ -16,6 +16,14 @@ pub async fn demo(n: usize) -> Sandbox {
         ..Config::default()
     })
     .await
+}
+
+/// A sandbox playing `generation` (`bai-sandbox --emulate`), otherwise default.
+pub fn emulating(generation: Generation) -> Config {
+    Config {
+        generation,
+        ..Config::default()
+    }
 }
 
 /// Starts a sandbox with `config` and creates `sessions`, in order.

@@ -130,6 +130,12 @@ fn rejected_message(status: u16, problem: Option<&Problem>, body: Option<&str>) 
             out.push_str(": ");
             out.push_str(&text);
         }
+        if status == 502 && is_proxy_unreachable(problem) {
+            out.push_str(
+                " (the webserver could not open the session's service through the manager: \
+                 the session may have ended, or the app is not running)",
+            );
+        }
     } else if let Some(body) = body.map(str::trim).filter(|b| !b.is_empty()) {
         out.push_str(": ");
         let mut end = body.len().min(MAX_SHOWN_BODY);
@@ -142,6 +148,15 @@ fn rejected_message(status: u16, problem: Option<&Problem>, body: Option<&str>) 
         }
     }
     out
+}
+
+/// The webserver's `ProxyTargetUnreachableError` (real 26.9.6): the manager refused its
+/// upstream WebSocket, for whatever reason (unknown session or app, the session gone); the
+/// manager's own answer is not passed on.
+fn is_proxy_unreachable(problem: &Problem) -> bool {
+    problem.error_code.as_deref() == Some("api_request_unreachable")
+        || (problem.slug() == Some("bad-gateway")
+            && problem.title.as_deref() == Some("The proxy target server is inaccessible."))
 }
 
 fn closed_message(code: u16, reason: &str) -> String {
@@ -178,6 +193,23 @@ fn problem_text(problem: &Problem) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_webservers_unreachable_proxy_is_explained() {
+        let body = br#"{"type":"https://api.backend.ai/probs/bad-gateway","title":"The proxy target server is inaccessible.","error_code":"api_request_unreachable"}"#;
+        let p = Problem::parse_any(body).expect("valid problem");
+        let e = ConnError::Rejected {
+            status: 502,
+            problem: Some(Box::new(p)),
+            body: None,
+        };
+        assert_eq!(
+            e.to_string(),
+            "the server refused the WebSocket: HTTP 502 Bad Gateway: The proxy target server is \
+             inaccessible. (the webserver could not open the session's service through the \
+             manager: the session may have ended, or the app is not running)"
+        );
+    }
 
     #[test]
     fn parses_manager_problem_json() {

@@ -34,6 +34,7 @@
 #![warn(missing_docs)]
 
 mod bind;
+mod close;
 mod connector;
 mod dial;
 mod error;
@@ -51,6 +52,7 @@ mod tests;
 
 pub use bai_problem::Problem;
 pub use bind::{bind, BindOptions, Bound, FallbackReason, PortChoice};
+pub use close::{close_code_meaning, CloseReason};
 pub use connector::{BoxError, BoxFuture, Connector, Target, TlsConnector};
 pub use dial::Resolver;
 pub use error::{ConnError, Error};

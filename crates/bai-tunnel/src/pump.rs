@@ -38,7 +38,7 @@ use crate::frame::{
 };
 use crate::live::{Liveness, SendingData};
 use crate::stats::Counters;
-use crate::{ConnError, Options};
+use crate::{CloseReason, ConnError, Options};
 
 mod down;
 use down::downstream;
@@ -274,6 +274,26 @@ where
     W: AsyncWrite + Unpin + ?Sized,
     S: AsyncRead + AsyncWrite,
 {
+    pump_ended(reader, writer, ws, options, counters, live, cancel)
+        .await
+        .0
+}
+
+/// [`pump`], and why the connection ended ([`CloseReason`]).
+pub(crate) async fn pump_ended<R, W, S>(
+    reader: &mut R,
+    writer: &mut W,
+    ws: ServerWs<S>,
+    options: &Options,
+    counters: &Counters<'_>,
+    live: &Liveness,
+    cancel: &CancellationToken,
+) -> (Result<(), ConnError>, CloseReason)
+where
+    R: AsyncRead + Unpin + ?Sized,
+    W: AsyncWrite + Unpin + ?Sized,
+    S: AsyncRead + AsyncWrite,
+{
     let (rd, wr) = tokio::io::split(ws.io);
     let shared = Shared::default();
     let mut out = Out {
@@ -311,10 +331,11 @@ where
             send_close(&mut out, AWAY, "tunnel stopped").await;
             out.shutdown().await;
             let _ = tokio::time::timeout(FINAL_FLUSH, writer.shutdown()).await;
-            Ok(())
+            (Ok(()), CloseReason::Stopped)
         }
         Outcome::Down(end) => {
             let result = down_result(&end, false);
+            let reason = down_reason(&end);
             match &end {
                 // Answer the server's close with its code (when it may be sent at all).
                 DownEnd::Closed(close) => {
@@ -339,23 +360,51 @@ where
             if !matches!(end, DownEnd::LocalGone) {
                 linger(reader, writer, options.close_grace, cancel).await;
             }
-            result
+            (result, reason)
         }
         Outcome::Up(up, down) => {
             let _ = tokio::time::timeout(FINAL_FLUSH, writer.shutdown()).await;
             out.shutdown().await;
             match (up, down) {
-                (UpEnd::Eof | UpEnd::LocalGone, None) => {
+                (UpEnd::Eof, None) => {
                     tracing::debug!("no close from the server within the grace; dropping");
-                    Ok(())
+                    (Ok(()), CloseReason::LocalClosed)
                 }
-                (UpEnd::Eof | UpEnd::LocalGone, Some(end)) => down_result(&end, true),
+                (UpEnd::LocalGone, None) => (Ok(()), CloseReason::LocalGone),
+                (UpEnd::Eof, Some(end)) => (down_result(&end, true), CloseReason::LocalClosed),
+                (UpEnd::LocalGone, Some(end)) => (down_result(&end, true), CloseReason::LocalGone),
                 (UpEnd::Ws(error), down) => match down {
-                    Some(end @ DownEnd::Closed(_)) => down_result(&end, false),
-                    _ => Err(ws_error(&error)),
+                    Some(end @ DownEnd::Closed(_)) => (down_result(&end, false), down_reason(&end)),
+                    _ => {
+                        let reason = match error {
+                            WsError::Eof => CloseReason::NoCloseFrame,
+                            _ => CloseReason::Failed(ws_error(&error).to_string()),
+                        };
+                        (Err(ws_error(&error)), reason)
+                    }
                 },
             }
         }
+    }
+}
+
+/// Why the connection ended when the server's side ended first.
+fn down_reason(end: &DownEnd) -> CloseReason {
+    match end {
+        DownEnd::Closed(Some(close)) => CloseReason::Server {
+            code: close.code,
+            reason: close.reason.clone(),
+        },
+        DownEnd::Closed(None) => CloseReason::Server {
+            code: 1005,
+            reason: String::new(),
+        },
+        // Our close went out first (the local side ended), then the server's stream.
+        DownEnd::Ended => CloseReason::LocalClosed,
+        DownEnd::LocalGone => CloseReason::LocalGone,
+        DownEnd::Ws(WsError::Eof) => CloseReason::NoCloseFrame,
+        DownEnd::Ws(error) => CloseReason::Failed(ws_error(error).to_string()),
+        DownEnd::PeerTimeout(d) => CloseReason::Failed(ConnError::PeerTimeout(*d).to_string()),
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use uuid::Uuid;
 
-use crate::ConnError;
+use crate::{CloseReason, ConnError};
 
 /// Something that happened to one connection. Every `Opened` is followed by exactly one `Closed`;
 /// a `Failed` comes just before the `Closed` of a connection that ended with an error.
@@ -31,6 +31,9 @@ pub enum Event {
         bytes_down: u64,
         /// How long the connection lasted.
         duration: Duration,
+        /// Why it ended: the server's close code and reason as received (in words), no close
+        /// frame at all, the local client closing, the tunnel stopping, …
+        reason: CloseReason,
     },
     /// A connection failed: refused upgrade, error close code, dropped WebSocket, …
     Failed {
@@ -54,6 +57,7 @@ pub struct Stats {
     started_at: SystemTime,
     started: Instant,
     last_error: Mutex<Option<ConnError>>,
+    last_close: Mutex<Option<CloseReason>>,
 }
 
 /// A copy of [`Stats`] at one moment.
@@ -80,6 +84,8 @@ pub struct StatsSnapshot {
     pub uptime: Duration,
     /// The most recent connection error.
     pub last_error: Option<ConnError>,
+    /// Why the most recent connection ended.
+    pub last_close: Option<CloseReason>,
 }
 
 impl Default for Stats {
@@ -95,6 +101,7 @@ impl Default for Stats {
             started_at: SystemTime::now(),
             started: Instant::now(),
             last_error: Mutex::new(None),
+            last_close: Mutex::new(None),
         }
     }
 }
@@ -139,6 +146,13 @@ impl Stats {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .clone()
     }
+    /// Why the most recent connection ended.
+    pub fn last_close(&self) -> Option<CloseReason> {
+        self.last_close
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
     /// A consistent-enough copy of all counters.
     pub fn snapshot(&self) -> StatsSnapshot {
         StatsSnapshot {
@@ -152,6 +166,7 @@ impl Stats {
             started_at: self.started_at,
             uptime: self.started.elapsed(),
             last_error: self.last_error(),
+            last_close: self.last_close(),
         }
     }
 
@@ -161,6 +176,13 @@ impl Stats {
             .last_error
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(error.clone());
+    }
+
+    pub(crate) fn record_close(&self, reason: &CloseReason) {
+        *self
+            .last_close
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(reason.clone());
     }
 
     /// Counts an accepted connection; the guard un-counts it when dropped, whatever the path.

@@ -15,9 +15,9 @@ use uuid::Uuid;
 
 use crate::dial::{tune_socket, Dialer};
 use crate::live::Liveness;
-use crate::pump::{linger, pump};
+use crate::pump::{linger, pump_ended};
 use crate::stats::Counters;
-use crate::{Connector, Error, Event, Options, Stats};
+use crate::{CloseReason, Connector, Error, Event, Options, Stats};
 
 /// After the grace of a stop, how long cancelled connections may take to send their close.
 const CANCEL_BOUND: Duration = Duration::from_secs(3);
@@ -258,15 +258,16 @@ async fn handle_connection(
         ws = shared.dialer.open(shared.connector.as_ref(), &shared.options, &live) => Some(ws),
     };
     let (mut reader, mut writer) = tcp.split();
-    let result = match opened {
-        None => Ok(()),
+    let (result, reason) = match opened {
+        None => (Ok(()), CloseReason::Stopped),
         Some(Err(error)) => {
             // Nothing is written to the local side: it just sees an orderly close.
             linger(&mut reader, &mut writer, shared.options.close_grace, cancel).await;
-            Err(error)
+            let reason = CloseReason::Failed(error.to_string());
+            (Err(error), reason)
         }
         Some(Ok(ws)) => {
-            pump(
+            pump_ended(
                 &mut reader,
                 &mut writer,
                 ws,
@@ -280,17 +281,19 @@ async fn handle_connection(
     };
     let (bytes_up, bytes_down, duration) = (counters.up(), counters.down(), started.elapsed());
     if let Err(error) = result {
-        tracing::warn!(%error, bytes_up, bytes_down, "connection failed");
+        tracing::warn!(%error, %reason, bytes_up, bytes_down, "connection failed");
         shared.stats.record_error(&error);
         let _ = shared.events.send(Event::Failed { id, error });
     } else {
-        tracing::info!(bytes_up, bytes_down, ?duration, "connection closed");
+        tracing::info!(%reason, bytes_up, bytes_down, ?duration, "connection closed");
     }
+    shared.stats.record_close(&reason);
     let _ = shared.events.send(Event::Closed {
         id,
         bytes_up,
         bytes_down,
         duration,
+        reason,
     });
 }
 

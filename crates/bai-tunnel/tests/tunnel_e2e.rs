@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bai_tunnel::{run_stdio, ConnError, Event, Options};
+use bai_tunnel::{run_stdio, CloseReason, ConnError, Event, Options};
 use common::*;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -374,7 +374,82 @@ async fn failing_route_and_bad_credentials_are_reported_with_the_server_message(
         let seen = events_until_closed(&mut events).await;
         let error = failure(&seen).expect("a Failed event");
         assert_eq!(error.http_status(), Some(404), "{error}");
-        assert!(error.to_string().contains("No such session"), "{error}");
+        // 26.x (real 26.9.6): the repository layer's "Entity not found." with its message.
+        assert!(
+            error
+                .to_string()
+                .contains("Entity not found. (No SessionRow matches"),
+            "{error}"
+        );
+        handle.stop().await;
+    })
+    .await;
+}
+
+/// A session destroyed under an open tunnel: the manager closes the WebSocket with 1001 and no
+/// reason (as the real 26.9.6 does), and the `Closed` event says what that means; a connection
+/// the local client ends says so too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destroyed_session_closes_its_connection_naming_the_reason() {
+    within(60, async {
+        let env = Env::start().await;
+        let (handle, mut events) = env.tunnel("sshd", quick_options()).await;
+        let port = handle.local_addr().port();
+
+        // First a connection the local client ends.
+        let out = env.ssh(port, "true").output().await.expect("run ssh");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let seen = events_until_closed(&mut events).await;
+        match seen.last() {
+            Some(Event::Closed { reason, .. }) => assert!(
+                matches!(
+                    reason,
+                    CloseReason::LocalClosed | CloseReason::Server { code: 1001, .. }
+                ),
+                "{reason:?}"
+            ),
+            other => panic!("expected Closed, got {other:?}"),
+        }
+
+        let mut child = env
+            .ssh(port, "echo up; sleep 60")
+            .spawn()
+            .expect("spawn ssh");
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        stdout.read_line(&mut line).await.expect("read");
+        assert_eq!(line, "up\n");
+        env.sandbox.terminate("sess").await.expect("terminate");
+
+        let seen = events_until_closed(&mut events).await;
+        assert!(failure(&seen).is_none(), "a 1001 is no failure: {seen:?}");
+        let reason = match seen.last() {
+            Some(Event::Closed { reason, .. }) => reason.clone(),
+            other => panic!("expected Closed, got {other:?}"),
+        };
+        assert_eq!(
+            reason,
+            CloseReason::Server {
+                code: 1001,
+                reason: String::new()
+            }
+        );
+        let said = reason.to_string();
+        assert!(
+            said.starts_with("the server closed the connection (1001: ")
+                && said.contains("the session stopped"),
+            "{said}"
+        );
+        assert_eq!(handle.stats().last_close(), Some(reason));
+        let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+            .await
+            .expect("ssh ends with the session")
+            .expect("wait");
+        assert!(!status.success());
         handle.stop().await;
     })
     .await;
@@ -413,7 +488,11 @@ async fn stop_with_open_ssh_sessions_ends_them_within_the_grace() {
         }
         let mut closed = 0;
         while let Ok(event) = events.try_recv() {
-            closed += usize::from(matches!(event, Event::Closed { .. }));
+            if let Event::Closed { reason, .. } = event {
+                assert_eq!(reason, CloseReason::Stopped);
+                assert_eq!(reason.to_string(), "tunnel stopped");
+                closed += 1;
+            }
         }
         assert_eq!(closed, 3);
         assert!(TcpStream::connect(("127.0.0.1", port)).await.is_err());

@@ -5,8 +5,10 @@
 pub mod app;
 pub mod apps;
 pub mod auth;
+pub mod files;
 pub mod keys;
 pub mod restore;
 pub mod sessions;
 pub mod settings;
+pub mod terminal;
 pub mod tunnels;

@@ -49,6 +49,32 @@ describe('SessionList', () => {
     expect(within(row(container, 'notebook')).getByTestId('ssh-button')).toBeDisabled();
   });
 
+  it('offers Terminal and Files on running sessions with SSH, disabled with the reason otherwise', async () => {
+    installIpc({ list_sessions: SESSIONS });
+    const onterminal = vi.fn();
+    const onfiles = vi.fn();
+    const { container } = render(SessionList, { refreshSeconds: 0, tunnels: [], onssh: vi.fn(), onterminal, onfiles, onexpired: vi.fn() });
+    await waitFor(() => expect(rows(container)).toHaveLength(3));
+    const r = within(row(container, 'train-gpu'));
+    await fireEvent.click(r.getByTestId('terminal-button'));
+    await fireEvent.click(r.getByTestId('files-button'));
+    expect(onterminal).toHaveBeenCalledWith(SESSIONS[0]);
+    expect(onfiles).toHaveBeenCalledWith(SESSIONS[0]);
+    const pending = within(row(container, 'notebook')).getByTestId('terminal-button');
+    expect(pending).toBeDisabled();
+    expect(pending).toHaveAccessibleDescription(/pending; a terminal and files need a running session/);
+    const noSshd = within(row(container, 'web-only')).getByTestId('files-button');
+    expect(noSshd).toBeDisabled();
+    expect(noSshd).toHaveAttribute('title', 'The image has no sshd service port.');
+  });
+
+  it('has no Terminal/Files buttons when nobody handles them', async () => {
+    installIpc({ list_sessions: SESSIONS });
+    const { container } = render(SessionList, { refreshSeconds: 0, tunnels: [], onssh: vi.fn(), onexpired: vi.fn() });
+    await waitFor(() => expect(rows(container)).toHaveLength(3));
+    expect(container.querySelector('[data-testid=terminal-button]')).toBeNull();
+  });
+
   it('filters by name, image and status', async () => {
     installIpc({ list_sessions: SESSIONS });
     const { container } = render(SessionList, { refreshSeconds: 0, tunnels: [], onssh: vi.fn(), onexpired: vi.fn() });

@@ -7,10 +7,10 @@
  * codes, the app's UI) branches on a new case. Serialized by its variant name
  * (`"SessionNotFound"`), which is what the UI receives.
  */
-export type ErrorCode = "AuthFailed" | "LoginRequired" | "TotpRequired" | "PortInUse" | "SessionNotFound" | "SessionNotRunning" | "AppNotFound" | "FileNotFound" | "Network" | "Unreachable" | "BadUrl" | "UnsupportedVersion" | "Tls" | "Config" | "InvalidInput" | "SecretStore" | "Io" | "Unknown";
+export type ErrorCode = "AuthFailed" | "LoginRequired" | "TotpRequired" | "PortInUse" | "SessionNotFound" | "SessionNotRunning" | "AppNotFound" | "FileNotFound" | "Network" | "Unreachable" | "BadUrl" | "UnsupportedVersion" | "Tls" | "Config" | "InvalidInput" | "SecretStore" | "Io" | "Unknown" | "HostKeyChanged" | "SshAuthFailed" | "Exists" | "Cancelled";
 
 /** Every {@link ErrorCode}, for checking what a rejection carries. */
-export const ERROR_CODES: readonly ErrorCode[] = ['AuthFailed', 'LoginRequired', 'TotpRequired', 'PortInUse', 'SessionNotFound', 'SessionNotRunning', 'AppNotFound', 'FileNotFound', 'Network', 'Unreachable', 'BadUrl', 'UnsupportedVersion', 'Tls', 'Config', 'InvalidInput', 'SecretStore', 'Io', 'Unknown'];
+export const ERROR_CODES: readonly ErrorCode[] = ['AuthFailed', 'LoginRequired', 'TotpRequired', 'PortInUse', 'SessionNotFound', 'SessionNotRunning', 'AppNotFound', 'FileNotFound', 'Network', 'Unreachable', 'BadUrl', 'UnsupportedVersion', 'Tls', 'Config', 'InvalidInput', 'SecretStore', 'Io', 'Unknown', 'HostKeyChanged', 'SshAuthFailed', 'Exists', 'Cancelled'];
 
 /**
  * A failed command, serialized as `{"code": "...", "message": "...", "hint": "..."}`.
@@ -573,6 +573,159 @@ publicKey: string,
  * Its SHA256 fingerprint (`SHA256:…`), when the line parses.
  */
 fingerprint: string | null, };
+
+/**
+ * An open terminal (`TerminalView` in TypeScript).
+ */
+export type TerminalView = { 
+/**
+ * Its id (for input, resize, close).
+ */
+id: number, 
+/**
+ * The session.
+ */
+session: string, 
+/**
+ * The account logged in.
+ */
+user: string, 
+/**
+ * `user@session`.
+ */
+title: string, };
+
+/**
+ * What the terminal's channel carries (`TerminalEvent` in TypeScript).
+ */
+export type TerminalEvent = { "kind": "data", 
+/**
+ * Base64 of the bytes.
+ */
+data: string, } | { "kind": "exit", 
+/**
+ * Its exit status.
+ */
+status: number | null, 
+/**
+ * The signal that ended it.
+ */
+signal: string | null, } | { "kind": "closed", 
+/**
+ * Why, when it failed.
+ */
+error: CommandError | null, };
+
+/**
+ * A directory entry (`FileEntry` in TypeScript).
+ */
+export type FileEntry = { 
+/**
+ * The name.
+ */
+name: string, 
+/**
+ * `file`, `dir`, `symlink` or `other`.
+ */
+kind: "file" | "dir" | "symlink" | "other", 
+/**
+ * Size in bytes.
+ */
+size: number, 
+/**
+ * Modification time (Unix seconds).
+ */
+mtime: number | null, 
+/**
+ * The POSIX mode.
+ */
+mode: number | null, 
+/**
+ * `drwxr-xr-x`.
+ */
+permissions: string, 
+/**
+ * A symlink's target.
+ */
+linkTarget: string | null, 
+/**
+ * What a symlink points to.
+ */
+targetKind: "file" | "dir" | "other" | null, };
+
+/**
+ * A directory listing (`Listing` in TypeScript).
+ */
+export type Listing = { 
+/**
+ * The directory.
+ */
+path: string, 
+/**
+ * Directories first, then by name; hidden ones included.
+ */
+entries: Array<FileEntry>, };
+
+/**
+ * One transfer (`TransferView` in TypeScript).
+ */
+export type TransferView = { 
+/**
+ * Its id.
+ */
+id: number, 
+/**
+ * The session.
+ */
+session: string, 
+/**
+ * `upload` or `download`.
+ */
+direction: "upload" | "download", 
+/**
+ * The file or folder name.
+ */
+name: string, 
+/**
+ * Where from.
+ */
+source: string, 
+/**
+ * Where to.
+ */
+target: string, 
+/**
+ * Bytes moved.
+ */
+bytes: number, 
+/**
+ * Bytes to move, once known.
+ */
+total: number | null, 
+/**
+ * Files done.
+ */
+files: number, 
+/**
+ * Files to move, once known.
+ */
+filesTotal: number | null, 
+/**
+ * Current speed.
+ */
+bytesPerSec: number, 
+/**
+ * Seconds left.
+ */
+etaSecs: number | null, 
+/**
+ * `queued`, `running`, `done`, `failed` or `cancelled`.
+ */
+state: "queued" | "running" | "done" | "failed" | "cancelled", 
+/**
+ * Why it failed.
+ */
+error: CommandError | null, };
 
 /** Input limits, checked again by the Rust side (bai-core). */
 export const PORT_MIN = 1025;

@@ -207,7 +207,11 @@ pub(crate) fn decode_download(
                         return Err(format!("unsupported part encoding {enc:?}"));
                     }
                 }
-                files.extend(untar(part.body)?);
+                // An empty part is no archive at all (the real manager's answer when the
+                // agent had nothing to send), not a truncated one: it holds no file.
+                if !part.body.is_empty() {
+                    files.extend(untar(part.body)?);
+                }
             }
             Ok(files)
         }
@@ -290,6 +294,13 @@ pub(crate) mod tests {
         assert_eq!(files[0].name, "a");
         let empty = decode_download("multipart/mixed; boundary=b", b"--b--\r\n").expect("empty");
         assert!(empty.is_empty());
+        // The real manager's answer for a file its (dummy) agent could not give: one empty part.
+        let empty_part = decode_download(
+            "multipart/mixed; boundary=b",
+            b"--b\r\nContent-Encoding: identity\r\n\r\n\r\n--b--\r\n",
+        )
+        .expect("an empty part is no file, not an error");
+        assert!(empty_part.is_empty());
     }
 
     #[test]

@@ -144,10 +144,13 @@ fn report(seen: &mut std::collections::HashSet<String>, ev: Event) {
             bytes_up,
             bytes_down,
             duration,
+            reason,
+            ..
         } if seen.remove(&id.to_string()) => {
-            tracing::info!(%id, bytes_up, bytes_down, ?duration, "connection closed");
+            tracing::info!(%id, bytes_up, bytes_down, ?duration, %reason, "connection closed");
             say(format!(
-                "∙ connection {} closed ({bytes_up} bytes up, {bytes_down} bytes down, {:.1}s)",
+                "∙ connection {} closed ({bytes_up} bytes up, {bytes_down} bytes down, {:.1}s): \
+                 {reason}",
                 short(&id),
                 duration.as_secs_f64()
             ));

@@ -33,15 +33,20 @@ pub(super) async fn guard(AxState(state): AxState<St>, mut req: Request, next: N
     if let Some(status) = state.faults.failing_status(&path) {
         return ProblemReply::injected(status).into_response();
     }
+    let mut caller = None;
     if !is_anonymous(req.method(), &path) {
         match authenticate(&state, req.method(), req.uri(), req.headers()) {
             Ok(id) => {
+                caller = Some(id.access_key.clone());
                 req.extensions_mut().insert(id);
             }
             Err(p) => return p.into_response(),
         }
     }
-    next.run(req).await
+    let quota = super::ratelimit::consume(&state, caller.as_deref());
+    let mut resp = next.run(req).await;
+    quota.apply(resp.headers_mut());
+    resp
 }
 
 fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -57,7 +62,7 @@ pub(crate) fn authenticate(
 ) -> Result<Identity, ProblemReply> {
     let version = header_str(headers, "x-backendai-version")
         .ok_or_else(|| ProblemReply::invalid_auth("API version missing in request headers"))?;
-    if !sign::version_supported(version) {
+    if !state.generation.accepts_version(version) {
         return Err(ProblemReply::bad_version("Unsupported API version."));
     }
     let auth = header_str(headers, "authorization")

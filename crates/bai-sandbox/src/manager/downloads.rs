@@ -6,7 +6,7 @@ use std::path::{Component, Path, PathBuf};
 
 use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, State as AxState};
-use axum::http::{header, StatusCode, Uri};
+use axum::http::{header, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use uuid::Uuid;
@@ -14,6 +14,7 @@ use uuid::Uuid;
 use super::sessions::{first, query_pairs, resolve};
 use super::St;
 use crate::download::{self, file_not_found};
+use crate::generation::VerbAnswer;
 use crate::problem::ProblemReply;
 
 /// Maps a container path (absolute under `/home/work`, or relative to it) into the session home.
@@ -45,18 +46,57 @@ fn body_json(body: &Bytes) -> Option<Value> {
     serde_json::from_slice(body).ok()
 }
 
+/// The emulated generation's answer to this method on a download route, when it does not
+/// serve it: 405 (no route for the method) or 400 `deprecated` (23.09 … 25.x for GET).
+fn refused_verb(state: &crate::State, method: &Method) -> Option<Response> {
+    let post = match *method {
+        Method::POST => true,
+        Method::GET | Method::HEAD => false,
+        _ => return Some(StatusCode::METHOD_NOT_ALLOWED.into_response()),
+    };
+    match state.generation.download_verb(post) {
+        VerbAnswer::Serve => None,
+        VerbAnswer::NotAllowed => Some(
+            (
+                StatusCode::METHOD_NOT_ALLOWED,
+                [(header::ALLOW, if post { "GET" } else { "POST" })],
+                "405: Method Not Allowed",
+            )
+                .into_response(),
+        ),
+        VerbAnswer::Deprecated => Some(
+            ProblemReply::new(400, "deprecated", "This API is deprecated.")
+                .msg("Use the HTTP POST method to invoke this API with parameters in the request body.")
+                .into_response(),
+        ),
+    }
+}
+
+/// The JSON body, when this generation reads parameters from it (up to 25.x).
+fn params_body(state: &crate::State, body: &Bytes) -> Option<Value> {
+    state
+        .generation
+        .download_reads_body()
+        .then(|| body_json(body))
+        .flatten()
+}
+
 pub(super) async fn download_single(
     AxState(state): AxState<St>,
     UrlPath(s): UrlPath<String>,
+    method: Method,
     uri: Uri,
     body: Bytes,
 ) -> Response {
+    if let Some(refused) = refused_verb(&state, &method) {
+        return refused;
+    }
     let r = match resolve(&state, &s, uri.path()) {
         Ok(r) => r,
         Err(p) => return p.into_response(),
     };
     let q = query_pairs(uri.query());
-    let json_body = body_json(&body);
+    let json_body = params_body(&state, &body);
     let file = first(&q, "file")
         .map(str::to_owned)
         .or_else(|| json_body.as_ref()?.get("file")?.as_str().map(str::to_owned));
@@ -91,9 +131,13 @@ pub(super) async fn download_single(
 pub(super) async fn download(
     AxState(state): AxState<St>,
     UrlPath(s): UrlPath<String>,
+    method: Method,
     uri: Uri,
     body: Bytes,
 ) -> Response {
+    if let Some(refused) = refused_verb(&state, &method) {
+        return refused;
+    }
     let r = match resolve(&state, &s, uri.path()) {
         Ok(r) => r,
         Err(p) => return p.into_response(),
@@ -103,7 +147,7 @@ pub(super) async fn download(
         .filter(|(k, _)| k == "files")
         .map(|(_, v)| v)
         .collect();
-    if let Some(list) = body_json(&body).and_then(|v| v.get("files").cloned()) {
+    if let Some(list) = params_body(&state, &body).and_then(|v| v.get("files").cloned()) {
         match list {
             Value::Array(a) => files.extend(a.iter().filter_map(|v| v.as_str().map(str::to_owned))),
             Value::String(s) => files.push(s),

@@ -16,8 +16,9 @@ use uuid::Uuid;
 
 use super::St;
 use crate::faults::Faults;
+use crate::generation::Lookup;
 use crate::problem::ProblemReply;
-use crate::session::Status;
+use crate::session::{SessionEntry, Status};
 use crate::{lock, State};
 
 /// The image every session reports.
@@ -40,24 +41,70 @@ pub(crate) struct Resolved {
     pub terminated_at: Option<DateTime<Utc>>,
 }
 
-/// Resolves `s` by UUID, or by exact name among non-terminal sessions; applies the session's
-/// fail-route fault to `path`.
+/// Resolves `s` as the emulated generation does ([`Lookup`]): by UUID or exact name among
+/// live sessions (the newest also finds a terminated session by UUID), or, on 22.09, by
+/// session-ID prefix, exact name, then name prefix, where more than one match is 404
+/// `too-many-sessions-matched`. The 26.4.4 release candidates refuse a UUID in a stream path.
+/// Then applies the session's fail-route fault to `path`.
 pub(crate) fn resolve(state: &State, s: &str, path: &str) -> Result<Resolved, ProblemReply> {
     let sessions = lock(&state.sessions);
+    let generation = state.generation;
     let by_id = Uuid::parse_str(s).ok();
-    let e = sessions
-        .iter()
-        .find(|e| Some(e.id) == by_id)
-        .or_else(|| {
+    let e = match generation.lookup() {
+        Lookup::Exact => {
+            if by_id.is_some() && path.starts_with("/stream/") && generation.stream_refuses_uuid() {
+                return Err(ProblemReply::no_session());
+            }
             sessions
                 .iter()
-                .find(|e| e.name == s && !e.status.is_terminal())
-        })
-        .ok_or_else(ProblemReply::no_session)?;
+                .find(|e| Some(e.id) == by_id)
+                .or_else(|| {
+                    sessions
+                        .iter()
+                        .find(|e| e.name == s && !e.status.is_terminal())
+                })
+                .ok_or_else(|| ProblemReply::unknown_session(generation))?
+        }
+        Lookup::Prefix => {
+            let live: Vec<&SessionEntry> = sessions
+                .iter()
+                .filter(|e| !e.status.is_terminal())
+                .collect();
+            let lower = s.to_ascii_lowercase();
+            let tiers: [&dyn Fn(&SessionEntry) -> bool; 3] = [
+                &|e| e.id.to_string().starts_with(&lower),
+                &|e| e.name == s,
+                &|e| e.name.starts_with(s),
+            ];
+            let mut found = None;
+            for tier in tiers {
+                let matched: Vec<&SessionEntry> =
+                    live.iter().copied().filter(|e| tier(e)).collect();
+                match matched.as_slice() {
+                    [] => continue,
+                    [one] => {
+                        found = Some(*one);
+                        break;
+                    }
+                    many => return Err(ProblemReply::too_many_sessions(many)),
+                }
+            }
+            found.ok_or_else(|| ProblemReply::unknown_session(generation))?
+        }
+    };
     if let Some(status) = e.faults.failing_status(path) {
         return Err(ProblemReply::injected(status));
     }
-    Ok(Resolved {
+    Ok(snapshot(e))
+}
+
+/// Every session (terminated ones too), as the GraphQL lists see them.
+pub(crate) fn all_sessions(state: &State) -> Vec<Resolved> {
+    lock(&state.sessions).iter().map(snapshot).collect()
+}
+
+fn snapshot(e: &SessionEntry) -> Resolved {
+    Resolved {
         id: e.id,
         name: e.name.clone(),
         status: e.status,
@@ -70,7 +117,7 @@ pub(crate) fn resolve(state: &State, s: &str, path: &str) -> Result<Resolved, Pr
         created_at: e.created_at,
         status_changed: e.status_changed,
         terminated_at: e.terminated_at,
-    })
+    }
 }
 
 /// One service port of a session.

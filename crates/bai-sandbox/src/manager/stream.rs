@@ -40,15 +40,43 @@ pub(crate) fn prepare_tunnel(
     path: &str,
 ) -> Result<Target, ProblemReply> {
     let q = query_pairs(raw_query);
+    // `service` was an alias of `app` up to 25.x; 26.x knows `app` only.
+    let alias = state.generation.accepts_service_alias();
+    let schema = state.generation.schema_checked_stream_params();
     let app = first(&q, "app")
-        .or_else(|| first(&q, "service"))
-        .filter(|a| !a.is_empty())
-        .ok_or_else(|| ProblemReply::invalid_params("Missing parameter: app"))?
+        .or_else(|| first(&q, "service").filter(|_| alias))
+        .filter(|a| schema || !a.is_empty())
+        .ok_or_else(|| {
+            if schema {
+                ProblemReply::schema_invalid(schema_report(&q, "app", "missing", "Field required"))
+            } else {
+                ProblemReply::invalid_params("Missing parameter: app")
+            }
+        })?
         .to_owned();
     let port = match first(&q, "port").filter(|p| !p.is_empty()) {
         None => None,
-        Some(p) => match p.parse::<u16>() {
-            Ok(p) if p >= 1024 => Some(p),
+        Some(p) => match p.parse::<u32>() {
+            Ok(p @ 1024..=65535) => u16::try_from(p).ok(),
+            parsed if schema => {
+                let (kind, says) = match parsed {
+                    Err(_) => (
+                        "int_parsing",
+                        "Input should be a valid integer, unable to parse string as an integer",
+                    ),
+                    Ok(n) if n < 1024 => (
+                        "greater_than_equal",
+                        "Input should be greater than or equal to 1024",
+                    ),
+                    Ok(_) => (
+                        "less_than_equal",
+                        "Input should be less than or equal to 65535",
+                    ),
+                };
+                return Err(ProblemReply::schema_invalid(schema_report(
+                    &q, "port", kind, says,
+                )));
+            }
             _ => {
                 return Err(ProblemReply::invalid_params(
                     "port must be between 1024 and 65535",
@@ -74,6 +102,23 @@ pub(crate) fn prepare_tunnel(
         session: r.tunnels.clone(),
         sandbox: state.cancel.clone(),
     })
+}
+
+/// The `msg` of 26.x's refused `StreamProxyRequest`: `str()` of the schema error (pydantic's
+/// report, as the real 26.9.6 sends it) for one bad `field`.
+fn schema_report(q: &[(String, String)], field: &str, kind: &str, says: &str) -> String {
+    let input = if kind == "missing" {
+        let pairs: Vec<String> = q.iter().map(|(k, v)| format!("'{k}': '{v}'")).collect();
+        (format!("{{{}}}", pairs.join(", ")), "dict")
+    } else {
+        (format!("'{}'", first(q, field).unwrap_or_default()), "str")
+    };
+    format!(
+        "Schema validation failed. (1 validation error for StreamProxyRequest\n{field}\n  \
+         {says} [type={kind}, input_value={}, input_type={}]\n    \
+         For further information visit https://errors.pydantic.dev/2.13/v/{kind})",
+        input.0, input.1
+    )
 }
 
 /// Answers a checked upgrade (after the upgrade-delay fault) and runs the tunnel on the

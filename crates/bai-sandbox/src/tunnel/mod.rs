@@ -11,7 +11,8 @@
 //! - Pings get a pong with the same payload, sent by the down side between its frames.
 //!
 //! Close codes: 1013 when the port refuses, 1011 on other errors, 1001 at TCP EOF or when the
-//! session/sandbox stops; 1002/1007/1009 for bad client frames (see [`crate::ws`]).
+//! session/sandbox stops, all with an empty reason as the manager's `TCPProxy` sends them (real
+//! 26.9.6, `manager/api/wsproxy.py`); 1002/1007/1009 for bad client frames (see [`crate::ws`]).
 //!
 //! Layout: this module runs a tunnel (connect, pump both ways, end with the right close);
 //! `up` and `down` are the two directions with their buffers, and `buffer` sizes those buffers.
@@ -159,8 +160,8 @@ where
     }
 }
 
-/// Ends the tunnel with a close, or swallows it under the fault.
-async fn finish<R, W>(up: &mut Up<R>, down: &mut Down<W>, code: u16, reason: &str, target: &Target)
+/// Ends the tunnel with a close (`code`, empty reason), or swallows it under the fault.
+async fn finish<R, W>(up: &mut Up<R>, down: &mut Down<W>, code: u16, target: &Target)
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -170,7 +171,7 @@ where
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, down.flush()).await;
         swallow(up, down, &target.sandbox).await;
     } else {
-        close(up, down, ControlFrame::close(code, reason)).await;
+        close(up, down, ControlFrame::close(code, "")).await;
     }
 }
 
@@ -198,12 +199,12 @@ where
         Ok(t) => t,
         Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
             tracing::debug!(addr = %target.addr, "tcpproxy: connection refused");
-            finish(&mut up, &mut down, 1013, "connection refused", &target).await;
+            finish(&mut up, &mut down, 1013, &target).await;
             return;
         }
         Err(e) => {
             tracing::debug!(addr = %target.addr, error = %e, "tcpproxy: connect failed");
-            finish(&mut up, &mut down, 1011, "connect failed", &target).await;
+            finish(&mut up, &mut down, 1011, &target).await;
             return;
         }
     };
@@ -224,7 +225,7 @@ where
     };
     tracing::debug!(addr = %target.addr, end = ?end, "tcpproxy: tunnel ended");
 
-    let (code, reason) = match end {
+    let code = match end {
         // Abrupt: dropping both halves closes the socket with no close frame.
         End::Drop | End::ClientGone => return,
         End::ClientClosed(payload) => {
@@ -238,12 +239,12 @@ where
             close(&mut up, &mut down, ControlFrame::close(e.code, e.reason)).await;
             return;
         }
-        End::TcpEof => (1001, "TCP connection closed"),
-        End::TcpError => (1011, "TCP error"),
-        End::Stopped => (1001, "session stopped"),
+        // The manager's `TCPProxy` closes with a code and no reason (real 26.9.6).
+        End::TcpEof | End::Stopped => 1001,
+        End::TcpError => 1011,
     };
     drop((tcp_r, tcp_w));
-    finish(&mut up, &mut down, code, reason, &target).await;
+    finish(&mut up, &mut down, code, &target).await;
 }
 
 #[cfg(test)]

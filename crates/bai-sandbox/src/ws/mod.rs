@@ -17,7 +17,7 @@ mod handshake;
 
 use std::ops::Range;
 
-pub(crate) use handshake::{accept, Upgrade};
+pub(crate) use handshake::{accept, HandshakeError, Upgrade};
 
 /// Largest frame payload, and largest message, a client may send (the manager's
 /// `max_msg_size`); more gets close 1009.
