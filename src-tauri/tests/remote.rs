@@ -312,12 +312,20 @@ async fn terminal_and_files_in_the_real_app() {
                 };
                 let first = size_of(&before);
                 c.set_window_size(1400, 900).await?;
-                tokio::time::sleep(Duration::from_millis(800)).await;
-                type_keys(&c, "clear; stty size\u{E007}").await?;
-                let after = until_screen(&c, "a new stty size", |s| {
-                    size_of(s).iter().any(|l| !first.contains(l))
-                })
-                .await?;
+                // The resize reaches the shell after the UI's debounce and a round trip: ask
+                // again until it shows (no fixed sleep).
+                let t0 = std::time::Instant::now();
+                let after = loop {
+                    type_keys(&c, "clear; stty size\u{E007}").await?;
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    let s = screen(&c).await?;
+                    if size_of(&s).iter().any(|l| !first.contains(l)) {
+                        break s;
+                    }
+                    if t0.elapsed() > UI_TIMEOUT {
+                        return Err(format!("stty size did not change from {first:?}:\n{s}").into());
+                    }
+                };
                 eprintln!("stty size: {first:?} -> {:?}", size_of(&after));
                 shot(&c, "20-terminal").await?;
 

@@ -288,12 +288,33 @@ pub enum Error {
         /// The path (remote or local).
         path: String,
     },
+    /// Several targets already exist (a transfer of several items): all of them are named, so
+    /// that confirming replaces exactly what was shown.
+    #[error("{count} items already exist: {list}")]
+    ExistMany {
+        /// How many.
+        count: usize,
+        /// Their paths, comma-separated.
+        list: String,
+    },
     /// The user cancelled.
     #[error("cancelled")]
     Cancelled,
 }
 
 impl Error {
+    /// `Exists` for one path, `ExistMany` naming all of several (none: `None`).
+    pub fn exists(paths: Vec<String>) -> Option<Error> {
+        match paths.len() {
+            0 => None,
+            1 => paths.into_iter().next().map(|path| Error::Exists { path }),
+            count => Some(Error::ExistMany {
+                count,
+                list: paths.join(", "),
+            }),
+        }
+    }
+
     /// An [`Error::Io`] with its context.
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         Error::Io {
@@ -331,7 +352,7 @@ impl Error {
             Error::HostKeyChanged { .. } => ErrorCode::HostKeyChanged,
             Error::SshAuthFailed { .. } => ErrorCode::SshAuthFailed,
             Error::Remote { code, .. } => *code,
-            Error::Exists { .. } => ErrorCode::Exists,
+            Error::Exists { .. } | Error::ExistMany { .. } => ErrorCode::Exists,
             Error::Cancelled => ErrorCode::Cancelled,
         }
     }
@@ -372,6 +393,7 @@ impl Error {
                     .into()
             }
             Error::Exists { .. } => "choose to overwrite it, or pick another name".into(),
+            Error::ExistMany { .. } => "choose to overwrite them, or transfer elsewhere".into(),
             Error::Api(e) => return api_hint(e),
             _ => return None,
         })

@@ -212,17 +212,21 @@ async fn files_browse_transfer_cancel_and_refuse_overwrites() {
 
         // Cancel: nothing left behind, remote or local.
         let (c, b, up2) = (client.clone(), big.clone(), format!("{home}/renamed"));
+        // Cancelled as soon as the first bytes are written (from inside the job: the queue's
+        // progress events come every 200 ms, and a fast machine could finish before one).
         let id = q.start("s1", Direction::Upload, "big.bin", "", "", move |(p, cancel)| async move {
             let s = c.sftp().await?;
-            transfer::upload(&s, &b, &up2, &p, &cancel).await
+            let (watch, stop) = (p.clone(), cancel.clone());
+            let watcher = tokio::spawn(async move {
+                while watch.bytes.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                stop.cancel();
+            });
+            let r = transfer::upload(&s, &b, &up2, &p, &cancel).await;
+            watcher.abort();
+            r
         });
-        let mut rx = q.subscribe();
-        while let Ok(t) = rx.recv().await {
-            if t.id == id && t.bytes > 0 {
-                break;
-            }
-        }
-        assert!(q.cancel(id));
         assert_eq!(q.wait(id).await.map(|t| t.state), Some(TransferState::Cancelled));
         assert!(sftp.lstat(&format!("{home}/renamed/big.bin")).await.expect("lstat").is_none());
         let dl = local.path().join("dl");
@@ -381,6 +385,138 @@ async fn a_session_without_id_container_uses_the_profiles_own_key() {
             .expect("connect with the own key");
         let (out, code) = c.exec("echo own").await.expect("exec");
         assert_eq!((out.as_slice(), code), (b"own\n".as_slice(), Some(0)));
+        w.sb.shutdown().await;
+    })
+    .await;
+}
+
+/// Runs `transfer` with a token cancelled as soon as its first bytes moved.
+async fn cancelled_midway<F, Fut>(transfer: F) -> bai_core::Result<()>
+where
+    F: FnOnce(Arc<transfer::Progress>, tokio_util::sync::CancellationToken) -> Fut,
+    Fut: std::future::Future<Output = bai_core::Result<()>>,
+{
+    let p = transfer::Progress::new();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let (watch, stop) = (p.clone(), cancel.clone());
+    let watcher = tokio::spawn(async move {
+        while watch.bytes.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        stop.cancel();
+    });
+    let r = transfer(p, cancel).await;
+    watcher.abort();
+    r
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_replace_keeps_the_original_and_links_out_of_a_folder_stay_home() {
+    within(180, async {
+        let w = world().await;
+        let remotes = Remotes::new();
+        let client = remotes.client(&w.ws, "s1").await.expect("connect");
+        let sftp = client.browser().await.expect("sftp");
+        let home = sftp.home().await.expect("home");
+        let local = tempfile::tempdir().expect("tempdir");
+        let never = tokio_util::sync::CancellationToken::new();
+        let s = client.sftp().await.expect("sftp");
+
+        // Upload over an existing remote file, cancelled: the original is untouched and no
+        // temporary file is left.
+        let small = local.path().join("small");
+        std::fs::create_dir(&small).expect("mkdir");
+        std::fs::write(small.join("keep.bin"), "original\n").expect("write");
+        transfer::upload(
+            &s,
+            &small.join("keep.bin"),
+            &home,
+            &transfer::Progress::new(),
+            &never,
+        )
+        .await
+        .expect("upload the original");
+        let big = local.path().join("big");
+        std::fs::create_dir(&big).expect("mkdir");
+        write_noise_file(&big.join("keep.bin"), 64 << 20, 3);
+        let r = cancelled_midway(|p, c| {
+            let (s, from, to) = (&s, big.join("keep.bin"), home.clone());
+            async move { transfer::upload(s, &from, &to, &p, &c).await }
+        })
+        .await;
+        assert_eq!(r.expect_err("cancelled").code(), ErrorCode::Cancelled);
+        let (out, code) = client.exec("cat ~/keep.bin").await.expect("exec");
+        assert_eq!((out.as_slice(), code), (b"original\n".as_slice(), Some(0)));
+        let names: Vec<String> = sftp
+            .list(&home)
+            .await
+            .expect("list")
+            .entries
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
+        assert!(
+            !names.iter().any(|n| n.contains("bai-part")),
+            "left behind: {names:?}"
+        );
+
+        // Download over an existing local file, cancelled: the same.
+        sftp.mkdir(&format!("{home}/bigdir")).await.expect("mkdir");
+        transfer::upload(
+            &s,
+            &big.join("keep.bin"),
+            &format!("{home}/bigdir"),
+            &transfer::Progress::new(),
+            &never,
+        )
+        .await
+        .expect("upload");
+        let mine = local.path().join("mine");
+        std::fs::create_dir(&mine).expect("mkdir");
+        std::fs::write(mine.join("keep.bin"), "mine\n").expect("write");
+        let r = cancelled_midway(|p, c| {
+            let (s, from, to) = (&s, format!("{home}/bigdir/keep.bin"), mine.clone());
+            async move { transfer::download(s, &from, &to, &p, &c).await }
+        })
+        .await;
+        assert_eq!(r.expect_err("cancelled").code(), ErrorCode::Cancelled);
+        assert_eq!(
+            std::fs::read_to_string(mine.join("keep.bin")).expect("read"),
+            "mine\n"
+        );
+        let left: Vec<_> = std::fs::read_dir(&mine)
+            .expect("ls")
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(left.len(), 1, "left behind: {left:?}");
+
+        // A folder upload follows a link only to a file inside the folder.
+        let outside = local.path().join("outside.txt");
+        std::fs::write(&outside, "secret\n").expect("write");
+        let tree = local.path().join("repo");
+        std::fs::create_dir(&tree).expect("mkdir");
+        std::fs::write(tree.join("a.txt"), "a\n").expect("write");
+        std::os::unix::fs::symlink("a.txt", tree.join("inside")).expect("symlink");
+        std::os::unix::fs::symlink(&outside, tree.join("key")).expect("symlink");
+        std::os::unix::fs::symlink("../outside.txt", tree.join("key2")).expect("symlink");
+        transfer::upload(&s, &tree, &home, &transfer::Progress::new(), &never)
+            .await
+            .expect("upload");
+        let mut names: Vec<String> = sftp
+            .list(&format!("{home}/repo"))
+            .await
+            .expect("list")
+            .entries
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["a.txt", "inside"],
+            "a link out of the folder was followed"
+        );
         w.sb.shutdown().await;
     })
     .await;

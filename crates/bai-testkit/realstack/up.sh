@@ -37,7 +37,8 @@ import socket
 ss = [socket.socket() for _ in range(15)]
 for s in ss: s.bind(("127.0.0.1", 0))
 print(" ".join(str(s.getsockname()[1]) for s in ss))')
-CONTAINER_PORT_LO=$((30000 + RANDOM % 20000)); CONTAINER_PORT_HI=$((CONTAINER_PORT_LO + 99))
+# Below the ephemeral port range (32768 and up).
+CONTAINER_PORT_LO=$((20000 + RANDOM % 12000)); CONTAINER_PORT_HI=$((CONTAINER_PORT_LO + 99))
 EMAIL=tester@bai.test
 PASSWORD=$("$py" -c 'import secrets; print(secrets.token_urlsafe(12))')
 ACCESS_KEY=AKIABAI$("$py" -c 'import secrets; print(secrets.token_hex(6).upper())')

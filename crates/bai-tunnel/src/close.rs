@@ -84,7 +84,18 @@ impl fmt::Display for CloseReason {
                 f.write_str(")")?;
                 let reason = reason.trim();
                 if !reason.is_empty() {
-                    write!(f, ": {reason}")?;
+                    // The server's words reach a terminal: control and direction characters are
+                    // shown escaped, never interpreted.
+                    f.write_str(": ")?;
+                    for c in reason.chars() {
+                        if c.is_control()
+                            || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+                        {
+                            write!(f, "{}", c.escape_unicode())?;
+                        } else {
+                            write!(f, "{c}")?;
+                        }
+                    }
                 }
                 Ok(())
             }
@@ -159,5 +170,27 @@ mod tests {
         assert_eq!(CloseReason::Failed("x".into()).code(), None);
         assert!(CloseReason::NoCloseFrame.by_server());
         assert!(!CloseReason::Stopped.by_server());
+    }
+}
+
+#[cfg(test)]
+mod escape_tests {
+    use super::*;
+
+    #[test]
+    fn a_server_reason_cannot_drive_the_terminal() {
+        let r = CloseReason::Server {
+            code: 1001,
+            reason: "bye\u{1b}]52;c;ZXZpbA==\u{7}\u{202e}x".into(),
+        };
+        let shown = r.to_string();
+        assert!(
+            !shown.contains('\u{1b}') && !shown.contains('\u{7}') && !shown.contains('\u{202e}'),
+            "{shown}"
+        );
+        assert!(
+            shown.ends_with(": bye\\u{1b}]52;c;ZXZpbA==\\u{7}\\u{202e}x"),
+            "{shown}"
+        );
     }
 }

@@ -64,6 +64,7 @@ impl RemoteState {
     fn forward<R: Runtime>(&self, app: &AppHandle<R>) {
         self.forwarding.get_or_init(|| {
             let mut rx = self.transfers.subscribe();
+            let transfers = self.transfers.clone();
             let app = app.clone();
             tauri::async_runtime::spawn(async move {
                 loop {
@@ -71,7 +72,12 @@ impl RemoteState {
                         Ok(t) => {
                             let _ = app.emit(TRANSFERS_CHANGED, TransferView::from(t));
                         }
-                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                            // Missed changes: send the current state of every transfer.
+                            for t in transfers.list() {
+                                let _ = app.emit(TRANSFERS_CHANGED, TransferView::from(t));
+                            }
+                        }
                         Err(_) => return,
                     }
                 }
@@ -259,15 +265,20 @@ pub async fn files_upload<R: Runtime>(
     };
     let sftp = browser(&state, &session).await?;
     let mut targets = Vec::with_capacity(paths.len());
+    let mut there = Vec::new();
     for p in &paths {
         let target = transfer::upload_target(p, &remote_dir)?;
         if !overwrite && sftp.lstat(&target).await?.is_some() {
-            if from_dialog {
-                remote.remember_pick(request, paths.clone());
-            }
-            return Err(bai_core::Error::Exists { path: target }.into());
+            there.push(target.clone());
         }
         targets.push(target);
+    }
+    // Every conflict is named, so that "Replace" replaces exactly what the user was shown.
+    if let Some(e) = bai_core::Error::exists(there) {
+        if from_dialog {
+            remote.remember_pick(request, paths.clone());
+        }
+        return Err(e.into());
     }
     let client = remote.remotes.client(state.workspace(), &session).await?;
     remote.forward(&app);
@@ -317,9 +328,10 @@ pub async fn files_download<R: Runtime>(
     let dir = match local_dir {
         Some(d) => {
             let d = PathBuf::from(d);
-            if !remote.granted(&d) {
+            // Writing needs the folder dialog: a path dropped for upload is not a grant to write.
+            if !cfg!(any(test, feature = "e2e-commands")) {
                 return Err(CommandError::invalid(format!(
-                    "{} was not chosen in a dialog or dropped on the window",
+                    "{} was not chosen in the folder dialog: pass no folder to get the dialog",
                     d.display()
                 )));
             }
@@ -346,18 +358,19 @@ pub async fn files_download<R: Runtime>(
         )));
     }
     let mut targets = Vec::with_capacity(remote_paths.len());
+    let mut there = Vec::new();
     for p in &remote_paths {
         let target = transfer::download_target(p, &dir)?;
         if !overwrite && std::fs::symlink_metadata(&target).is_ok() {
-            if from_dialog {
-                remote.remember_pick(request, vec![dir.clone()]);
-            }
-            return Err(bai_core::Error::Exists {
-                path: target.display().to_string(),
-            }
-            .into());
+            there.push(target.display().to_string());
         }
         targets.push(target);
+    }
+    if let Some(e) = bai_core::Error::exists(there) {
+        if from_dialog {
+            remote.remember_pick(request, vec![dir.clone()]);
+        }
+        return Err(e.into());
     }
     let client = remote.remotes.client(state.workspace(), &session).await?;
     remote.forward(&app);

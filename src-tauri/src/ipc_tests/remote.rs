@@ -200,6 +200,17 @@ fn files_browse_upload_download_overwrite_cancel_and_delete() {
         json!({"session": "s1", "remotePaths": [format!("{dir}/big.bin")], "localDir": down.path(), "overwrite": false}),
     );
     assert_eq!(e["code"], "Exists", "{e}");
+    // Several conflicts are all named (what "Replace" will replace is what the user saw).
+    let e = h.err(
+        "files_download",
+        json!({"session": "s1", "remotePaths": [format!("{dir}/big.bin"), format!("{dir}/tree")], "localDir": down.path(), "overwrite": false}),
+    );
+    assert_eq!(e["code"], "Exists", "{e}");
+    let m = e["message"].as_str().unwrap_or_default();
+    assert!(
+        m.starts_with("2 items already exist") && m.contains("big.bin") && m.contains("tree"),
+        "{e}"
+    );
     let ids = h.ok(
         "files_download",
         json!({"session": "s1", "remotePaths": [format!("{dir}/big.bin")], "localDir": down.path(), "overwrite": true}),

@@ -166,6 +166,16 @@ describe('FilesTab', () => {
     ]);
   });
 
+  it('several conflicts: the question counts them and the message names every one', async () => {
+    const { container } = await mounted({
+      files_upload: () => fail('Exists', '2 items already exist: /home/work/a.txt, /home/work/c.txt'),
+    });
+    await fireEvent.click(container.querySelector('[data-testid=files-upload]')!);
+    await waitFor(() => expect(document.querySelector('#replace-confirm')).toBeInTheDocument());
+    expect(document.querySelector('#replace-confirm')).toHaveTextContent('Replace 2 items?');
+    expect(document.querySelector('[data-testid=replace-what]')).toHaveTextContent('/home/work/a.txt, /home/work/c.txt');
+  });
+
   it('downloads the selected items into a folder chosen in Rust; a cancelled dialog says nothing', async () => {
     const ontransfers = vi.fn();
     const { container, calls } = await mounted({ files_download: [] }, { ontransfers });

@@ -63,6 +63,10 @@ pub fn verdict(known_hosts: &str, alias: &str, key: &PublicKey) -> Verdict {
 /// Checks `key` against the pin: known → `Ok`, new → appended (the file created 0600) and
 /// `Ok`, changed → [`Error::HostKeyChanged`] naming the new fingerprint and the reset command.
 pub fn check(pin: &HostKeyPin, session: &str, key: &PublicKey) -> Result<()> {
+    // Read, decide and append as one step: two connections to a new session at once (its
+    // terminal and its files) must not pin two different keys.
+    static PINNING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = PINNING.lock().unwrap_or_else(|e| e.into_inner());
     let text = match std::fs::read_to_string(&pin.known_hosts) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),

@@ -310,9 +310,29 @@ impl Sftp {
             .map_err(|e| self.err("listing", path, e))?
             .handle;
         let mut out = Vec::new();
+        // A server that keeps answering without new entries (nor EOF) must not hold us forever.
+        let mut idle = 0u32;
         let result = loop {
             match self.raw.readdir(handle.as_str()).await {
                 Ok(name) => {
+                    if name
+                        .files
+                        .iter()
+                        .all(|f| f.filename == "." || f.filename == "..")
+                    {
+                        idle += 1;
+                        if idle > 16 {
+                            break Err(Error::Remote {
+                                code: ErrorCode::Io,
+                                message: format!(
+                                    "listing {} does not end (the server sends no entries and no end)",
+                                    path.escape_debug()
+                                ),
+                            });
+                        }
+                    } else {
+                        idle = 0;
+                    }
                     for f in name.files {
                         if f.filename == "." || f.filename == ".." {
                             continue;

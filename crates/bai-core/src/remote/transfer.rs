@@ -4,8 +4,11 @@
 //!
 //! Safety: a download writes only below the folder the user chose. Every remote name is a
 //! checked single component ([`super::sftp::is_safe_component`]); remote symlinks inside a
-//! folder are skipped (never followed), special files too; a local symlink in the way of an
-//! overwrite is replaced, never written through. Uploaded files get the local permission bits.
+//! folder are skipped (never followed), special files too. Every file is written under a
+//! temporary name next to its target and renamed over it only when complete, so a failed or
+//! cancelled transfer removes only its own temporary file and never what it was replacing, and a
+//! symlink in the way is replaced, never written through. Uploaded files get the local
+//! permission bits; downloaded ones the remote bits without group and other write.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -50,6 +53,26 @@ impl Progress {
     }
 }
 
+/// A temporary name next to `name`: `.NAME.bai-part-UNIQUE` (hidden, unique per process).
+fn part_name(name: &str) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    // Long names keep their start: the result stays a valid file name (< 255 bytes).
+    let mut short = name;
+    while short.len() > 200 {
+        let mut end = short.len() - 1;
+        while !short.is_char_boundary(end) {
+            end -= 1;
+        }
+        short = &short[..end];
+    }
+    format!(".{short}.bai-part-{}-{n}-{nanos:x}", std::process::id())
+}
+
 fn local_err(what: &str, path: &Path, e: std::io::Error) -> Error {
     Error::io(format!("{what} {}", path.display()), e)
 }
@@ -76,14 +99,19 @@ fn scan_local(local: &Path, remote: &str) -> Result<(Vec<UpItem>, u64)> {
     use std::os::unix::fs::PermissionsExt as _;
     let mut items = Vec::new();
     let mut total = 0u64;
+    // Inside a folder, a symlink is followed only to a file inside the same folder: a link to
+    // `~/.ssh/id_ed25519` in a cloned repository must not upload the key.
+    let root = std::fs::canonicalize(local).map_err(|e| local_err("reading", local, e))?;
     let mut stack = vec![(local.to_path_buf(), remote.to_owned(), true)];
     while let Some((path, target, top)) = stack.pop() {
         let lmeta = std::fs::symlink_metadata(&path).map_err(|e| local_err("reading", &path, e))?;
         let meta = if lmeta.file_type().is_symlink() {
+            let inside =
+                top || std::fs::canonicalize(&path).is_ok_and(|real| real.starts_with(&root));
             match std::fs::metadata(&path) {
-                Ok(m) if m.is_file() || (top && m.is_dir()) => m,
+                Ok(m) if inside && (m.is_file() || (top && m.is_dir())) => m,
                 _ => {
-                    tracing::info!(path = %path.display(), "symlink skipped in upload");
+                    tracing::info!(path = %path.display(), "symlink skipped in upload (not a file inside the folder)");
                     continue;
                 }
             }
@@ -147,7 +175,6 @@ pub async fn upload(
         .count() as u64;
     progress.files_total.store(files, Ordering::Relaxed);
     let existed = sftp.lstat(&target).await?.is_some();
-    let mut current: Option<String> = None;
     let result = async {
         for item in &items {
             check(cancel)?;
@@ -167,9 +194,7 @@ pub async fn upload(
                     }
                 },
                 UpItem::File(from, to, mode) => {
-                    current = Some(to.clone());
                     upload_file(sftp, from, to, *mode, progress, cancel).await?;
-                    current = None;
                     progress.files.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -177,15 +202,46 @@ pub async fn upload(
         Ok(())
     }
     .await;
-    if result.is_err() {
-        let leftover = if existed { current } else { Some(target) };
-        if let Some(p) = leftover {
-            if let Err(e) = sftp.delete_tree(&p).await {
-                tracing::warn!(path = %p.escape_debug(), error = %e, "cannot remove a partial upload");
-            }
+    // A failed file removed its own temporary copy; what did not exist before goes whole.
+    if result.is_err() && !existed {
+        if let Err(e) = sftp.delete_tree(&target).await {
+            tracing::warn!(path = %target.escape_debug(), error = %e, "cannot remove a partial upload");
         }
     }
     result
+}
+
+/// Renames the complete temporary `part` over `to` (a file or symlink there is replaced, a
+/// folder is not): OpenSSH's `posix-rename@openssh.com` when the server has it, else remove +
+/// rename.
+async fn replace_remote(sftp: &Sftp, part: &str, to: &str) -> Result<()> {
+    if let Some(a) = sftp.lstat(to).await? {
+        if EntryKind::of_mode(a.permissions) == EntryKind::Dir {
+            return Err(Error::Exists {
+                path: to.to_owned(),
+            });
+        }
+    }
+    let raw = sftp.raw();
+    let mut data = Vec::with_capacity(8 + part.len() + to.len());
+    for s in [part, to] {
+        data.extend_from_slice(&u32::try_from(s.len()).unwrap_or(u32::MAX).to_be_bytes());
+        data.extend_from_slice(s.as_bytes());
+    }
+    if raw.extended("posix-rename@openssh.com", data).await.is_ok()
+        && sftp.lstat(part).await?.is_none()
+    {
+        return Ok(());
+    }
+    if sftp.lstat(to).await?.is_some() {
+        raw.remove(to)
+            .await
+            .map_err(|e| sftp.err("replacing", to, e))?;
+    }
+    raw.rename(part, to)
+        .await
+        .map_err(|e| sftp.err("renaming into place", to, e))?;
+    Ok(())
 }
 
 async fn upload_file(
@@ -196,20 +252,96 @@ async fn upload_file(
     progress: &Progress,
     cancel: &CancellationToken,
 ) -> Result<()> {
-    let mut file = tokio::fs::File::open(from)
-        .await
+    use std::os::unix::fs::OpenOptionsExt as _;
+    // Non-blocking open: a path that turned into a FIFO since the scan must not hang us; only a
+    // regular file is read.
+    let std_file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(from)
         .map_err(|e| local_err("opening", from, e))?;
+    if !std_file
+        .metadata()
+        .map_err(|e| local_err("reading", from, e))?
+        .is_file()
+    {
+        return Err(Error::InvalidInput(format!(
+            "{} is not a regular file",
+            from.display()
+        )));
+    }
+    if let Some(a) = sftp.lstat(to).await? {
+        if EntryKind::of_mode(a.permissions) == EntryKind::Dir {
+            return Err(Error::Exists {
+                path: to.to_owned(),
+            });
+        }
+    }
+    let mut file = tokio::fs::File::from_std(std_file);
+    let (dir, name) = match to.rsplit_once('/') {
+        Some((d, n)) => (if d.is_empty() { "/" } else { d }, n),
+        None => (".", to),
+    };
+    let part = join(dir, &part_name(name));
     let raw = sftp.raw().clone();
-    let flags = OpenFlags::WRITE | OpenFlags::CREATE | OpenFlags::TRUNCATE;
+    let flags = OpenFlags::WRITE | OpenFlags::CREATE | OpenFlags::EXCLUDE;
     let attrs = FileAttributes {
-        permissions: Some(mode),
+        permissions: Some(mode & 0o777 | 0o600),
         ..FileAttributes::empty()
     };
     let handle = raw
-        .open(to, flags, attrs)
+        .open(part.as_str(), flags, attrs)
         .await
-        .map_err(|e| sftp.err("creating", to, e))?
+        .map_err(|e| sftp.err("creating", &part, e))?
         .handle;
+    let written = upload_part(sftp, &mut file, from, &part, &handle, progress, cancel).await;
+    let closed = raw.close(handle.as_str()).await;
+    let done = match (written, closed) {
+        (Err(e), _) => Err(e),
+        (Ok(()), Err(e)) => Err(sftp.err("closing", &part, e)),
+        (Ok(()), Ok(_)) => {
+            set_remote_times(sftp, from, &part, mode).await;
+            replace_remote(sftp, &part, to).await
+        }
+    };
+    if done.is_err() {
+        if let Err(e) = raw.remove(part.as_str()).await {
+            tracing::info!(path = %part.escape_debug(), error = %e, "cannot remove a partial upload");
+        }
+    }
+    done
+}
+
+/// Sets the uploaded file's permission bits (the server's umask applied at creation) and mtime.
+async fn set_remote_times(sftp: &Sftp, from: &Path, part: &str, mode: u32) {
+    let mtime = std::fs::metadata(from)
+        .ok()
+        .and_then(|m| m.modified().ok())
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .and_then(|d| u32::try_from(d.as_secs()).ok());
+    let attrs = FileAttributes {
+        permissions: Some(mode),
+        atime: mtime,
+        mtime,
+        ..FileAttributes::empty()
+    };
+    if let Err(e) = sftp.raw().setstat(part, attrs).await {
+        tracing::info!(path = %part.escape_debug(), error = %e, "cannot set the uploaded file's mode");
+    }
+}
+
+/// Writes `file` to the open remote `handle` with [`IN_FLIGHT`] writes outstanding.
+async fn upload_part(
+    sftp: &Sftp,
+    file: &mut tokio::fs::File,
+    from: &Path,
+    to: &str,
+    handle: &str,
+    progress: &Progress,
+    cancel: &CancellationToken,
+) -> Result<()> {
+    let raw = sftp.raw().clone();
+    let handle = handle.to_owned();
     let (_, chunk) = sftp.chunk_sizes();
     let mut pending = FuturesUnordered::new();
     let mut offset = 0u64;
@@ -239,7 +371,12 @@ async fn upload_file(
                 pending.push(async move { raw.write(h, at, buf).await.map(|_| n as u64) });
                 offset += n as u64;
             }
-            let Some(done) = pending.next().await else {
+            // Cancel does not wait for a stalled server's answers.
+            let next = tokio::select! {
+                n = pending.next() => n,
+                () = cancel.cancelled() => return Err(Error::Cancelled),
+            };
+            let Some(done) = next else {
                 break;
             };
             progress.add(done.map_err(|e| sftp.err("writing", to, e))?);
@@ -248,25 +385,7 @@ async fn upload_file(
     }
     .await;
     drop(pending);
-    let closed = raw.close(handle.as_str()).await;
-    result?;
-    closed.map_err(|e| sftp.err("closing", to, e))?;
-    // The server's umask applied at creation: set the local bits exactly, and the mtime.
-    let mtime = std::fs::metadata(from)
-        .ok()
-        .and_then(|m| m.modified().ok())
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .and_then(|d| u32::try_from(d.as_secs()).ok());
-    let attrs = FileAttributes {
-        permissions: Some(mode),
-        atime: mtime,
-        mtime,
-        ..FileAttributes::empty()
-    };
-    if let Err(e) = raw.setstat(to, attrs).await {
-        tracing::info!(path = %to.escape_debug(), error = %e, "cannot set the uploaded file's mode");
-    }
-    Ok(())
+    result
 }
 
 // ---------------------------------------------------------------- download
@@ -310,6 +429,13 @@ async fn scan_remote(sftp: &Sftp, remote: &str, local: &Path) -> Result<(Vec<Dow
                 let mode = attrs.permissions.unwrap_or(0o644) & 0o777;
                 items.push(DownItem::File(path, target, mode, size));
             }
+            EntryKind::Symlink | EntryKind::Other if path == remote => {
+                // What the user chose is neither a file nor a folder (a FIFO, a device…).
+                return Err(Error::InvalidInput(format!(
+                    "{} is not a file or a folder: only those can be downloaded",
+                    remote.escape_debug()
+                )));
+            }
             EntryKind::Symlink | EntryKind::Other => {
                 tracing::info!(path = %path.escape_debug(), "symlink or special file skipped in download");
             }
@@ -337,7 +463,6 @@ pub async fn download(
         .count() as u64;
     progress.files_total.store(files, Ordering::Relaxed);
     let existed = std::fs::symlink_metadata(&target).is_ok();
-    let mut current: Option<PathBuf> = None;
     let result = async {
         for item in &items {
             check(cancel)?;
@@ -354,9 +479,7 @@ pub async fn download(
                     }
                 },
                 DownItem::File(from, to, mode, size) => {
-                    current = Some(to.clone());
                     download_file(sftp, from, to, *mode, *size, progress, cancel).await?;
-                    current = None;
                     progress.files.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -364,17 +487,15 @@ pub async fn download(
         Ok(())
     }
     .await;
-    if result.is_err() {
-        let leftover = if existed { current } else { Some(target) };
-        if let Some(p) = leftover {
-            let gone = match std::fs::symlink_metadata(&p) {
-                Ok(m) if m.is_dir() => std::fs::remove_dir_all(&p),
-                Ok(_) => std::fs::remove_file(&p),
-                Err(_) => Ok(()),
-            };
-            if let Err(e) = gone {
-                tracing::warn!(path = %p.display(), error = %e, "cannot remove a partial download");
-            }
+    // A failed file removed its own temporary copy; what did not exist before goes whole.
+    if result.is_err() && !existed {
+        let gone = match std::fs::symlink_metadata(&target) {
+            Ok(m) if m.is_dir() => std::fs::remove_dir_all(&target),
+            Ok(_) => std::fs::remove_file(&target),
+            Err(_) => Ok(()),
+        };
+        if let Err(e) = gone {
+            tracing::warn!(path = %target.display(), error = %e, "cannot remove a partial download");
         }
     }
     result
@@ -390,32 +511,99 @@ async fn download_file(
     cancel: &CancellationToken,
 ) -> Result<()> {
     use std::os::unix::fs::OpenOptionsExt as _;
-    // Never write through a symlink (or into anything but a plain file).
-    if let Ok(m) = std::fs::symlink_metadata(to) {
-        if !m.is_file() {
-            if m.is_dir() {
-                return Err(Error::Exists {
-                    path: to.display().to_string(),
-                });
-            }
-            std::fs::remove_file(to).map_err(|e| local_err("replacing", to, e))?;
-        }
+    // A folder in the way is not replaced by a file.
+    if std::fs::symlink_metadata(to).is_ok_and(|m| m.is_dir()) {
+        return Err(Error::Exists {
+            path: to.display().to_string(),
+        });
     }
-    let std_file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .mode(mode | 0o600)
-        .open(to)
-        .map_err(|e| local_err("creating", to, e))?;
-    let mut file = tokio::fs::File::from_std(std_file);
     let raw = sftp.raw().clone();
     let handle = raw
         .open(from, OpenFlags::READ, FileAttributes::empty())
         .await
         .map_err(|e| sftp.err("opening", from, e))?
         .handle;
+    // Written under a new temporary name (never through a symlink), renamed over `to` at the end.
+    let name = to
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let part = to.with_file_name(part_name(&name));
+    let std_file = match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .mode(0o600)
+        .open(&part)
+    {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = raw.close(handle.as_str()).await;
+            return Err(local_err("creating", &part, e));
+        }
+    };
+    let mut file = tokio::fs::File::from_std(std_file);
+    let done = download_part(
+        sftp, &raw, &handle, from, to, &mut file, size, progress, cancel,
+    )
+    .await;
+    let _ = raw.close(handle.as_str()).await;
+    let done = match done {
+        Ok(()) => finish_download(sftp, from, &part, to, mode, file).await,
+        Err(e) => Err(e),
+    };
+    if done.is_err() {
+        if let Err(e) = std::fs::remove_file(&part) {
+            tracing::info!(path = %part.display(), error = %e, "cannot remove a partial download");
+        }
+    }
+    done
+}
+
+/// Flushes the complete temporary file, gives it its mode (the remote bits without group and
+/// other write) and the remote mtime, and renames it over `to` (a file or symlink there is
+/// replaced, not written through).
+async fn finish_download(
+    sftp: &Sftp,
+    from: &str,
+    part: &Path,
+    to: &Path,
+    mode: u32,
+    mut file: tokio::fs::File,
+) -> Result<()> {
+    file.flush()
+        .await
+        .map_err(|e| local_err("writing", to, e))?;
+    let std_file = file.into_std().await;
+    std_file
+        .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(
+            (mode & 0o755) | 0o600,
+        ))
+        .map_err(|e| local_err("setting the mode of", to, e))?;
+    if let Ok(Some(a)) = sftp.stat(from).await {
+        if let Some(t) = a.mtime {
+            let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::from(t));
+            let _ = std_file.set_modified(when);
+        }
+    }
+    drop(std_file);
+    std::fs::rename(part, to).map_err(|e| local_err("renaming into place", to, e))
+}
+
+/// Reads the open remote `handle` into `file` with [`IN_FLIGHT`] reads outstanding.
+#[allow(clippy::too_many_arguments)]
+async fn download_part(
+    sftp: &Sftp,
+    raw: &Arc<russh_sftp::client::RawSftpSession>,
+    handle: &str,
+    from: &str,
+    to: &Path,
+    file: &mut tokio::fs::File,
+    size: u64,
+    progress: &Progress,
+    cancel: &CancellationToken,
+) -> Result<()> {
+    let handle = handle.to_owned();
     let (chunk, _) = sftp.chunk_sizes();
     let mut pending = FuturesOrdered::new();
     let mut next = 0u64;
@@ -432,7 +620,11 @@ async fn download_file(
                 pending.push_back(async move { (at, raw.read(h, at, chunk).await) });
                 next += u64::from(chunk);
             }
-            let Some((at, got)) = pending.next().await else {
+            let next = tokio::select! {
+                n = pending.next() => n,
+                () = cancel.cancelled() => return Err(Error::Cancelled),
+            };
+            let Some((at, got)) = next else {
                 break;
             };
             match got {
@@ -485,20 +677,5 @@ async fn download_file(
     }
     .await;
     drop(pending);
-    let _ = raw.close(handle.as_str()).await;
-    result?;
-    file.flush()
-        .await
-        .map_err(|e| local_err("writing", to, e))?;
-    let std_file = file.into_std().await;
-    std_file
-        .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))
-        .map_err(|e| local_err("setting the mode of", to, e))?;
-    if let Ok(Some(a)) = sftp.stat(from).await {
-        if let Some(t) = a.mtime {
-            let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::from(t));
-            let _ = std_file.set_modified(when);
-        }
-    }
-    Ok(())
+    result
 }

@@ -336,6 +336,7 @@ impl Drop for Stack {
 
 /// Runs `up.sh` with its output in `log`, under [`UP_TIMEOUT`].
 fn run_up(dir: &Path, venv: &Path, log: &Path) -> Result<(), String> {
+    use std::os::unix::process::CommandExt as _;
     let out = std::fs::File::create(log).map_err(|e| format!("create {}: {e}", log.display()))?;
     let err = out.try_clone().map_err(|e| e.to_string())?;
     let mut child = Command::new("bash")
@@ -345,6 +346,9 @@ fn run_up(dir: &Path, venv: &Path, log: &Path) -> Result<(), String> {
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err)
+        // Its own process group: on a timeout the whole group goes (its foreground children
+        // too: schema migration, fixture loading, psql), not only bash.
+        .process_group(0)
         .spawn()
         .map_err(|e| format!("start up.sh: {e}"))?;
     let deadline = Instant::now() + UP_TIMEOUT;
@@ -353,6 +357,10 @@ fn run_up(dir: &Path, venv: &Path, log: &Path) -> Result<(), String> {
             Ok(Some(st)) if st.success() => return Ok(()),
             Ok(Some(st)) => return Err(format!("up.sh failed: {st}")),
             Ok(None) if Instant::now() > deadline => {
+                let _ = Command::new("kill")
+                    .args(["-KILL", "--", &format!("-{}", child.id())])
+                    .stderr(Stdio::null())
+                    .status();
                 let _ = child.kill();
                 let _ = child.wait();
                 return Err(format!("up.sh took longer than {} s", UP_TIMEOUT.as_secs()));
