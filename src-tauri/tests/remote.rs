@@ -4,8 +4,9 @@
 //! through the app (IPC → SSH → tunnel → sshd → Channel → xterm.js) is measured in the page next
 //! to OpenSSH's through the same sandbox; the Files tab lists the home, and a transfer (queued
 //! through `files_upload`/`files_download`, as the native dialogs cannot be driven) shows its
-//! progress, with sha256 both ways. Screenshots: `20-terminal.png`, `21-files.png`,
-//! `22-transfer.png` under target/screenshots/.
+//! progress, with sha256 both ways; a large upload is shown in progress and cancelled with its
+//! Cancel button (nothing left), and a folder is deleted through the view. Screenshots:
+//! `20-terminal.png`, `21-files.png`, `22-transfer.png` under target/screenshots/.
 //!
 //! Run through `scripts/test-desktop.sh` with `BAI_DESKTOP_SUITE=remote`
 //! (`BAI_REMOTE_MIB` sets the transfer size; 1024 for the 1 GiB run).
@@ -368,7 +369,7 @@ async fn terminal_and_files_in_the_real_app() {
                 std::fs::write(tree.join("top.txt"), "top\n")?;
                 let ids = invoke(&c, "files_upload", json!({"session": "s1", "remoteDir": home, "localPaths": [big, tree], "folder": false, "overwrite": false})).await?;
                 let ids: Vec<u64> = ids.as_array().ok_or("ids")?.iter().filter_map(|v| v.as_u64()).collect();
-                wait_done(&c, &ids, Some("22-transfer")).await?;
+                wait_done(&c, &ids, None).await?;
                 el(&c, "[data-testid=files-refresh]").await?.click().await?;
                 el(&c, "[data-testid=file-row][data-name=\"big.bin\"]").await?;
                 shot(&c, "21-files").await?;
@@ -381,6 +382,55 @@ async fn terminal_and_files_in_the_real_app() {
                 wait_done(&c, &ids, None).await?;
                 assert_eq!(bai_testkit::sha256_file(&down.join("big.bin")), sum);
                 assert_eq!(std::fs::read_to_string(down.join("tree/a/b/c.txt"))?, "c\n");
+
+                // A transfer in progress on screen, then cancelled with its Cancel button:
+                // nothing is left in the session.
+                el(&c, "#transfers-clear").await?.click().await?;
+                let slow = local.join("slow.bin");
+                bai_testkit::write_noise_file(&slow, 512 << 20, 9);
+                let ids = invoke(&c, "files_upload", json!({"session": "s1", "remoteDir": home, "localPaths": [slow], "folder": false, "overwrite": false})).await?;
+                let id = ids.get(0).and_then(|v| v.as_u64()).ok_or("no transfer id")?;
+                let sel = format!("[data-testid=transfer-row][data-id=\"{id}\"]");
+                until(&c, "the upload running on screen", |c| {
+                    let sel = sel.clone();
+                    async move {
+                        let row = c.find(Locator::Css(&sel)).await.ok()?;
+                        let state = row.attr("data-state").await.ok()??;
+                        let bytes = row.find(Locator::Css("[data-testid=transfer-bytes]")).await.ok()?.text().await.ok()?;
+                        (state == "running" && !bytes.starts_with("0 B")).then_some(())
+                    }
+                })
+                .await?;
+                c.execute(
+                    "document.querySelector(arguments[0]).scrollIntoView({block: 'center'});",
+                    vec![json!(sel)],
+                )
+                .await?;
+                shot(&c, "22-transfer").await?;
+                el(&c, &format!("{sel} [data-testid=transfer-cancel]")).await?.click().await?;
+                until(&c, "the upload cancelled", |c| {
+                    let sel = sel.clone();
+                    async move {
+                        let row = c.find(Locator::Css(&sel)).await.ok()?;
+                        (row.attr("data-state").await.ok()?? == "cancelled").then_some(())
+                    }
+                })
+                .await?;
+                let listing = invoke(&c, "files_list", json!({"session": "s1", "path": home})).await?;
+                let names: Vec<String> = listing["entries"].as_array().cloned().unwrap_or_default().iter().filter_map(|e| e["name"].as_str().map(str::to_owned)).collect();
+                assert!(!names.iter().any(|n| n.contains("slow.bin")), "left behind: {names:?}");
+
+                // Delete through the view: confirm, and the folder is gone.
+                el(&c, "[data-testid=files-refresh]").await?.click().await?;
+                el(&c, "[data-testid=file-row][data-name=\"tree\"] [data-testid=file-select]").await?.click().await?;
+                el(&c, "[data-testid=files-delete]").await?.click().await?;
+                el(&c, "#delete-confirm-yes").await?.click().await?;
+                until(&c, "the deleted folder to leave the list", |c| async move {
+                    c.find(Locator::Css("[data-testid=file-row][data-name=\"tree\"]")).await.is_err().then_some(())
+                })
+                .await?;
+                let listing = invoke(&c, "files_list", json!({"session": "s1", "path": home})).await?;
+                assert!(!listing.to_string().contains("\"tree\""), "{listing}");
                 Ok(())
             }
         })
