@@ -468,13 +468,15 @@ async fn errors_are_clear_with_distinct_exit_codes() {
             8,
             "not running",
         );
-        // sshd not answering inside a running session (the tcpproxy refuses: close 1013).
+        // sshd not answering inside a running session: the manager refuses (close 1013), and
+        // the webserver, like the real one, does not pass the close on, so bai's readiness
+        // probe is what notices (no SSH banner).
         w.sb()
             .session_faults("s1")
             .expect("faults")
             .set_refuse_port(true);
         let out = w.bai_run(&["ssh", "s1", "--", "true"]).await;
-        fails_with(&out, 7, "1013");
+        fails_with(&out, 7, "no SSH banner");
         // A port taken with --strict-port.
         let (_taken, p) = bai_testkit::taken_port();
         let p = p.to_string();

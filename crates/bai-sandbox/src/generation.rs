@@ -210,11 +210,11 @@ impl Generation {
     }
 
     /// Whether the webserver relays a close the manager sends on a `/func/stream` WebSocket.
-    /// 23.09 does not (protocol.md §9, observed); 22.09 … 25.x have the same proxy code, so
-    /// the sandbox swallows the close there too. 26.x keeps the sandbox's relaying default
-    /// (see docs/compatibility.md for why).
+    /// None does: 23.09 was observed not to (protocol.md §9), and the real 26.9.6 does not
+    /// either (its `web/proxy.py` closes only the manager's side; seen against the real
+    /// webserver, docs/compatibility.md). The client's WebSocket stays open until it ends it.
     pub fn webserver_relays_close(self) -> bool {
-        self >= Generation::G26_4Rc
+        false
     }
 
     /// Whether the webserver has `POST /server/extend-login-session` (24.09 and newer).
