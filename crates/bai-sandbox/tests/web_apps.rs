@@ -15,6 +15,21 @@ use tokio_tungstenite::tungstenite::Message;
 
 /// Sends an HTTP GET for `path` through the WebSocket and returns the whole answer (the app
 /// closes after it: `Connection: close`).
+fn response_complete(got: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(got);
+    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+        return false;
+    };
+    head.lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse::<usize>().ok())
+                .flatten()
+        })
+        .is_some_and(|n| body.len() >= n)
+}
+
 async fn http_get(ws: &mut Ws, path: &str) -> String {
     let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
     ws.send(Message::Binary(req.into_bytes().into()))
@@ -22,6 +37,11 @@ async fn http_get(ws: &mut Ws, path: &str) -> String {
         .unwrap();
     let mut got = Vec::new();
     loop {
+        // Through the webserver the app's close is not relayed (as the real one does not):
+        // a response complete by its Content-Length ends the read.
+        if response_complete(&got) {
+            break;
+        }
         match next(ws).await {
             Got::Data(d) => got.extend(d),
             Got::Pong(_) => {}
