@@ -36,7 +36,7 @@ mod manager;
 mod problem;
 mod session;
 pub mod sign;
-mod sweep;
+pub mod sweep;
 mod tunnel;
 mod webapps;
 mod webserver;

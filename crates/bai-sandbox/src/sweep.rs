@@ -8,10 +8,10 @@
 //! starting, or an older version) are left alone. `remove_dir_all` does not follow symlinks.
 
 use std::os::unix::fs::MetadataExt as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-/// The file that names a sandbox directory's owner.
-const OWNER: &str = "owner";
+/// The file that names a directory's owner.
+pub const OWNER: &str = "owner";
 
 /// `pid starttime` of this process.
 fn me() -> Option<String> {
@@ -20,7 +20,7 @@ fn me() -> Option<String> {
 }
 
 /// A process's start time in clock ticks since boot (field 22 of `/proc/PID/stat`).
-fn start_time(pid: u32) -> Option<u64> {
+pub fn start_time(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name (which may contain spaces) start at field 3.
     let rest = stat.rsplit_once(')')?.1;
@@ -40,8 +40,8 @@ fn alive(owner: &str) -> bool {
     start_time(pid) == Some(started)
 }
 
-/// Marks `dir` as this process's.
-pub(crate) fn claim(dir: &Path) {
+/// Marks `dir` as this process's (its `owner` file: pid and start time).
+pub fn claim(dir: &Path) {
     if let Some(me) = me() {
         if let Err(e) = std::fs::write(dir.join(OWNER), me) {
             tracing::debug!(error = %e, "could not write the owner file");
@@ -49,20 +49,20 @@ pub(crate) fn claim(dir: &Path) {
     }
 }
 
-/// Removes the directories of dead sandboxes of this user from `tmp`; returns how many.
-pub(crate) fn sweep(tmp: &Path) -> usize {
+/// The directories in `tmp` named `prefix…` that belong to this OS user (real directories,
+/// never symlinks) and whose `owner` process is gone. Directories without an `owner` file are
+/// left out. The sandbox's sweep and the test kit's real-stack sweep share this.
+pub fn dead_dirs(tmp: &Path, prefix: &str) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(tmp) else {
-        return 0;
+        return Vec::new();
     };
     let uid = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
-    let mut removed = 0;
+    let mut dead = Vec::new();
     for entry in entries.flatten() {
-        let name = entry.file_name();
-        if !name.to_string_lossy().starts_with("bai-sandbox-") {
+        if !entry.file_name().to_string_lossy().starts_with(prefix) {
             continue;
         }
         let path = entry.path();
-        // Only real directories (not symlinks) of this user.
         let Ok(meta) = std::fs::symlink_metadata(&path) else {
             continue;
         };
@@ -72,9 +72,17 @@ pub(crate) fn sweep(tmp: &Path) -> usize {
         let Ok(owner) = std::fs::read_to_string(path.join(OWNER)) else {
             continue;
         };
-        if alive(&owner) {
-            continue;
+        if !alive(&owner) {
+            dead.push(path);
         }
+    }
+    dead
+}
+
+/// Removes the directories of dead sandboxes of this user from `tmp`; returns how many.
+pub(crate) fn sweep(tmp: &Path) -> usize {
+    let mut removed = 0;
+    for path in dead_dirs(tmp, "bai-sandbox-") {
         match std::fs::remove_dir_all(&path) {
             Ok(()) => {
                 tracing::debug!(dir = %path.display(), "removed a dead sandbox's directory");

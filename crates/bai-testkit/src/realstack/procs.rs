@@ -10,7 +10,6 @@
 //! [`sweep`] tears down the stacks of test processes that are gone (killed before their
 //! watchdog could act) and removes their directories.
 
-use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -19,7 +18,8 @@ use std::time::{Duration, Instant};
 pub(crate) const DIR_PREFIX: &str = "bai-realstack-";
 
 /// The file naming a stack directory's owner.
-const OWNER: &str = "owner";
+pub(crate) use bai_sandbox::sweep::claim;
+use bai_sandbox::sweep::start_time;
 
 /// One process: pid, parent, process group (zombies left out).
 #[derive(Debug, Clone, Copy)]
@@ -159,57 +159,12 @@ pub(crate) fn stop(dir: &Path, grace: Duration) -> Vec<u32> {
     alive(&pids)
 }
 
-/// A process's start time in clock ticks since boot (field 22 of `/proc/PID/stat`).
-fn start_time(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = stat.rsplit_once(')')?.1;
-    rest.split_whitespace().nth(22 - 3)?.parse().ok()
-}
-
-/// Marks `dir` as this process's.
-pub(crate) fn claim(dir: &Path) {
-    let pid = std::process::id();
-    let started = start_time(pid).unwrap_or_default();
-    std::fs::write(dir.join(OWNER), format!("{pid} {started}")).expect("write the owner file");
-}
-
-/// Whether the owner an `owner` file names still runs (unreadable: assumed alive).
-fn owner_alive(owner: &str) -> bool {
-    let mut parts = owner.split_whitespace();
-    match (
-        parts.next().and_then(|p| p.parse::<u32>().ok()),
-        parts.next().and_then(|s| s.parse::<u64>().ok()),
-    ) {
-        (Some(pid), Some(started)) => start_time(pid) == Some(started),
-        _ => true,
-    }
-}
-
 /// Tears down the stacks in `tmp` whose owner process is gone and removes their directories;
-/// returns the directories removed. Only this OS user's directories, never a symlink.
+/// returns the directories removed. Only this OS user's directories, never a symlink (the same
+/// owner files as the sandbox's own sweep: [`bai_sandbox::sweep`]).
 pub(crate) fn sweep(tmp: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(tmp) else {
-        return Vec::new();
-    };
-    let uid = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
     let mut removed = Vec::new();
-    for entry in entries.flatten() {
-        if !entry.file_name().to_string_lossy().starts_with(DIR_PREFIX) {
-            continue;
-        }
-        let path = entry.path();
-        let Ok(meta) = std::fs::symlink_metadata(&path) else {
-            continue;
-        };
-        if !meta.is_dir() || Some(meta.uid()) != uid {
-            continue;
-        }
-        let Ok(owner) = std::fs::read_to_string(path.join(OWNER)) else {
-            continue;
-        };
-        if owner_alive(&owner) {
-            continue;
-        }
+    for path in bai_sandbox::sweep::dead_dirs(tmp, DIR_PREFIX) {
         let left = stop(&path, Duration::from_secs(10));
         if left.is_empty() && std::fs::remove_dir_all(&path).is_ok() {
             removed.push(path);
@@ -243,6 +198,7 @@ rm -rf "$dir""#;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bai_sandbox::sweep::OWNER;
 
     /// A "server": `sh` in a process group of its own with a child that leaves it (as an
     /// sshd connection does), recorded in `dir/pids/NAME.pid`.
