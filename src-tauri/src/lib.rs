@@ -180,6 +180,15 @@ pub fn run() {
             if let tauri::WindowEvent::CloseRequested { api, .. } = event {
                 tray::on_close_requested(window, api);
             }
+        })
+        // A reloaded page has no terminal tabs: the shells of the old one end with it.
+        .on_page_load(|webview, payload| {
+            if payload.event() == tauri::webview::PageLoadEvent::Started {
+                use tauri::Manager as _;
+                if let Some(state) = webview.app_handle().try_state::<AppState>() {
+                    state.remote().terminals.close_all();
+                }
+            }
         });
     let app = run_app(builder, state, |app| {
         logging::init(app)?;

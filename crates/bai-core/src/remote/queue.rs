@@ -138,6 +138,9 @@ struct Inner {
     entries: BTreeMap<u64, Entry>,
 }
 
+/// How many finished transfers the list keeps (the oldest are forgotten first).
+pub const KEEP_FINISHED: usize = 500;
+
 /// The queue. Clones share it.
 #[derive(Clone)]
 pub struct Transfers {
@@ -250,6 +253,21 @@ impl Transfers {
         let cancel = CancellationToken::new();
         let id = {
             let mut inner = self.lock();
+            // The history is bounded: beyond KEEP_FINISHED finished transfers, the oldest go.
+            let finished: Vec<u64> = inner
+                .entries
+                .iter()
+                .filter(|(_, e)| {
+                    !matches!(e.info.state, TransferState::Queued | TransferState::Running)
+                })
+                .map(|(id, _)| *id)
+                .collect();
+            for old in finished
+                .iter()
+                .take(finished.len().saturating_sub(KEEP_FINISHED))
+            {
+                inner.entries.remove(old);
+            }
             inner.next_id += 1;
             let id = inner.next_id;
             inner.entries.insert(
@@ -344,6 +362,25 @@ impl Transfers {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_history_of_finished_transfers_is_bounded() {
+        let q = Transfers::default();
+        let mut last = 0;
+        for _ in 0..KEEP_FINISHED + 20 {
+            last = q.start("s", Direction::Upload, "f", "", "", |_| async { Ok(()) });
+            q.wait(last).await;
+        }
+        let busy = q.start("s", Direction::Upload, "f", "", "", |(_, c)| async move {
+            c.cancelled().await;
+            Err(Error::Cancelled)
+        });
+        let list = q.list();
+        assert_eq!(list.len(), KEEP_FINISHED + 1, "the oldest finished ones go");
+        assert_eq!(list.last().map(|t| t.id), Some(busy));
+        assert!(list.iter().any(|t| t.id == last));
+        assert!(q.cancel(busy));
+    }
 
     #[tokio::test]
     async fn at_most_three_run_and_cancel_works_queued_or_running() {
