@@ -307,22 +307,22 @@ describe('bai UI (mock IPC, headless Chromium)', () => {
 
       // --- files: home, hidden files, navigation, breadcrumbs, symlinks
       await page.click('[data-session=train-gpu] [data-testid=files-button]');
-      await page.waitForSelector('[data-testid=files-train-gpu][data-path="/home/work"] [data-testid=file-row][data-name=data]');
+      await page.waitForSelector('[data-testid=files-train-gpu][data-path="/home/demo"] [data-testid=file-row][data-name=data]');
       assert.equal(await page.locator('[data-testid=file-row][data-name=".bashrc"]').count(), 0, 'hidden files are hidden');
       await page.check('[data-testid=files-show-hidden]');
       await page.waitForSelector('[data-testid=file-row][data-name=".bashrc"]');
       await page.uncheck('[data-testid=files-show-hidden]');
       assert.match(await page.textContent('[data-testid=file-row][data-name=latest] [data-testid=link-target]'), /→ data\/run-42/);
       await page.dblclick('[data-testid=file-row][data-name=data]');
-      await page.waitForSelector('[data-testid=files-train-gpu][data-path="/home/work/data"]');
-      assert.deepEqual(await page.locator('[data-testid=crumb]').evaluateAll((b) => b.map((x) => x.textContent)), ['/', 'home', 'work']);
-      await page.click('[data-testid=crumb][data-path="/home/work"]');
-      await page.waitForSelector('[data-testid=files-train-gpu][data-path="/home/work"]');
+      await page.waitForSelector('[data-testid=files-train-gpu][data-path="/home/demo/data"]');
+      assert.deepEqual(await page.locator('[data-testid=crumb]').evaluateAll((b) => b.map((x) => x.textContent)), ['/', 'home', 'demo']);
+      await page.click('[data-testid=crumb][data-path="/home/demo"]');
+      await page.waitForSelector('[data-testid=files-train-gpu][data-path="/home/demo"]');
       await page.click('[data-testid=file-row][data-name=latest] [data-testid=file-open]');
-      await page.waitForSelector('[data-testid=files-train-gpu][data-path="/home/work/data/run-42"] [data-testid=file-row][data-name="model.pt"]');
+      await page.waitForSelector('[data-testid=files-train-gpu][data-path="/home/demo/data/run-42"] [data-testid=file-row][data-name="model.pt"]');
       await page.click('[data-testid=files-up]');
       await page.click('[data-testid=files-up]');
-      await page.waitForSelector('[data-testid=files-train-gpu][data-path="/home/work"]');
+      await page.waitForSelector('[data-testid=files-train-gpu][data-path="/home/demo"]');
 
       // new folder: validated inline, then created
       await page.click('[data-testid=files-new-folder]');
@@ -332,7 +332,7 @@ describe('bai UI (mock IPC, headless Chromium)', () => {
       await page.fill('[data-testid=files-name-input]', 'experiments');
       await page.keyboard.press('Enter');
       await page.waitForSelector('[data-testid=file-row][data-name=experiments]');
-      assert.deepEqual((await calls(page, 'files_mkdir'))[0].args, { session: 'train-gpu', path: '/home/work/experiments' });
+      assert.deepEqual((await calls(page, 'files_mkdir'))[0].args, { session: 'train-gpu', path: '/home/demo/experiments' });
 
       // rename (the new folder is selected)
       assert.equal(await page.isChecked('[data-testid=file-row][data-name=experiments] [data-testid=file-select]'), true);
@@ -340,13 +340,13 @@ describe('bai UI (mock IPC, headless Chromium)', () => {
       await page.fill('[data-testid=files-name-input]', 'exp-1');
       await page.keyboard.press('Enter');
       await page.waitForSelector('[data-testid=file-row][data-name=exp-1]');
-      assert.deepEqual((await calls(page, 'files_rename'))[0].args, { session: 'train-gpu', from: '/home/work/experiments', to: '/home/work/exp-1' });
+      assert.deepEqual((await calls(page, 'files_rename'))[0].args, { session: 'train-gpu', from: '/home/demo/experiments', to: '/home/demo/exp-1' });
 
       // upload through the (mocked native) dialog: progress with bytes, speed and ETA, then done
       await page.evaluate(() => (window.__e2e.state.holdTransfers = true));
       await page.click('[data-testid=files-upload]');
       await page.waitForSelector('[data-testid=transfer-row][data-direction=upload]');
-      assert.deepEqual((await calls(page, 'files_upload'))[0].args, { session: 'train-gpu', remoteDir: '/home/work', localPaths: null, folder: false, overwrite: false });
+      assert.deepEqual((await calls(page, 'files_upload'))[0].args, { session: 'train-gpu', remoteDir: '/home/demo', localPaths: null, folder: false, overwrite: false });
       await page.evaluate(() => (window.__e2e.state.holdTransfers = false));
       await page.waitForFunction(() => /\(([2-8]\d)%\)/.test(document.querySelector('[data-testid=transfer-row] [data-testid=transfer-bytes]')?.textContent ?? ''));
       await page.evaluate(() => (window.__e2e.state.holdTransfers = true));
@@ -398,7 +398,7 @@ describe('bai UI (mock IPC, headless Chromium)', () => {
       assert.match(await page.textContent('#replace-confirm-title'), /Replace “results\.csv”\?/);
       await page.click('#replace-yes');
       await page.waitForSelector('[data-testid=transfer-row][data-direction=download]');
-      assert.deepEqual((await calls(page, 'files_download')).at(-1).args, { session: 'train-gpu', remotePaths: ['/home/work/results.csv'], localDir: null, overwrite: true });
+      assert.deepEqual((await calls(page, 'files_download')).at(-1).args, { session: 'train-gpu', remotePaths: ['/home/demo/results.csv'], localDir: null, overwrite: true });
       const dl = page.locator('[data-testid=transfer-row][data-direction=download]');
       await dl.locator('[data-testid=transfer-cancel]').click();
       await page.waitForSelector('[data-testid=transfer-row][data-direction=download][data-state=cancelled]');
@@ -416,7 +416,7 @@ describe('bai UI (mock IPC, headless Chromium)', () => {
       await shot(page, '24-files-delete');
       await page.click('#delete-confirm-yes');
       await page.waitForSelector('[data-testid=file-row][data-name=exp-1]', { state: 'detached' });
-      assert.deepEqual((await calls(page, 'files_delete'))[0].args, { session: 'train-gpu', path: '/home/work/exp-1' });
+      assert.deepEqual((await calls(page, 'files_delete'))[0].args, { session: 'train-gpu', path: '/home/demo/exp-1' });
 
       // closing the terminal tab tells the backend
       await page.click('[data-key=t1] [data-testid=tab-close]');

@@ -200,7 +200,7 @@ const handlers = {
 };
 
 // ---- terminal and files (issue #15) -------------------------------------------------------
-const HOME = '/home/work';
+const HOME = '/home/demo';
 const nowSecs = () => Math.floor(Date.now() / 1000);
 const enc = new TextEncoder();
 const b64 = (text) => btoa(String.fromCharCode(...enc.encode(text)));

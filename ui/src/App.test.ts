@@ -35,14 +35,14 @@ describe('App', () => {
     installIpc({
       ...base,
       restore_login: { endpoint: 'https://x', mode: 'session', user: 'me' },
-      files_home: '/home/work',
-      files_list: { path: '/home/work', entries: [] },
+      files_home: '/home/demo',
+      files_list: { path: '/home/demo', entries: [] },
       transfer_list: [],
     });
     const { container } = render(App);
     await waitFor(() => expect(container.querySelector('[data-session=train-gpu] [data-testid=files-button]')).toBeInTheDocument());
     await fireEvent.click(container.querySelector('[data-session=train-gpu] [data-testid=files-button]')!);
-    await waitFor(() => expect(container.querySelector('[data-testid=files-train-gpu][data-path="/home/work"]')).toBeInTheDocument());
+    await waitFor(() => expect(container.querySelector('[data-testid=files-train-gpu][data-path="/home/demo"]')).toBeInTheDocument());
     expect(container.querySelector('[role=tab][aria-selected=true]')).toHaveTextContent('train-gpu — Files');
     expect(container.querySelector('#transfers-panel')).toBeInTheDocument();
     await fireEvent.click(container.querySelector('#logout')!);

@@ -10,15 +10,15 @@ const row = (c: HTMLElement, name: string) => c.querySelector<HTMLElement>(`[dat
 
 function ipc(extra: Record<string, Handler | object | null> = {}) {
   const dirs: Record<string, ReturnType<typeof entry>[]> = {
-    '/home/work': HOME_ENTRIES,
-    '/home/work/data': [entry({ name: 'run-42', kind: 'dir' }), entry({ name: 'a.parquet', size: 2048 })],
-    '/home/work/data/run-42': [entry({ name: 'model.pt' })],
+    '/home/demo': HOME_ENTRIES,
+    '/home/demo/data': [entry({ name: 'run-42', kind: 'dir' }), entry({ name: 'a.parquet', size: 2048 })],
+    '/home/demo/data/run-42': [entry({ name: 'model.pt' })],
     '/home': [entry({ name: 'work', kind: 'dir' })],
   };
   return installIpc({
-    files_home: '/home/work',
+    files_home: '/home/demo',
     files_list: (a) => {
-      const p = a.path === '/home/work/latest' ? '/home/work/data/run-42' : (a.path as string);
+      const p = a.path === '/home/demo/latest' ? '/home/demo/data/run-42' : (a.path as string);
       if (!dirs[p]) fail('FileNotFound', `no such folder: ${p}`);
       return { path: p, entries: dirs[p] };
     },
@@ -34,7 +34,7 @@ function ipc(extra: Record<string, Handler | object | null> = {}) {
 async function mounted(extra: Record<string, Handler | object | null> = {}, props: Record<string, unknown> = {}) {
   const calls = ipc(extra);
   const r = render(FilesTab, { session: 'train-gpu', active: true, ...props });
-  await waitFor(() => expect(r.container.querySelector('[data-testid=files-train-gpu][data-path="/home/work"]')).toBeInTheDocument());
+  await waitFor(() => expect(r.container.querySelector('[data-testid=files-train-gpu][data-path="/home/demo"]')).toBeInTheDocument());
   await waitFor(() => expect(rowNames(r.container).length).toBeGreaterThan(0));
   return { ...r, calls };
 }
@@ -57,19 +57,19 @@ describe('FilesTab', () => {
     const { container } = await mounted();
     await fireEvent.dblClick(row(container, 'data'));
     await waitFor(() => expect(rowNames(container)).toEqual(['run-42', 'a.parquet']));
-    expect(container.querySelector('[data-testid=files-train-gpu]')).toHaveAttribute('data-path', '/home/work/data');
-    await fireEvent.click(container.querySelector('[data-testid=crumb][data-path="/home/work"]')!);
+    expect(container.querySelector('[data-testid=files-train-gpu]')).toHaveAttribute('data-path', '/home/demo/data');
+    await fireEvent.click(container.querySelector('[data-testid=crumb][data-path="/home/demo"]')!);
     await waitFor(() => expect(rowNames(container)).toContain('latest'));
     await fireEvent.click(within(row(container, 'latest')).getByTestId('file-open'));
     await waitFor(() => expect(rowNames(container)).toEqual(['model.pt']));
     await fireEvent.click(container.querySelector('[data-testid=files-up]')!);
-    await waitFor(() => expect(container.querySelector('[data-testid=files-train-gpu]')).toHaveAttribute('data-path', '/home/work/data'));
+    await waitFor(() => expect(container.querySelector('[data-testid=files-train-gpu]')).toHaveAttribute('data-path', '/home/demo/data'));
     // Enter on a folder's checkbox opens it too
     await waitFor(() => expect(rowNames(container)).toContain('run-42'));
     await fireEvent.keyDown(within(row(container, 'run-42')).getByTestId('file-select'), { key: 'Enter' });
     await waitFor(() => expect(rowNames(container)).toEqual(['model.pt']));
     await fireEvent.click(container.querySelector('[data-testid=files-up]')!);
-    await waitFor(() => expect(container.querySelector('[data-testid=files-train-gpu]')).toHaveAttribute('data-path', '/home/work/data'));
+    await waitFor(() => expect(container.querySelector('[data-testid=files-train-gpu]')).toHaveAttribute('data-path', '/home/demo/data'));
   });
 
   it('shows a listing error with the hint and retries', async () => {
@@ -81,7 +81,7 @@ describe('FilesTab', () => {
           first = false;
           throw { code: 'SshAuthFailed', message: 'the session refused the key', hint: 'check id_container' };
         }
-        return { path: '/home/work', entries: [] };
+        return { path: '/home/demo', entries: [] };
       },
     });
     await fireEvent.click(container.querySelector('[data-testid=files-refresh]')!);
@@ -104,11 +104,11 @@ describe('FilesTab', () => {
     expect(calls.some((c) => c.cmd === 'files_mkdir')).toBe(false);
     await fireEvent.input(input, { target: { value: 'runs' } });
     await fireEvent.keyDown(input, { key: 'Enter' });
-    await waitFor(() => expect(calls.find((c) => c.cmd === 'files_mkdir')?.args).toEqual({ session: 'train-gpu', path: '/home/work/runs' }));
+    await waitFor(() => expect(calls.find((c) => c.cmd === 'files_mkdir')?.args).toEqual({ session: 'train-gpu', path: '/home/demo/runs' }));
   });
 
   it('renames the selected item and says when the name is taken', async () => {
-    const { container, calls } = await mounted({ files_rename: () => fail('Exists', '/home/work/new exists') });
+    const { container, calls } = await mounted({ files_rename: () => fail('Exists', '/home/demo/new exists') });
     await fireEvent.click(within(row(container, 'results.csv')).getByTestId('file-select'));
     await fireEvent.click(container.querySelector('[data-testid=files-rename]')!);
     const input = container.querySelector<HTMLInputElement>('[data-testid=files-name-input]')!;
@@ -116,7 +116,7 @@ describe('FilesTab', () => {
     await fireEvent.input(input, { target: { value: 'new' } });
     await fireEvent.keyDown(input, { key: 'Enter' });
     await waitFor(() => expect(container.querySelector('[data-testid=files-name-error]')).toHaveTextContent('“new” already exists here.'));
-    expect(calls.find((c) => c.cmd === 'files_rename')?.args).toEqual({ session: 'train-gpu', from: '/home/work/results.csv', to: '/home/work/new' });
+    expect(calls.find((c) => c.cmd === 'files_rename')?.args).toEqual({ session: 'train-gpu', from: '/home/demo/results.csv', to: '/home/demo/new' });
     await fireEvent.keyDown(input, { key: 'Escape' });
     expect(container.querySelector('[data-testid=files-name-input]')).toBeNull();
   });
@@ -133,7 +133,7 @@ describe('FilesTab', () => {
     expect(calls.some((c) => c.cmd === 'files_delete')).toBe(false);
     await fireEvent.click(container.querySelector('[data-testid=files-delete]')!);
     await fireEvent.click(document.querySelector('#delete-confirm-yes')!);
-    await waitFor(() => expect(calls.find((c) => c.cmd === 'files_delete')?.args).toEqual({ session: 'train-gpu', path: '/home/work/data' }));
+    await waitFor(() => expect(calls.find((c) => c.cmd === 'files_delete')?.args).toEqual({ session: 'train-gpu', path: '/home/demo/data' }));
   });
 
   it('uploads through the native dialog; on Exists asks "Replace …?" and retries with overwrite', async () => {
@@ -143,7 +143,7 @@ describe('FilesTab', () => {
       {
         files_upload: (a) => {
           n++;
-          if (!a.overwrite) fail('Exists', '/home/work/results.csv already exists in train-gpu.');
+          if (!a.overwrite) fail('Exists', '/home/demo/results.csv already exists in train-gpu.');
           return [5];
         },
       },
@@ -160,20 +160,20 @@ describe('FilesTab', () => {
     await fireEvent.click(document.querySelector('#replace-yes')!);
     await waitFor(() => expect(ontransfers).toHaveBeenCalledWith([5]));
     expect(calls.filter((c) => c.cmd === 'files_upload').map((c) => c.args)).toEqual([
-      { session: 'train-gpu', remoteDir: '/home/work', localPaths: null, folder: false, overwrite: false },
-      { session: 'train-gpu', remoteDir: '/home/work', localPaths: null, folder: true, overwrite: false },
-      { session: 'train-gpu', remoteDir: '/home/work', localPaths: null, folder: true, overwrite: true },
+      { session: 'train-gpu', remoteDir: '/home/demo', localPaths: null, folder: false, overwrite: false },
+      { session: 'train-gpu', remoteDir: '/home/demo', localPaths: null, folder: true, overwrite: false },
+      { session: 'train-gpu', remoteDir: '/home/demo', localPaths: null, folder: true, overwrite: true },
     ]);
   });
 
   it('several conflicts: the question counts them and the message names every one', async () => {
     const { container } = await mounted({
-      files_upload: () => fail('Exists', '2 items already exist: /home/work/a.txt, /home/work/c.txt'),
+      files_upload: () => fail('Exists', '2 items already exist: /home/demo/a.txt, /home/demo/c.txt'),
     });
     await fireEvent.click(container.querySelector('[data-testid=files-upload]')!);
     await waitFor(() => expect(document.querySelector('#replace-confirm')).toBeInTheDocument());
     expect(document.querySelector('#replace-confirm')).toHaveTextContent('Replace 2 items?');
-    expect(document.querySelector('[data-testid=replace-what]')).toHaveTextContent('/home/work/a.txt, /home/work/c.txt');
+    expect(document.querySelector('[data-testid=replace-what]')).toHaveTextContent('/home/demo/a.txt, /home/demo/c.txt');
   });
 
   it('downloads the selected items into a folder chosen in Rust; a cancelled dialog says nothing', async () => {
@@ -185,7 +185,7 @@ describe('FilesTab', () => {
     await fireEvent.click(within(row(container, 'data')).getByTestId('file-select'));
     expect(dl).toHaveTextContent('Download (2)');
     await fireEvent.click(dl);
-    await waitFor(() => expect(calls.find((c) => c.cmd === 'files_download')?.args).toEqual({ session: 'train-gpu', remotePaths: ['/home/work/data', '/home/work/results.csv'], localDir: null, overwrite: false }));
+    await waitFor(() => expect(calls.find((c) => c.cmd === 'files_download')?.args).toEqual({ session: 'train-gpu', remotePaths: ['/home/demo/data', '/home/demo/results.csv'], localDir: null, overwrite: false }));
     expect(ontransfers).not.toHaveBeenCalled();
     expect(container.querySelector('[data-testid=files-action-error]')).toBeNull();
   });
@@ -197,7 +197,7 @@ describe('FilesTab', () => {
     w.__TAURI_INTERNALS__.metadata = { currentWindow: { label: 'main' }, currentWebview: { windowLabel: 'main', label: 'main' } };
     try {
       const { container, rerender } = render(FilesTab, { session: 'eda', active: false });
-      await waitFor(() => expect(container.querySelector('[data-testid=files-eda][data-path="/home/work"]')).toBeInTheDocument());
+      await waitFor(() => expect(container.querySelector('[data-testid=files-eda][data-path="/home/demo"]')).toBeInTheDocument());
       await new Promise((r) => setTimeout(r, 20)); // the listeners register asynchronously
       await emit('tauri://drag-enter', { paths: ['/home/me/a.txt'], position: { x: 1, y: 1 } });
       await emit('tauri://drag-drop', { paths: ['/home/me/a.txt'], position: { x: 1, y: 1 } });
@@ -209,7 +209,7 @@ describe('FilesTab', () => {
       await waitFor(() => expect(container.querySelector('[data-testid=files-drop-zone]')).toBeNull());
       await waitFor(() =>
         expect(calls.filter((c) => c.cmd === 'files_upload').map((c) => c.args)).toEqual([
-          { session: 'eda', remoteDir: '/home/work', localPaths: ['/home/me/a.txt', '/home/me/b'], folder: false, overwrite: false },
+          { session: 'eda', remoteDir: '/home/demo', localPaths: ['/home/me/a.txt', '/home/me/b'], folder: false, overwrite: false },
         ]),
       );
     } finally {
@@ -221,7 +221,7 @@ describe('FilesTab', () => {
     const { calls } = await mounted();
     const lists = () => calls.filter((c) => c.cmd === 'files_list').length;
     const before = lists();
-    await emitTransfer(transferView({ state: 'done', target: '/home/work/dataset.tar.gz' }));
+    await emitTransfer(transferView({ state: 'done', target: '/home/demo/dataset.tar.gz' }));
     await waitFor(() => expect(lists()).toBe(before + 1));
   });
 });

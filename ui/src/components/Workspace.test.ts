@@ -28,8 +28,8 @@ function ipc() {
     terminal_open: (a) => ({ id: ++id, session: a.session, user: 'work', title: '' }),
     terminal_close: null,
     terminal_resize: null,
-    files_home: '/home/work',
-    files_list: { path: '/home/work', entries: [] },
+    files_home: '/home/demo',
+    files_list: { path: '/home/demo', entries: [] },
     transfer_list: [],
   });
 }

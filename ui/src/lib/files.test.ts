@@ -4,18 +4,18 @@ import { entry, transferView } from '../test/remote';
 
 describe('paths', () => {
   it('joins and goes up', () => {
-    expect(joinPath('/home/work', 'a')).toBe('/home/work/a');
+    expect(joinPath('/home/demo', 'a')).toBe('/home/demo/a');
     expect(joinPath('/', 'a')).toBe('/a');
-    expect(parentPath('/home/work/a')).toBe('/home/work');
+    expect(parentPath('/home/demo/a')).toBe('/home/demo');
     expect(parentPath('/a')).toBe('/');
     expect(parentPath('/')).toBe('/');
-    expect(parentPath('/home/work/')).toBe('/home');
+    expect(parentPath('/home/demo/')).toBe('/home');
   });
   it('makes breadcrumbs', () => {
-    expect(crumbs('/home/work')).toEqual([
+    expect(crumbs('/home/demo')).toEqual([
       { name: '/', path: '/' },
       { name: 'home', path: '/home' },
-      { name: 'work', path: '/home/work' },
+      { name: 'demo', path: '/home/demo' },
     ]);
     expect(crumbs('/')).toEqual([{ name: '/', path: '/' }]);
   });
@@ -61,8 +61,8 @@ describe('transfer texts', () => {
 
 describe('pathInMessage', () => {
   it.each([
-    ['/home/work/a.tar.gz already exists in s.', '/home/work/a.tar.gz'],
-    ['the file “/home/work/my file.txt” already exists', '/home/work/my file.txt'],
+    ['/home/demo/a.tar.gz already exists in s.', '/home/demo/a.tar.gz'],
+    ['the file “/home/demo/my file.txt” already exists', '/home/demo/my file.txt'],
     ["'/tmp/x' exists", '/tmp/x'],
     ['target exists: /home/demo/Downloads/results.csv.', '/home/demo/Downloads/results.csv'],
     ['C:\\Users\\me\\a.txt already exists', 'C:\\Users\\me\\a.txt'],

@@ -3,12 +3,12 @@ import type { ApiError, ErrorCode } from './api';
 import { errorHeadline, formatBytes } from './format';
 import type { FileEntry, TransferView } from './remote';
 
-/** "/home/work" + "a" → "/home/work/a"; "/" + "a" → "/a". */
+/** "/home/demo" + "a" → "/home/demo/a"; "/" + "a" → "/a". */
 export function joinPath(dir: string, name: string): string {
   return dir.endsWith('/') ? dir + name : `${dir}/${name}`;
 }
 
-/** "/home/work/a" → "/home/work"; "/a" → "/"; "/" → "/". */
+/** "/home/demo/a" → "/home/demo"; "/a" → "/"; "/" → "/". */
 export function parentPath(p: string): string {
   const t = p.replace(/\/+$/, '');
   const i = t.lastIndexOf('/');
@@ -100,7 +100,7 @@ export function baseName(p: string): string {
 }
 
 /**
- * The path an `Exists` message names ("/home/work/a.txt already exists …", or quoted), or null.
+ * The path an `Exists` message names ("/home/demo/a.txt already exists …", or quoted), or null.
  * Only for the "Replace …?" title: the message itself is shown as it is.
  */
 export function pathInMessage(message: string): string | null {

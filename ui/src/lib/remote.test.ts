@@ -34,7 +34,7 @@ describe('base64 terminal data', () => {
 
 describe('errors', () => {
   it('keeps the new codes, in either spelling', () => {
-    const e = toRemoteError({ code: 'exists', message: '/home/work/a exists', hint: 'replace it' });
+    const e = toRemoteError({ code: 'exists', message: '/home/demo/a exists', hint: 'replace it' });
     expect(e).toBeInstanceOf(ApiError);
     expect(hasCode(e, 'Exists')).toBe(true);
     expect(e.hint).toBe('replace it');
@@ -103,11 +103,11 @@ describe('InputQueue', () => {
 describe('files and transfers', () => {
   it('passes the request as the payload', async () => {
     const calls = installIpc({ files_upload: [1, 2], files_download: [], transfer_cancel: null });
-    await filesUpload({ session: 's', remoteDir: '/home/work', localPaths: null, folder: true, overwrite: false });
+    await filesUpload({ session: 's', remoteDir: '/home/demo', localPaths: null, folder: true, overwrite: false });
     await filesDownload({ session: 's', remotePaths: ['/a'], localDir: '/tmp', overwrite: true });
     await transferCancel(4);
     expect(calls).toEqual([
-      { cmd: 'files_upload', args: { session: 's', remoteDir: '/home/work', localPaths: null, folder: true, overwrite: false } },
+      { cmd: 'files_upload', args: { session: 's', remoteDir: '/home/demo', localPaths: null, folder: true, overwrite: false } },
       { cmd: 'files_download', args: { session: 's', remotePaths: ['/a'], localDir: '/tmp', overwrite: true } },
       { cmd: 'transfer_cancel', args: { id: 4 } },
     ]);

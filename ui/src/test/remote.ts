@@ -32,7 +32,7 @@ export function transferView(over: Partial<TransferView> = {}): TransferView {
     direction: 'upload',
     name: 'dataset.tar.gz',
     source: '/home/me/dataset.tar.gz',
-    target: '/home/work/dataset.tar.gz',
+    target: '/home/demo/dataset.tar.gz',
     bytes: 12 * 1024 * 1024,
     total: 48 * 1024 * 1024,
     files: 0,

@@ -495,8 +495,8 @@ mod tests {
             assert!(!is_safe_component(bad), "{bad:?}");
         }
         assert!(is_safe_component(".hidden"));
-        assert_eq!(base_name("/home/work/x.txt"), Some("x.txt"));
-        assert_eq!(base_name("/home/work/dir/"), Some("dir"));
+        assert_eq!(base_name("/home/demo/x.txt"), Some("x.txt"));
+        assert_eq!(base_name("/home/demo/dir/"), Some("dir"));
         assert_eq!(base_name("/"), None);
         assert_eq!(base_name("/a/.."), None);
         assert_eq!(join("/", "a"), "/a");
