@@ -130,23 +130,25 @@ async fn set_pref(c: &Client, key: &str, on: bool) -> Res {
     Ok(())
 }
 
+/// Logs in, sets the close-to-tray preference, opens an SSH tunnel to `s1`; its port.
+async fn login_with_a_tunnel(c: &Client, sb: &Sandbox, keep_in_tray: bool) -> Res<u16> {
+    to_login_screen(c).await?;
+    session_login(c, sb, &sb.user().password, false).await?;
+    set_pref(c, "keepInTray", keep_in_tray).await?;
+    let port = open_ssh_dialog(c, "s1").await?;
+    close_dialog(c).await?;
+    Ok(port)
+}
+
 #[tokio::test]
 async fn closing_the_window_keeps_the_tunnels_in_the_tray_and_quit_stops_them() {
     let Some(env) = env() else { return };
     with_timeout("close to tray", async {
-        let (sb, _) = bai_testkit::sandbox::with_sessions(
-            SandboxConfig::default(),
-            bai_testkit::sandbox::desktop_sessions(),
-        )
-        .await;
+        let sb = start_sandbox().await.expect("sandbox");
         let r = with_app(&env, |c| {
             let sb = &sb;
             async move {
-                to_login_screen(&c).await?;
-                session_login(&c, sb, &sb.user().password, false).await?;
-                set_pref(&c, "keepInTray", true).await?;
-                let port = open_ssh_dialog(&c, "s1").await?;
-                close_dialog(&c).await?;
+                let port = login_with_a_tunnel(&c, sb, true).await?;
                 let first_time = desktop_prefs()?["trayNoticeShown"] != json!(true);
 
                 // Close: the window hides, the app and its tunnel stay.
@@ -186,19 +188,11 @@ async fn closing_the_window_keeps_the_tunnels_in_the_tray_and_quit_stops_them() 
 async fn without_the_preference_closing_the_window_quits_and_stops_the_tunnels() {
     let Some(env) = env() else { return };
     with_timeout("close without tray", async {
-        let (sb, _) = bai_testkit::sandbox::with_sessions(
-            SandboxConfig::default(),
-            bai_testkit::sandbox::desktop_sessions(),
-        )
-        .await;
+        let sb = start_sandbox().await.expect("sandbox");
         let r = with_app(&env, |c| {
             let sb = &sb;
             async move {
-                to_login_screen(&c).await?;
-                session_login(&c, sb, &sb.user().password, false).await?;
-                set_pref(&c, "keepInTray", false).await?;
-                let port = open_ssh_dialog(&c, "s1").await?;
-                close_dialog(&c).await?;
+                let port = login_with_a_tunnel(&c, sb, false).await?;
                 let _ = request_close(&c).await;
                 until_closed(port).await?;
                 Ok(())
